@@ -1,0 +1,290 @@
+//! JUnit XML → [`TestCase`]s, streamed with quick-xml (no DOM).
+//!
+//! Strict on structure (well-formed XML, a `<testsuites>` or `<testsuite>` root), lenient
+//! on values (missing or odd times, missing names, stray elements). Every rerun form is
+//! read as attempts of one test: Surefire/nextest `flakyFailure`/`flakyError`/
+//! `rerunFailure`/`rerunError`, and a `<testcase>` repeated within one report (Gradle
+//! without mergeReruns, gotestsum `--rerun-fails`, pytest-rerunfailures).
+
+mod parse;
+mod time;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+pub use parse::{parse_stream, Dialect, ReportInfo};
+pub use time::parse_time;
+
+use crate::model::{AttemptOutcome, Failure, TestCase, TestIdentity};
+
+/// Why a report was rejected, and where (a byte offset; see [`locate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub offset: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A parsed report: its test cases with repeated `<testcase>`s merged into attempts.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub cases: Vec<TestCase>,
+    pub info: ReportInfo,
+}
+
+impl Report {
+    /// Occurrences of `<testcase>` in the file, before reruns were merged.
+    pub fn testcase_elements(&self) -> u64 {
+        self.info.testcases
+    }
+}
+
+/// Parse a whole report held in memory.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Report, ParseError> {
+    parse_reader(bytes)
+}
+
+/// Parse a report from any reader; gzip and UTF-16 inputs are recognised by their magic.
+pub fn parse_reader<R: Read>(reader: R) -> Result<Report, ParseError> {
+    let mut merger = Merger::default();
+    let info = parse_any(reader, |case, dialect| {
+        merger.push(case, dialect);
+        Ok(())
+    })?;
+    Ok(Report {
+        cases: merger.finish(),
+        info,
+    })
+}
+
+/// Parse a report file.
+pub fn parse_file(path: &Path) -> Result<Report, FileError> {
+    let file = std::fs::File::open(path).map_err(|e| FileError::Io(e.to_string()))?;
+    parse_reader(file).map_err(|e| FileError::Parse(located(path, &e)))
+}
+
+/// A report that could not be read or parsed, ready to print as `path:line:column: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileError {
+    Io(String),
+    Parse(LocatedError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedError {
+    pub line: u64,
+    pub column: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for LocatedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.reason)
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Io(e) => write!(f, "0:0: cannot read: {e}"),
+            FileError::Parse(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Turn a parse error's byte offset into a 1-based line and column by rereading the file.
+/// Done only on the error path, so the hot path never counts newlines.
+pub fn located(path: &Path, err: &ParseError) -> LocatedError {
+    let (line, column) = std::fs::File::open(path)
+        .ok()
+        .and_then(|f| locate(decoded_reader(f).ok()?, err.offset).ok())
+        .unwrap_or((1, 1));
+    LocatedError {
+        line,
+        column,
+        reason: err.reason.clone(),
+    }
+}
+
+/// Same as [`located`] for a report held in memory.
+pub fn located_in(bytes: &[u8], err: &ParseError) -> LocatedError {
+    let (line, column) = decoded_reader(bytes)
+        .ok()
+        .and_then(|r| locate(r, err.offset).ok())
+        .unwrap_or((1, 1));
+    LocatedError {
+        line,
+        column,
+        reason: err.reason.clone(),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset in a stream.
+pub fn locate<R: BufRead>(mut reader: R, offset: u64) -> std::io::Result<(u64, u64)> {
+    let mut line = 1u64;
+    let mut column = 1u64;
+    let mut pos = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let take = buf.len().min((offset - pos) as usize);
+        for &b in &buf[..take] {
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xC0 != 0x80 {
+                // Count characters, not UTF-8 continuation bytes.
+                column += 1;
+            }
+        }
+        pos += take as u64;
+        reader.consume(take);
+        if pos >= offset {
+            break;
+        }
+    }
+    Ok((line, column))
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// A byte stream as the XML parser should see it: always UTF-8. A gzip'd report (often
+/// uploaded as `.xml`) is decompressed on the fly; UTF-16 with a BOM is transcoded.
+pub enum Decoded<R: BufRead> {
+    Plain(R),
+    Gzip(BufReader<flate2::bufread::MultiGzDecoder<R>>),
+    Transcoded(std::io::Cursor<Vec<u8>>),
+}
+
+/// Wrap a raw byte stream as [`Decoded`].
+pub fn decoded_reader<R: Read>(reader: R) -> std::io::Result<Decoded<BufReader<R>>> {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let head = reader.fill_buf()?;
+    if head.starts_with(&GZIP_MAGIC) {
+        return Ok(Decoded::Gzip(BufReader::with_capacity(
+            64 * 1024,
+            flate2::bufread::MultiGzDecoder::new(reader),
+        )));
+    }
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        let little = head[0] == 0xFF;
+        let mut raw = Vec::new();
+        reader.read_to_end(&mut raw)?;
+        let units: Vec<u16> = raw[2..]
+            .chunks_exact(2)
+            .map(|c| {
+                if little {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        let text = String::from_utf16_lossy(&units);
+        return Ok(Decoded::Transcoded(std::io::Cursor::new(text.into_bytes())));
+    }
+    Ok(Decoded::Plain(reader))
+}
+
+impl<R: BufRead> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Decoded::Plain(r) => r.read(buf),
+            Decoded::Gzip(r) => r.read(buf),
+            Decoded::Transcoded(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Decoded<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        match self {
+            Decoded::Plain(r) => r.fill_buf(),
+            Decoded::Gzip(r) => r.fill_buf(),
+            Decoded::Transcoded(r) => r.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        match self {
+            Decoded::Plain(r) => r.consume(amt),
+            Decoded::Gzip(r) => r.consume(amt),
+            Decoded::Transcoded(r) => r.consume(amt),
+        }
+    }
+}
+
+/// Stream-parse a report from any reader, calling `on_case` for each `<testcase>` element.
+pub fn parse_any<R: Read, F>(reader: R, on_case: F) -> Result<ReportInfo, ParseError>
+where
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+{
+    let decoded = decoded_reader(reader).map_err(io_error)?;
+    parse_stream(decoded, on_case)
+}
+
+fn io_error(e: std::io::Error) -> ParseError {
+    ParseError {
+        offset: 0,
+        reason: format!("cannot read report: {e}"),
+    }
+}
+
+/// Merges repeated `<testcase>` elements of one report into attempts of one test.
+#[derive(Default)]
+pub struct Merger {
+    index: HashMap<TestIdentity, usize>,
+    cases: Vec<TestCase>,
+}
+
+impl Merger {
+    pub fn push(&mut self, case: TestCase, dialect: Dialect) {
+        let id = case.identity();
+        match self.index.get(&id) {
+            None => {
+                self.index.insert(id, self.cases.len());
+                self.cases.push(case);
+            }
+            Some(&at) => {
+                let earlier = &mut self.cases[at];
+                if dialect == Dialect::Pytest {
+                    // pytest-rerunfailures writes each failed attempt as a bare <testcase/>
+                    // that reads as a pass. A rerun happens only after a failure, so the
+                    // attempts before this one must have failed.
+                    for attempt in &mut earlier.attempts {
+                        if attempt.outcome == AttemptOutcome::Passed && attempt.failure.is_none() {
+                            attempt.outcome = AttemptOutcome::Failed;
+                            attempt.failure = Some(Failure {
+                                kind: Some("rerun".into()),
+                                message: Some(
+                                    "failed attempt rerun by pytest-rerunfailures (no details recorded)"
+                                        .into(),
+                                ),
+                                body: None,
+                            });
+                        }
+                    }
+                }
+                earlier.attempts.extend(case.attempts);
+            }
+        }
+    }
+
+    pub fn finish(self) -> Vec<TestCase> {
+        self.cases
+    }
+}
+
+#[cfg(test)]
+mod tests;

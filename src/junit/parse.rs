@@ -1,0 +1,480 @@
+//! The streaming state machine over quick-xml events.
+
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::{parse_time, ParseError};
+use crate::model::{Attempt, AttemptOutcome, Failure, TestCase};
+
+/// Failure bodies (stack traces) are kept up to this many bytes: enough to fingerprint
+/// and to read, bounded so a runaway trace cannot blow memory.
+const BODY_CAP: usize = 8 * 1024;
+/// Deeper nesting than this is hostile input, not a test report.
+const MAX_DEPTH: usize = 256;
+
+/// Which producer wrote the report, where it changes how the report is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    Generic,
+    /// pytest's junitxml (`<testsuite name="pytest">`): repeated bare cases are reruns.
+    Pytest,
+}
+
+/// What the report says about itself, beyond its test cases.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportInfo {
+    /// `<testcase>` elements in the file.
+    pub testcases: u64,
+    /// `<testsuite>` elements in the file.
+    pub suites: u64,
+    /// Sum of the `time` of the outermost suites, when they give one.
+    pub time_s: Option<f64>,
+    /// The earliest `timestamp` attribute of a suite, as written.
+    pub timestamp: Option<String>,
+    pub dialect: Dialect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Suites,
+    Suite,
+    Case,
+    /// `<failure>`/`<error>`: the final attempt's failure.
+    Final,
+    /// `<flakyFailure>`/`<flakyError>`/`<rerunFailure>`/`<rerunError>`.
+    Rerun,
+    /// `<stackTrace>` inside a rerun element.
+    StackTrace,
+    Skipped,
+    Other,
+}
+
+#[derive(Default)]
+struct CaseBuilder {
+    classname: Option<String>,
+    name: Option<String>,
+    file: Option<String>,
+    time: Option<f64>,
+    final_failure: Option<(AttemptOutcome, Failure)>,
+    skipped: bool,
+    flaky: Vec<Attempt>,
+    reruns: Vec<Attempt>,
+    /// The rerun element being read, if any.
+    open_rerun: Option<(bool, Attempt)>,
+}
+
+struct SuiteFrame {
+    name: Option<String>,
+    file: Option<String>,
+}
+
+fn truncate_push(body: &mut String, text: &str) {
+    if body.len() >= BODY_CAP {
+        return;
+    }
+    let room = BODY_CAP - body.len();
+    if text.len() <= room {
+        body.push_str(text);
+    } else {
+        let mut cut = room;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        body.push_str(&text[..cut]);
+    }
+}
+
+fn attr_text(value: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(value);
+    match quick_xml::escape::unescape(&raw) {
+        Ok(text) => text.into_owned(),
+        // Lenient on values: an unknown entity stays as written, never expanded.
+        Err(_) => raw.into_owned(),
+    }
+}
+
+/// Read the attributes we care about from an element, leniently.
+fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], String)) {
+    for attr in e.attributes().with_checks(false).flatten() {
+        f(attr.key.local_name().as_ref(), attr_text(&attr.value));
+    }
+}
+
+fn failure_of(e: &BytesStart<'_>) -> Failure {
+    let mut failure = Failure::default();
+    attrs(e, |key, value| match key {
+        b"message" if !value.is_empty() => failure.message = Some(value),
+        b"type" if !value.is_empty() => failure.kind = Some(value),
+        _ => {}
+    });
+    failure
+}
+
+fn local(e: &BytesStart<'_>) -> Vec<u8> {
+    e.local_name().as_ref().to_vec()
+}
+
+/// Stream-parse one report, calling `on_case` for every `<testcase>` element as it closes.
+pub fn parse_stream<R: BufRead, F>(input: R, mut on_case: F) -> Result<ReportInfo, ParseError>
+where
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+{
+    let mut reader = Reader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+
+    let mut info = ReportInfo::default();
+    let mut stack: Vec<Elem> = Vec::with_capacity(16);
+    let mut suites: Vec<SuiteFrame> = Vec::new();
+    let mut case: Option<CaseBuilder> = None;
+    let mut seen_root = false;
+    let mut root_closed = false;
+    let mut buf = Vec::with_capacity(4096);
+
+    loop {
+        let event = reader.read_event_into(&mut buf).map_err(|e| ParseError {
+            offset: reader.error_position(),
+            reason: format!("malformed XML: {e}"),
+        })?;
+        let offset = reader.buffer_position();
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                let name = local(e);
+                if root_closed {
+                    return Err(ParseError {
+                        offset,
+                        reason: "malformed XML: more than one root element".into(),
+                    });
+                }
+                if !seen_root {
+                    seen_root = true;
+                    if name != b"testsuites" && name != b"testsuite" {
+                        return Err(ParseError {
+                            offset: 0,
+                            reason: format!(
+                                "not a JUnit report: root element is <{}>, expected <testsuites> or <testsuite>",
+                                String::from_utf8_lossy(&name)
+                            ),
+                        });
+                    }
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(ParseError {
+                        offset,
+                        reason: format!("elements nested deeper than {MAX_DEPTH} levels"),
+                    });
+                }
+                let parent = stack.last().copied();
+                let elem = open_element(&name, e, parent, &mut case, &mut suites, &mut info);
+                if empty {
+                    close_element(elem, &mut case, &mut suites, &mut info, &mut on_case)?;
+                    if stack.is_empty() {
+                        root_closed = true;
+                    }
+                } else {
+                    stack.push(elem);
+                }
+            }
+            Event::End(_) => {
+                let elem = stack.pop().ok_or_else(|| ParseError {
+                    offset,
+                    reason: "malformed XML: closing tag without an opening tag".into(),
+                })?;
+                close_element(elem, &mut case, &mut suites, &mut info, &mut on_case)?;
+                if stack.is_empty() {
+                    root_closed = true;
+                }
+            }
+            Event::Text(ref t) => {
+                let raw = t.as_ref();
+                if stack.is_empty() {
+                    if raw.iter().any(|b| !b.is_ascii_whitespace()) {
+                        return Err(ParseError {
+                            offset,
+                            reason: if seen_root {
+                                "malformed XML: text after the root element".into()
+                            } else {
+                                "not a JUnit report: text before the root element".into()
+                            },
+                        });
+                    }
+                } else if let Some(body) = body_target(&stack, &mut case) {
+                    truncate_push(body, &String::from_utf8_lossy(raw));
+                }
+            }
+            Event::CData(ref t) => {
+                if stack.is_empty() {
+                    return Err(ParseError {
+                        offset,
+                        reason: "malformed XML: CDATA outside the root element".into(),
+                    });
+                }
+                if let Some(body) = body_target(&stack, &mut case) {
+                    truncate_push(body, &String::from_utf8_lossy(t.as_ref()));
+                }
+            }
+            Event::GeneralRef(ref r) => {
+                if let Some(body) = body_target(&stack, &mut case) {
+                    let resolved = match r.resolve_char_ref() {
+                        Ok(Some(ch)) => Some(ch.to_string()),
+                        _ => quick_xml::escape::resolve_predefined_entity(
+                            &String::from_utf8_lossy(r.as_ref()),
+                        )
+                        .map(str::to_string),
+                    };
+                    // Custom entities are never expanded (no billion laughs): kept as written.
+                    let text = resolved
+                        .unwrap_or_else(|| format!("&{};", String::from_utf8_lossy(r.as_ref())));
+                    truncate_push(body, &text);
+                }
+            }
+            Event::Eof => {
+                if !seen_root {
+                    return Err(ParseError {
+                        offset,
+                        reason: "empty report: no root element".into(),
+                    });
+                }
+                if let Some(open) = stack.first() {
+                    return Err(ParseError {
+                        offset,
+                        reason: format!(
+                            "unexpected end of file: {} still open (truncated report?)",
+                            describe(*open, stack.len())
+                        ),
+                    });
+                }
+                break;
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+        buf.clear();
+    }
+    Ok(info)
+}
+
+fn describe(root: Elem, depth: usize) -> String {
+    let name = match root {
+        Elem::Suites => "<testsuites>",
+        _ => "<testsuite>",
+    };
+    format!("{name} ({depth} element(s))")
+}
+
+fn body_target<'a>(stack: &[Elem], case: &'a mut Option<CaseBuilder>) -> Option<&'a mut String> {
+    let top = *stack.last()?;
+    let case = case.as_mut()?;
+    match top {
+        Elem::Final => case
+            .final_failure
+            .as_mut()
+            .map(|(_, f)| f.body.get_or_insert_with(String::new)),
+        Elem::Rerun | Elem::StackTrace => case
+            .open_rerun
+            .as_mut()
+            .and_then(|(_, a)| a.failure.as_mut())
+            .map(|f| f.body.get_or_insert_with(String::new)),
+        _ => None,
+    }
+}
+
+fn open_element(
+    name: &[u8],
+    e: &BytesStart<'_>,
+    parent: Option<Elem>,
+    case: &mut Option<CaseBuilder>,
+    suites: &mut Vec<SuiteFrame>,
+    info: &mut ReportInfo,
+) -> Elem {
+    let in_case = matches!(parent, Some(Elem::Case));
+    match name {
+        b"testsuites" if parent.is_none() => {
+            attrs(e, |key, value| {
+                if key == b"time" {
+                    // The root's total wins over summing suites.
+                    info.time_s = parse_time(&value).or(info.time_s);
+                }
+            });
+            Elem::Suites
+        }
+        b"testsuite" if case.is_none() => {
+            info.suites += 1;
+            let mut frame = SuiteFrame {
+                name: None,
+                file: None,
+            };
+            let outermost = !matches!(parent, Some(Elem::Suite));
+            attrs(e, |key, value| match key {
+                b"name" => frame.name = Some(value),
+                b"file" | b"filepath" => frame.file = Some(value),
+                b"time" if outermost && parent.is_none() => info.time_s = parse_time(&value),
+                b"time" if outermost => {
+                    if let Some(t) = parse_time(&value) {
+                        *info.time_s.get_or_insert(0.0) += t;
+                    }
+                }
+                b"timestamp" if !value.is_empty() => {
+                    if info.timestamp.as_ref().is_none_or(|t| value < *t) {
+                        info.timestamp = Some(value);
+                    }
+                }
+                _ => {}
+            });
+            if frame.name.as_deref() == Some("pytest") {
+                info.dialect = Dialect::Pytest;
+            }
+            suites.push(frame);
+            Elem::Suite
+        }
+        b"testcase" if case.is_none() => {
+            info.testcases += 1;
+            let mut builder = CaseBuilder::default();
+            attrs(e, |key, value| match key {
+                b"name" => builder.name = Some(value),
+                b"classname" | b"class" => builder.classname = Some(value),
+                b"file" | b"filepath" => builder.file = Some(value),
+                b"time" | b"duration" => builder.time = parse_time(&value),
+                b"status" | b"result" => {
+                    let v = value.to_ascii_lowercase();
+                    if matches!(
+                        v.as_str(),
+                        "skipped" | "skip" | "disabled" | "notrun" | "not_run" | "ignored" | "pending"
+                    ) {
+                        builder.skipped = true;
+                    }
+                }
+                b"skipped" | b"ignored" => {
+                    if value == "true" {
+                        builder.skipped = true;
+                    }
+                }
+                _ => {}
+            });
+            *case = Some(builder);
+            Elem::Case
+        }
+        b"failure" | b"error" if in_case => {
+            let c = case.as_mut().expect("in case");
+            // Several results in one testcase are one failed attempt: keep the first details.
+            if c.final_failure.is_none() {
+                let outcome = if name == b"error" {
+                    AttemptOutcome::Errored
+                } else {
+                    AttemptOutcome::Failed
+                };
+                c.final_failure = Some((outcome, failure_of(e)));
+                Elem::Final
+            } else {
+                Elem::Other
+            }
+        }
+        b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" if in_case => {
+            let c = case.as_mut().expect("in case");
+            let outcome = if name.ends_with(b"Error") {
+                AttemptOutcome::Errored
+            } else {
+                AttemptOutcome::Failed
+            };
+            let mut duration = None;
+            attrs(e, |key, value| {
+                if key == b"time" {
+                    duration = parse_time(&value);
+                }
+            });
+            let attempt = Attempt {
+                outcome,
+                duration_s: duration,
+                failure: Some(failure_of(e)),
+            };
+            c.open_rerun = Some((name.starts_with(b"flaky"), attempt));
+            Elem::Rerun
+        }
+        b"stackTrace" if matches!(parent, Some(Elem::Rerun)) => Elem::StackTrace,
+        b"skipped" if in_case => {
+            case.as_mut().expect("in case").skipped = true;
+            Elem::Skipped
+        }
+        _ => Elem::Other,
+    }
+}
+
+fn close_element<F>(
+    elem: Elem,
+    case: &mut Option<CaseBuilder>,
+    suites: &mut Vec<SuiteFrame>,
+    info: &mut ReportInfo,
+    on_case: &mut F,
+) -> Result<(), ParseError>
+where
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+{
+    match elem {
+        Elem::Suite => {
+            suites.pop();
+        }
+        Elem::Rerun => {
+            if let Some(c) = case.as_mut() {
+                if let Some((flaky, attempt)) = c.open_rerun.take() {
+                    if flaky {
+                        c.flaky.push(attempt);
+                    } else {
+                        c.reruns.push(attempt);
+                    }
+                }
+            }
+        }
+        Elem::Case => {
+            if let Some(builder) = case.take() {
+                on_case(finish_case(builder, suites), info.dialect)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn finish_case(b: CaseBuilder, suites: &[SuiteFrame]) -> TestCase {
+    let suite = suites.iter().rev().find_map(|s| s.name.clone());
+    let file = b
+        .file
+        .or_else(|| suites.iter().rev().find_map(|s| s.file.clone()));
+    // Without a classname, the suite names the test (Jest, Catch2, some converters).
+    let classname = b
+        .classname
+        .filter(|c| !c.is_empty())
+        .or_else(|| suite.clone())
+        .unwrap_or_default();
+    let name = b.name.unwrap_or_default();
+
+    let mut attempts = Vec::with_capacity(1 + b.flaky.len() + b.reruns.len());
+    // Flaky attempts failed before the final one; rerun attempts failed after it.
+    attempts.extend(b.flaky);
+    let last = match b.final_failure {
+        Some((outcome, failure)) => Attempt {
+            outcome,
+            duration_s: b.time,
+            failure: Some(failure),
+        },
+        None => Attempt {
+            outcome: if b.skipped {
+                AttemptOutcome::Skipped
+            } else {
+                AttemptOutcome::Passed
+            },
+            duration_s: b.time,
+            failure: None,
+        },
+    };
+    attempts.push(last);
+    attempts.extend(b.reruns);
+    TestCase {
+        classname,
+        name,
+        file,
+        suite,
+        attempts,
+    }
+}

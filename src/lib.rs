@@ -1,0 +1,8 @@
+//! flakehound: a flaky-test detection engine.
+//!
+//! The modules follow the pipeline: [`junit`] parses reports, [`store`] keeps them in
+//! SQLite, [`score`] tells flaky from broken, [`impact`] estimates what a fix saves, and
+//! [`report`] and [`quarantine`] publish the results.
+
+pub mod model;
+pub mod junit;

@@ -1,0 +1,244 @@
+//! Data passed between the pipeline stages: a parsed test case with its attempts,
+//! the run metadata a CI job hands us, and the stable test identity.
+
+use serde::Serialize;
+
+/// How one attempt of a test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    Passed,
+    /// An assertion failure (`<failure>`, `<flakyFailure>`, `<rerunFailure>`).
+    Failed,
+    /// An unexpected error (`<error>`, `<flakyError>`, `<rerunError>`).
+    Errored,
+    Skipped,
+}
+
+impl AttemptOutcome {
+    pub fn is_failure(self) -> bool {
+        matches!(self, AttemptOutcome::Failed | AttemptOutcome::Errored)
+    }
+}
+
+/// Failure details of one failed attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    /// The `type` attribute, e.g. `java.lang.AssertionError`.
+    pub kind: Option<String>,
+    pub message: Option<String>,
+    /// Text content (stack trace). Capped by the parser so a huge trace cannot blow memory.
+    pub body: Option<String>,
+}
+
+/// One attempt of a test within one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub outcome: AttemptOutcome,
+    pub duration_s: Option<f64>,
+    pub failure: Option<Failure>,
+}
+
+/// One test's result in one report: every attempt (reruns merged), in the order they ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCase {
+    pub classname: String,
+    pub name: String,
+    pub file: Option<String>,
+    /// The innermost `<testsuite name>` around the case.
+    pub suite: Option<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// The outcome of a test in a whole run, after in-run reruns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Passed,
+    /// Passed on a rerun inside the run after at least one failed attempt.
+    Flaky,
+    /// Every executed attempt failed.
+    Failed,
+    Skipped,
+}
+
+impl RunOutcome {
+    pub fn code(self) -> u8 {
+        match self {
+            RunOutcome::Passed => 0,
+            RunOutcome::Flaky => 1,
+            RunOutcome::Failed => 2,
+            RunOutcome::Skipped => 3,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => RunOutcome::Passed,
+            1 => RunOutcome::Flaky,
+            2 => RunOutcome::Failed,
+            3 => RunOutcome::Skipped,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Passed => "passed",
+            RunOutcome::Flaky => "flaky",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+impl TestCase {
+    pub fn identity(&self) -> TestIdentity {
+        TestIdentity::new(&self.classname, &self.name, self.file.as_deref())
+    }
+
+    /// Attempts that ran (not skipped).
+    pub fn executed_attempts(&self) -> usize {
+        self.attempts
+            .iter()
+            .filter(|a| a.outcome != AttemptOutcome::Skipped)
+            .count()
+    }
+
+    pub fn failed_attempts(&self) -> usize {
+        self.attempts
+            .iter()
+            .filter(|a| a.outcome.is_failure())
+            .count()
+    }
+
+    pub fn run_outcome(&self) -> RunOutcome {
+        let executed = self.executed_attempts();
+        let failed = self.failed_attempts();
+        if executed == 0 {
+            RunOutcome::Skipped
+        } else if failed == 0 {
+            RunOutcome::Passed
+        } else if failed < executed {
+            RunOutcome::Flaky
+        } else {
+            RunOutcome::Failed
+        }
+    }
+
+    /// Wall time of all attempts, in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.attempts.iter().filter_map(|a| a.duration_s).sum()
+    }
+}
+
+/// The stable identity of a test: the fields that name it, hashed with blake3.
+///
+/// Timestamps, hostnames and durations never enter it, so the same test keeps its
+/// identity across runs, machines and jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TestIdentity(pub i64);
+
+impl TestIdentity {
+    pub fn new(classname: &str, name: &str, file: Option<&str>) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        // Length-prefix each part so ("a.b", "c") and ("a", "b.c") never collide.
+        for part in [classname, name, file.unwrap_or("")] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let bytes = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes.as_bytes()[..8]);
+        TestIdentity(i64::from_le_bytes(first))
+    }
+
+    /// The 16-hex-digit form printed in outputs and accepted by `show`.
+    pub fn hex(self) -> String {
+        format!("{:016x}", self.0 as u64)
+    }
+
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 16 {
+            return None;
+        }
+        u64::from_str_radix(text, 16)
+            .ok()
+            .map(|v| TestIdentity(v as i64))
+    }
+}
+
+/// A human-readable test name: `classname.name`, or `name` alone when there is no class.
+pub fn readable_name(classname: &str, name: &str) -> String {
+    if classname.is_empty() {
+        name.to_string()
+    } else if name.starts_with(classname) {
+        // Some dialects (Jest, Go) already prefix the name with its suite.
+        name.to_string()
+    } else {
+        format!("{classname}.{name}")
+    }
+}
+
+/// Everything that identifies one run: one execution (attempt) of a job on a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunMeta {
+    pub commit: String,
+    pub branch: String,
+    pub job: String,
+    pub run_id: String,
+    pub attempt: u32,
+    /// Start of the run, in seconds since the Unix epoch (UTC).
+    pub started_at: i64,
+    /// The job's wall time in seconds, when the caller knows it.
+    pub duration_s: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(outcome: AttemptOutcome) -> Attempt {
+        Attempt {
+            outcome,
+            duration_s: Some(0.5),
+            failure: None,
+        }
+    }
+
+    fn case(outcomes: &[AttemptOutcome]) -> TestCase {
+        TestCase {
+            classname: "com.acme.PaymentServiceIT".into(),
+            name: "refundsTwice".into(),
+            file: None,
+            suite: None,
+            attempts: outcomes.iter().copied().map(attempt).collect(),
+        }
+    }
+
+    #[test]
+    fn run_outcome_merges_attempts() {
+        use AttemptOutcome::*;
+        assert_eq!(case(&[Passed]).run_outcome(), RunOutcome::Passed);
+        assert_eq!(case(&[Failed, Passed]).run_outcome(), RunOutcome::Flaky);
+        assert_eq!(case(&[Errored, Failed]).run_outcome(), RunOutcome::Failed);
+        assert_eq!(case(&[Skipped]).run_outcome(), RunOutcome::Skipped);
+        assert_eq!(case(&[Skipped, Failed]).run_outcome(), RunOutcome::Failed);
+    }
+
+    #[test]
+    fn identity_is_stable_and_separates_parts() {
+        let a = TestIdentity::new("a.b", "c", None);
+        assert_eq!(a, TestIdentity::new("a.b", "c", None));
+        assert_ne!(a, TestIdentity::new("a", "b.c", None));
+        assert_ne!(a, TestIdentity::new("a.b", "c", Some("x.py")));
+        assert_eq!(TestIdentity::from_hex(&a.hex()), Some(a));
+    }
+
+    #[test]
+    fn readable_name_avoids_double_prefix() {
+        assert_eq!(readable_name("pkg.Cls", "test_x"), "pkg.Cls.test_x");
+        assert_eq!(readable_name("", "test_x"), "test_x");
+        assert_eq!(readable_name("TestFoo", "TestFoo/sub"), "TestFoo/sub");
+    }
+}
