@@ -4,5 +4,8 @@
 //! SQLite, [`score`] tells flaky from broken, [`impact`] estimates what a fix saves, and
 //! [`report`] and [`quarantine`] publish the results.
 
-pub mod model;
+pub mod error;
+pub mod fingerprint;
 pub mod junit;
+pub mod model;
+pub mod store;

@@ -181,7 +181,7 @@ pub fn readable_name(classname: &str, name: &str) -> String {
 }
 
 /// Everything that identifies one run: one execution (attempt) of a job on a commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunMeta {
     pub commit: String,
     pub branch: String,

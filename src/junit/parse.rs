@@ -341,7 +341,13 @@ fn open_element(
                     let v = value.to_ascii_lowercase();
                     if matches!(
                         v.as_str(),
-                        "skipped" | "skip" | "disabled" | "notrun" | "not_run" | "ignored" | "pending"
+                        "skipped"
+                            | "skip"
+                            | "disabled"
+                            | "notrun"
+                            | "not_run"
+                            | "ignored"
+                            | "pending"
                     ) {
                         builder.skipped = true;
                     }
@@ -436,7 +442,24 @@ where
     Ok(())
 }
 
-fn finish_case(b: CaseBuilder, suites: &[SuiteFrame]) -> TestCase {
+fn trim_body(failure: &mut Failure) {
+    if let Some(body) = failure.body.take() {
+        let trimmed = body.trim();
+        if !trimmed.is_empty() {
+            failure.body = Some(trimmed.to_string());
+        }
+    }
+}
+
+fn finish_case(mut b: CaseBuilder, suites: &[SuiteFrame]) -> TestCase {
+    for attempt in b.flaky.iter_mut().chain(b.reruns.iter_mut()) {
+        if let Some(f) = attempt.failure.as_mut() {
+            trim_body(f);
+        }
+    }
+    if let Some((_, f)) = b.final_failure.as_mut() {
+        trim_body(f);
+    }
     let suite = suites.iter().rev().find_map(|s| s.name.clone());
     let file = b
         .file

@@ -46,7 +46,10 @@ fn rerun_failure_means_every_attempt_failed() {
     let c = &r.cases[0];
     assert_eq!(c.attempts.len(), 2);
     assert_eq!(c.run_outcome(), RunOutcome::Failed);
-    assert_eq!(c.attempts[0].failure.as_ref().unwrap().body.as_deref(), Some("trace"));
+    assert_eq!(
+        c.attempts[0].failure.as_ref().unwrap().body.as_deref(),
+        Some("trace")
+    );
 }
 
 #[test]

@@ -1,0 +1,173 @@
+//! Failure fingerprints: one cause should give one fingerprint, however the message varies
+//! from run to run (numbers, hex addresses, temp paths, ids).
+
+/// Longest normalised text kept; causes differ early in the message.
+const MAX_LEN: usize = 240;
+
+/// The normalised text of a failure: its type and message (or the first line of its body)
+/// with numbers, hex, UUIDs and paths masked, whitespace collapsed.
+pub fn normalize(kind: Option<&str>, message: Option<&str>, body: Option<&str>) -> String {
+    let message = message
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| body.and_then(|b| b.lines().map(str::trim).find(|l| !l.is_empty())))
+        .unwrap_or("");
+    let mut out = String::with_capacity(64);
+    if let Some(kind) = kind.filter(|k| !k.is_empty()) {
+        out.push_str(kind);
+        out.push_str(": ");
+    }
+    mask(message.lines().next().unwrap_or(""), &mut out);
+    if out.len() > MAX_LEN {
+        let mut cut = MAX_LEN;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+/// The fingerprint id of a normalised text.
+pub fn id(normalized: &str) -> i64 {
+    let hash = blake3::hash(normalized.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    i64::from_le_bytes(first)
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+fn mask(text: &str, out: &mut String) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let mut last_space = true;
+    while i < chars.len() {
+        let c = chars[i];
+        let at_word_start = i == 0 || !is_word(chars[i - 1]);
+        // A path: `/x/y`, `./x`, `C:\x` — up to whitespace or a quote.
+        let path_start = (c == '/' && i + 1 < chars.len() && chars[i + 1] != ' ' && at_word_start)
+            || (c.is_ascii_alphabetic()
+                && at_word_start
+                && chars.get(i + 1) == Some(&':')
+                && chars.get(i + 2) == Some(&'\\'));
+        if path_start {
+            let mut j = i;
+            while j < chars.len() && !chars[j].is_whitespace() && !"'\"()[]<>,;".contains(chars[j])
+            {
+                j += 1;
+            }
+            // A lone `/` between words (e.g. "and/or") is not a path.
+            if chars[i..j]
+                .iter()
+                .filter(|&&ch| ch == '/' || ch == '\\')
+                .count()
+                >= 2
+            {
+                out.push_str("<path>");
+                i = j;
+                last_space = false;
+                continue;
+            }
+        }
+        if at_word_start && (c.is_ascii_digit() || (c == '0' && chars.get(i + 1) == Some(&'x'))) {
+            let mut j = i;
+            let hex = c == '0' && matches!(chars.get(i + 1), Some('x') | Some('X'));
+            if hex {
+                j += 2;
+            }
+            while j < chars.len()
+                && (chars[j].is_ascii_hexdigit()
+                    || chars[j] == '.'
+                    || chars[j] == '-'
+                    || chars[j] == '_')
+            {
+                j += 1;
+            }
+            // Units glued to numbers ("3012ms") stay: they carry meaning.
+            let hexy = hex || chars[i..j].iter().any(|ch| ch.is_ascii_alphabetic());
+            out.push_str(if hexy { "<hex>" } else { "<n>" });
+            i = j;
+            last_space = false;
+            continue;
+        }
+        if at_word_start && c.is_ascii_hexdigit() {
+            // Long hex runs (hashes, UUID parts, object ids) that contain a digit.
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_hexdigit() || chars[j] == '-') {
+                j += 1;
+            }
+            let run = &chars[i..j];
+            let ends_word = j == chars.len() || !is_word(chars[j]);
+            if ends_word && run.len() >= 8 && run.iter().any(|ch| ch.is_ascii_digit()) {
+                out.push_str("<hex>");
+                i = j;
+                last_space = false;
+                continue;
+            }
+        }
+        if c.is_whitespace() {
+            if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+        } else {
+            out.push(c);
+            last_space = false;
+        }
+        i += 1;
+    }
+    while out.ends_with(' ') {
+        out.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_hex_and_paths_do_not_split_a_cause() {
+        let a = normalize(
+            Some("java.net.SocketTimeoutException"),
+            Some("Timeout after 3012 ms waiting for 0x7f3a2c at /tmp/run-81/sock"),
+            None,
+        );
+        let b = normalize(
+            Some("java.net.SocketTimeoutException"),
+            Some("Timeout after 45 ms waiting for 0xdeadbeef at /tmp/run-2/sock"),
+            None,
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            "java.net.SocketTimeoutException: Timeout after <n> ms waiting for <hex> at <path>"
+        );
+        assert_eq!(id(&a), id(&b));
+    }
+
+    #[test]
+    fn different_causes_stay_apart() {
+        let a = normalize(None, Some("expected 3 but was 4"), None);
+        let b = normalize(None, Some("connection refused"), None);
+        assert_ne!(a, b);
+        assert_eq!(a, "expected <n> but was <n>");
+    }
+
+    #[test]
+    fn falls_back_to_first_body_line_and_masks_ids() {
+        let n = normalize(
+            None,
+            None,
+            Some("\n  AssertionError: job 3f2a9c1e-77aa-4b1c-9e0f-1234567890ab failed\n  at x"),
+        );
+        assert_eq!(n, "AssertionError: job <hex> failed");
+    }
+
+    #[test]
+    fn words_and_slashes_survive() {
+        let n = normalize(None, Some("read and/or write failed for user2"), None);
+        assert_eq!(n, "read and/or write failed for user2");
+    }
+}

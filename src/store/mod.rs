@@ -1,0 +1,132 @@
+//! The SQLite store: the only module that speaks SQL.
+//!
+//! Writes go through a [`Batch`] (one `BEGIN IMMEDIATE` transaction, prepared statements,
+//! retried on `SQLITE_BUSY`), so a crash leaves whole report files or nothing. Reads are
+//! plain methods on [`Store`] that return domain rows.
+
+mod migrate;
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+pub use migrate::SCHEMA_VERSION;
+pub use read::{FailureRow, FingerprintRow, ResultRow, RunFilter, RunRow, TestCounts, TestRow};
+pub use write::{Batch, FileTally};
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate a database for reading and writing.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|e| db_error(path, "cannot open", e))?;
+        Self::setup(conn, path, true)
+    }
+
+    /// Open an existing database without ever writing to it.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(Error::Usage(format!(
+                "database {} does not exist; run `flakehound ingest` first",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error(path, "cannot open", e))?;
+        Self::setup(conn, path, false)
+    }
+
+    /// An in-memory database, for tests and benches.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| db_error(Path::new(":memory:"), "cannot open", e))?;
+        Self::setup(conn, Path::new(":memory:"), true)
+    }
+
+    fn setup(conn: Connection, path: &Path, writable: bool) -> Result<Store> {
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_error(path, "cannot set busy timeout", e))?;
+        // Refuse a newer schema before anything (even the WAL switch) touches the file.
+        migrate::check_version(&conn, path)?;
+        if writable {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| db_error(path, "cannot enable WAL", e))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| db_error(path, "cannot set synchronous", e))?;
+            migrate::migrate(&conn, path)?;
+        } else if migrate::current_version(&conn, path)? < SCHEMA_VERSION {
+            return Err(Error::Usage(format!(
+                "database {} is at an older schema; open it once with a writing command (e.g. `flakehound ingest`) to migrate it",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "cache_size", -64_000i64)
+            .map_err(|e| db_error(path, "cannot set cache size", e))?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<()> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.err("integrity check failed", e))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Other(format!(
+                "database {} is corrupt: {verdict}",
+                self.path.display()
+            )))
+        }
+    }
+
+    fn err(&self, context: &str, source: rusqlite::Error) -> Error {
+        db_error(&self.path, context, source)
+    }
+}
+
+pub(crate) fn db_error(path: &Path, context: &str, source: rusqlite::Error) -> Error {
+    let context = match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => format!("{context}: the disk is full"),
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            format!("{context}: the database is read-only (check file and folder permissions)")
+        }
+        Some(rusqlite::ErrorCode::CannotOpen) => {
+            format!("{context}: cannot open the file (does the folder exist?)")
+        }
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            format!("{context}: the file is not a SQLite database")
+        }
+        _ => context.to_string(),
+    };
+    Error::Db {
+        path: path.to_path_buf(),
+        context,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests;

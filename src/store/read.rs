@@ -1,0 +1,430 @@
+//! The read path: runs, tests, results and failures as domain rows, in a stable order.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, params_from_iter};
+use serde::Serialize;
+
+use super::Store;
+use crate::error::Result;
+use crate::model::{readable_name, TestIdentity};
+
+/// Which runs to read.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Runs that started at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Runs that started at or before this time.
+    pub until: Option<i64>,
+    pub branch: Option<String>,
+    pub job: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    #[serde(skip)]
+    pub run_key: i64,
+    pub commit: String,
+    pub branch: String,
+    pub job: String,
+    pub run_id: String,
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration_s: Option<f64>,
+    /// Sum of the report times, the fallback for the job's duration.
+    pub tests_time_s: f64,
+}
+
+impl RunRow {
+    /// The job's wall time: as given at ingest, else the sum of its reports' times.
+    pub fn wall_time_s(&self) -> f64 {
+        self.duration_s.unwrap_or(self.tests_time_s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultRow {
+    pub run_key: i64,
+    pub test_id: i64,
+    pub outcome: u8,
+    pub attempts: u32,
+    pub failures: u32,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureRow {
+    pub run_key: i64,
+    pub test_id: i64,
+    pub attempt: u32,
+    pub is_error: bool,
+    pub fingerprint: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FingerprintRow {
+    pub normalized: String,
+    pub sample: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestRow {
+    #[serde(skip)]
+    pub test_id: i64,
+    pub classname: String,
+    pub name: String,
+    pub file: Option<String>,
+    pub suite: Option<String>,
+}
+
+impl TestRow {
+    pub fn identity(&self) -> TestIdentity {
+        TestIdentity(self.test_id)
+    }
+
+    pub fn readable(&self) -> String {
+        readable_name(&self.classname, &self.name)
+    }
+}
+
+/// A test with its result counts over the whole history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestCounts {
+    pub test_id: String,
+    pub classname: String,
+    pub name: String,
+    pub file: Option<String>,
+    pub runs: u64,
+    pub attempts: u64,
+    pub passed: u64,
+    pub flaky: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+/// Keep SQL parameter lists well under SQLite's limit.
+const CHUNK: usize = 500;
+
+impl Store {
+    /// The start of the newest run, the default "now" of every query.
+    pub fn newest_run_start(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT MAX(started_at) FROM run", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot read runs", e))
+    }
+
+    /// Runs matching the filter, oldest first, in a stable order.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let mut sql = String::from(
+            "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s
+             FROM run WHERE 1 = 1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(since) = filter.since {
+            sql.push_str(" AND started_at >= ?");
+            args.push(since.into());
+        }
+        if let Some(until) = filter.until {
+            sql.push_str(" AND started_at <= ?");
+            args.push(until.into());
+        }
+        if let Some(branch) = &filter.branch {
+            sql.push_str(" AND branch = ?");
+            args.push(branch.clone().into());
+        }
+        if let Some(job) = &filter.job {
+            sql.push_str(" AND job = ?");
+            args.push(job.clone().into());
+        }
+        sql.push_str(" ORDER BY started_at, job, ci_run_id, attempt, commit_sha");
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| self.err("cannot read runs", e))?;
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| {
+                Ok(RunRow {
+                    run_key: r.get(0)?,
+                    commit: r.get(1)?,
+                    branch: r.get(2)?,
+                    job: r.get(3)?,
+                    run_id: r.get(4)?,
+                    attempt: r.get(5)?,
+                    started_at: r.get(6)?,
+                    duration_s: r.get(7)?,
+                    tests_time_s: r.get(8)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err("cannot read runs", e))?;
+        Ok(rows)
+    }
+
+    /// Number of report files stored per run key.
+    pub fn report_counts(&self) -> Result<HashMap<i64, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run_key, COUNT(*) FROM report_file GROUP BY run_key")
+            .map_err(|e| self.err("cannot read reports", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<HashMap<_, _>, _>>())
+            .map_err(|e| self.err("cannot read reports", e))?;
+        Ok(rows)
+    }
+
+    /// Call `f` for every result of the given runs, run by run.
+    pub fn for_each_result(&self, run_keys: &[i64], mut f: impl FnMut(ResultRow)) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT test_id, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
+            )
+            .map_err(|e| self.err("cannot read results", e))?;
+        for &run_key in run_keys {
+            let mut rows = stmt
+                .query(params![run_key])
+                .map_err(|e| self.err("cannot read results", e))?;
+            while let Some(r) = rows
+                .next()
+                .map_err(|e| self.err("cannot read results", e))?
+            {
+                f(ResultRow {
+                    run_key,
+                    test_id: r.get(0).map_err(|e| self.err("bad result row", e))?,
+                    outcome: r.get(1).map_err(|e| self.err("bad result row", e))?,
+                    attempts: r.get(2).map_err(|e| self.err("bad result row", e))?,
+                    failures: r.get(3).map_err(|e| self.err("bad result row", e))?,
+                    duration_ms: r.get(4).map_err(|e| self.err("bad result row", e))?,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One test's result in one run, if it ran there.
+    pub fn result(&self, run_key: i64, test_id: i64) -> Result<Option<ResultRow>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached(
+                "SELECT outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1 AND test_id = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![run_key, test_id], |r| {
+                    Ok(ResultRow {
+                        run_key,
+                        test_id,
+                        outcome: r.get(0)?,
+                        attempts: r.get(1)?,
+                        failures: r.get(2)?,
+                        duration_ms: r.get(3)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.err("cannot read a result", e))
+    }
+
+    /// Every failed attempt in the given runs, ordered by run, test and attempt.
+    pub fn failures(&self, run_keys: &[i64]) -> Result<Vec<FailureRow>> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT test_id, attempt, is_error, fingerprint FROM failure WHERE run_key = ?1
+                 ORDER BY test_id, attempt",
+            )
+            .map_err(|e| self.err("cannot read failures", e))?;
+        for &run_key in run_keys {
+            let rows = stmt
+                .query_map(params![run_key], |r| {
+                    Ok(FailureRow {
+                        run_key,
+                        test_id: r.get(0)?,
+                        attempt: r.get(1)?,
+                        is_error: r.get(2)?,
+                        fingerprint: r.get(3)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.err("cannot read failures", e))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Failure messages of one test in one run (type, message), by attempt.
+    pub fn failure_messages(
+        &self,
+        run_key: i64,
+        test_id: i64,
+    ) -> Result<Vec<(u32, Option<String>, Option<String>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT attempt, type, message FROM failure WHERE run_key = ?1 AND test_id = ?2 ORDER BY attempt",
+            )
+            .map_err(|e| self.err("cannot read failures", e))?;
+        let rows = stmt
+            .query_map(params![run_key, test_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err("cannot read failures", e))?;
+        Ok(rows)
+    }
+
+    pub fn fingerprints(&self, ids: &[i64]) -> Result<HashMap<i64, FingerprintRow>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT fingerprint, normalized, sample FROM fingerprint WHERE fingerprint IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self
+                .conn
+                .prepare(&sql)
+                .map_err(|e| self.err("cannot read fingerprints", e))?;
+            let rows = stmt
+                .query_map(params_from_iter(chunk), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        FingerprintRow {
+                            normalized: r.get(1)?,
+                            sample: r.get(2)?,
+                        },
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.err("cannot read fingerprints", e))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    pub fn tests_by_id(&self, ids: &[i64]) -> Result<HashMap<i64, TestRow>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT test_id, classname, name, file, suite FROM test WHERE test_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self
+                .conn
+                .prepare(&sql)
+                .map_err(|e| self.err("cannot read tests", e))?;
+            let rows = stmt
+                .query_map(params_from_iter(chunk), test_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.err("cannot read tests", e))?;
+            out.extend(rows.into_iter().map(|t| (t.test_id, t)));
+        }
+        Ok(out)
+    }
+
+    /// Tests matching a user's query: a 16-hex-digit test id, an exact readable name
+    /// (`Class.method`), or else a substring of it. Sorted by readable name.
+    pub fn find_tests(&self, query: &str) -> Result<Vec<TestRow>> {
+        if let Some(id) = TestIdentity::from_hex(query) {
+            let found = self.tests_by_id(&[id.0])?;
+            if let Some(t) = found.into_values().next() {
+                return Ok(vec![t]);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT test_id, classname, name, file, suite FROM test
+                 WHERE instr(classname || '.' || name, ?1) > 0 OR instr(name, ?1) > 0",
+            )
+            .map_err(|e| self.err("cannot search tests", e))?;
+        let mut rows = stmt
+            .query_map(params![query], test_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err("cannot search tests", e))?;
+        let exact: Vec<TestRow> = rows
+            .iter()
+            .filter(|t| t.readable() == query || t.name == query)
+            .cloned()
+            .collect();
+        if !exact.is_empty() {
+            rows = exact;
+        }
+        rows.sort_by(|a, b| (a.readable(), a.test_id).cmp(&(b.readable(), b.test_id)));
+        Ok(rows)
+    }
+
+    /// Every test with its result counts over the whole history, sorted by name.
+    pub fn test_counts(&self) -> Result<Vec<TestCounts>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.test_id, t.classname, t.name, t.file,
+                        COUNT(*), SUM(r.attempts),
+                        SUM(CASE WHEN r.outcome = 0 THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN r.outcome = 1 THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN r.outcome = 2 THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN r.outcome = 3 THEN 1 ELSE 0 END)
+                 FROM result r JOIN test t ON t.test_id = r.test_id
+                 GROUP BY t.test_id, t.classname, t.name, t.file
+                 ORDER BY t.classname, t.name, t.file, t.test_id",
+            )
+            .map_err(|e| self.err("cannot read tests", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(TestCounts {
+                    test_id: TestIdentity(r.get(0)?).hex(),
+                    classname: r.get(1)?,
+                    name: r.get(2)?,
+                    file: r.get(3)?,
+                    runs: r.get(4)?,
+                    attempts: r.get(5)?,
+                    passed: r.get(6)?,
+                    flaky: r.get(7)?,
+                    failed: r.get(8)?,
+                    skipped: r.get(9)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err("cannot read tests", e))?;
+        Ok(rows)
+    }
+
+    /// Stored result rows and the database size in bytes (page_count × page_size).
+    pub fn storage_stats(&self) -> Result<(u64, u64)> {
+        let results: u64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM result", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot count results", e))?;
+        let pages: u64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot read page count", e))?;
+        let page_size: u64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot read page size", e))?;
+        Ok((results, pages * page_size))
+    }
+}
+
+fn test_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TestRow> {
+    Ok(TestRow {
+        test_id: r.get(0)?,
+        classname: r.get(1)?,
+        name: r.get(2)?,
+        file: r.get(3)?,
+        suite: r.get(4)?,
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
