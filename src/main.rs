@@ -1,1 +1,29 @@
-fn main() {}
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse(); // clap exits 2 on bad usage
+    cli::init_tracing(args.verbose);
+    match cli::run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            // A closed pipe (`flakehound flaky | head`) is not an error.
+            if let flakehound::error::Error::Io { source, .. } = &err {
+                if source.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            let mut text = format!("error: {err}");
+            let mut cause = std::error::Error::source(&err);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            eprintln!("{text}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

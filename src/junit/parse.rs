@@ -316,10 +316,10 @@ fn open_element(
                         *info.time_s.get_or_insert(0.0) += t;
                     }
                 }
-                b"timestamp" if !value.is_empty() => {
-                    if info.timestamp.as_ref().is_none_or(|t| value < *t) {
-                        info.timestamp = Some(value);
-                    }
+                b"timestamp"
+                    if !value.is_empty() && info.timestamp.as_ref().is_none_or(|t| value < *t) =>
+                {
+                    info.timestamp = Some(value);
                 }
                 _ => {}
             });
@@ -352,11 +352,7 @@ fn open_element(
                         builder.skipped = true;
                     }
                 }
-                b"skipped" | b"ignored" => {
-                    if value == "true" {
-                        builder.skipped = true;
-                    }
-                }
+                b"skipped" | b"ignored" if value == "true" => builder.skipped = true,
                 _ => {}
             });
             *case = Some(builder);

@@ -102,6 +102,9 @@ pub struct TestCounts {
     pub skipped: u64,
 }
 
+/// A failed attempt's number, type and message.
+pub type FailureMessage = (u32, Option<String>, Option<String>);
+
 /// Keep SQL parameter lists well under SQLite's limit.
 const CHUNK: usize = 500;
 
@@ -254,11 +257,7 @@ impl Store {
     }
 
     /// Failure messages of one test in one run (type, message), by attempt.
-    pub fn failure_messages(
-        &self,
-        run_key: i64,
-        test_id: i64,
-    ) -> Result<Vec<(u32, Option<String>, Option<String>)>> {
+    pub fn failure_messages(&self, run_key: i64, test_id: i64) -> Result<Vec<FailureMessage>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -350,7 +349,7 @@ impl Store {
         if !exact.is_empty() {
             rows = exact;
         }
-        rows.sort_by(|a, b| (a.readable(), a.test_id).cmp(&(b.readable(), b.test_id)));
+        rows.sort_by_key(|t| (t.readable(), t.test_id));
         Ok(rows)
     }
 

@@ -133,6 +133,27 @@ impl Batch<'_> {
         testcase_elements: u64,
         report_time_s: Option<f64>,
     ) -> Result<FileTally> {
+        let tally = self.add_cases(run_key, cases)?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO report_file (run_key, content_hash, path, testcases) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![run_key, content_hash, path, testcase_elements as i64]))
+            .map_err(|e| self.err("cannot record the report", e))?;
+        if let Some(t) = report_time_s {
+            self.tx
+                .prepare_cached(
+                    "UPDATE run SET tests_time_s = tests_time_s + ?1 WHERE run_key = ?2",
+                )
+                .and_then(|mut s| s.execute(params![t, run_key]))
+                .map_err(|e| self.err("cannot update the run", e))?;
+        }
+        Ok(tally)
+    }
+
+    /// Store test cases for a run without recording a report file (used when a huge
+    /// report is streamed in chunks; the last chunk goes through [`Batch::add_file`]).
+    pub fn add_cases(&mut self, run_key: i64, cases: &[TestCase]) -> Result<FileTally> {
         let mut tally = FileTally::default();
         // Sorted inserts fill B-tree pages densely (the key is (run_key, test_id)).
         let mut order: Vec<(i64, usize)> = cases
@@ -293,29 +314,26 @@ impl Batch<'_> {
                     .map_err(|e| db_error(self.store_path, "cannot store a failure", e))?;
             }
         }
-        drop((
-            add_test,
-            add_result,
-            merge_result,
-            add_failure,
-            add_fingerprint,
-        ));
-
-        self.tx
-            .prepare_cached(
-                "INSERT INTO report_file (run_key, content_hash, path, testcases) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| s.execute(params![run_key, content_hash, path, testcase_elements as i64]))
-            .map_err(|e| self.err("cannot record the report", e))?;
-        if let Some(t) = report_time_s {
-            self.tx
-                .prepare_cached(
-                    "UPDATE run SET tests_time_s = tests_time_s + ?1 WHERE run_key = ?2",
-                )
-                .and_then(|mut s| s.execute(params![t, run_key]))
-                .map_err(|e| self.err("cannot update the run", e))?;
-        }
         Ok(tally)
+    }
+
+    /// Mark a point to roll back to if the file being streamed turns out to be bad.
+    pub fn savepoint(&mut self) -> Result<()> {
+        self.tx
+            .execute_batch("SAVEPOINT report")
+            .map_err(|e| self.err("cannot set a savepoint", e))
+    }
+
+    pub fn release_savepoint(&mut self) -> Result<()> {
+        self.tx
+            .execute_batch("RELEASE report")
+            .map_err(|e| self.err("cannot release a savepoint", e))
+    }
+
+    pub fn rollback_to_savepoint(&mut self) -> Result<()> {
+        self.tx
+            .execute_batch("ROLLBACK TO report; RELEASE report")
+            .map_err(|e| self.err("cannot roll back a report", e))
     }
 
     /// Make the batch durable.

@@ -1,0 +1,250 @@
+//! `flakehound ingest`: report files (or a manifest of archived runs) → the store.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flakehound::ci_env::{parse_timestamp, CiEnv};
+use flakehound::error::{exit, Error, Result};
+use flakehound::ingest::{ingest, report_files, Rejection, RunInput, Summary};
+use flakehound::model::RunMeta;
+use flakehound::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Commit SHA the run tested (default: from the CI environment)
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Branch (default: from the CI environment)
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Job name: runs are only compared within one job (default: from the CI environment)
+    #[arg(long)]
+    pub job: Option<String>,
+    /// The CI provider's run id (default: from the CI environment)
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Attempt of the run: 1, then 2, 3, … for job re-runs (default: from the CI environment, else 1)
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// When the run started, RFC 3339 (default: CI environment, else the reports' timestamp, else now)
+    #[arg(long)]
+    pub started_at: Option<String>,
+    /// The job's wall time in seconds (default: the sum of the reports' times)
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Backfill from a CSV manifest: path,commit,branch,job,run_id,attempt,started_at[,duration_s]
+    #[arg(long, conflicts_with_all = ["commit", "branch", "job", "run_id", "attempt", "started_at", "duration_s", "paths"])]
+    pub manifest: Option<PathBuf>,
+    /// Print the summary as a JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Report files or folders (searched for *.xml, *.junit-xml, *.xml.gz)
+    pub paths: Vec<PathBuf>,
+}
+
+/// Build the run metadata from flags, then the CI environment, then defaults.
+pub fn run_meta(args: &IngestArgs) -> Result<(RunMeta, bool)> {
+    let env = CiEnv::detect();
+    if let Some(provider) = env.provider {
+        tracing::info!(provider, "read run metadata from the CI environment");
+    }
+    let missing = |what: &str, flag: &str| {
+        Error::Usage(format!(
+            "no {what}: pass {flag} (no supported CI provider variables were found; see docs/ci-providers.md)"
+        ))
+    };
+    let commit = args
+        .commit
+        .clone()
+        .or(env.commit)
+        .ok_or_else(|| missing("commit", "--commit"))?;
+    let job = args
+        .job
+        .clone()
+        .or(env.job)
+        .ok_or_else(|| missing("job", "--job"))?;
+    let branch = args.branch.clone().or(env.branch).unwrap_or_default();
+    let (started_at, known) = match (&args.started_at, env.started_at) {
+        (Some(text), _) => (
+            parse_timestamp(text)
+                .map_err(|e| Error::Usage(format!("--started-at {text:?}: {e}")))?,
+            true,
+        ),
+        (None, Some(t)) => (t, true),
+        (None, None) => (chrono::Utc::now().timestamp(), false),
+    };
+    let run_id = args
+        .run_id
+        .clone()
+        .or(env.run_id)
+        // Without a run id, one commit's runs of a job are told apart by their start.
+        .unwrap_or_else(|| format!("local-{started_at}"));
+    Ok((
+        RunMeta {
+            commit,
+            branch,
+            job,
+            run_id,
+            attempt: args.attempt.or(env.attempt).unwrap_or(1),
+            started_at,
+            duration_s: args.duration_s,
+        },
+        known,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestRow {
+    path: String,
+    commit: String,
+    branch: String,
+    job: String,
+    run_id: String,
+    attempt: u32,
+    started_at: String,
+    #[serde(default)]
+    duration_s: Option<f64>,
+}
+
+/// Read a backfill manifest; paths are relative to its folder.
+pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
+        .clone();
+    for needed in [
+        "path",
+        "commit",
+        "branch",
+        "job",
+        "run_id",
+        "attempt",
+        "started_at",
+    ] {
+        if !headers.iter().any(|h| h == needed) {
+            return Err(Error::Usage(format!(
+                "{}:1:1: manifest header lacks column `{needed}` (expected path,commit,branch,job,run_id,attempt,started_at[,duration_s])",
+                path.display()
+            )));
+        }
+    }
+    let mut runs = Vec::new();
+    let mut rejected = Vec::new();
+    for record in reader.deserialize::<ManifestRow>() {
+        let row = record.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            Error::Usage(format!(
+                "{}:{line}:1: bad manifest row: {e}",
+                path.display()
+            ))
+        })?;
+        let started_at = parse_timestamp(&row.started_at).map_err(|e| {
+            Error::Usage(format!(
+                "{}: bad started_at {:?} for {}: {e}",
+                path.display(),
+                row.started_at,
+                row.path
+            ))
+        })?;
+        let report_path = base.join(&row.path);
+        let paths = match report_files(&report_path) {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.push(Rejection {
+                    path: report_path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    reason: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        runs.push(RunInput {
+            meta: RunMeta {
+                commit: row.commit,
+                branch: row.branch,
+                job: row.job,
+                run_id: row.run_id,
+                attempt: row.attempt,
+                started_at,
+                duration_s: row.duration_s,
+            },
+            started_at_known: true,
+            paths,
+        });
+    }
+    Ok((runs, rejected))
+}
+
+pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
+    let (runs, mut rejected) = if let Some(manifest) = &args.manifest {
+        read_manifest(manifest)?
+    } else {
+        if args.paths.is_empty() {
+            return Err(Error::Usage(
+                "nothing to ingest: give report files or folders, or --manifest".into(),
+            ));
+        }
+        let (meta, known) = run_meta(&args)?;
+        let mut paths = Vec::new();
+        let mut rejected = Vec::new();
+        for p in &args.paths {
+            match report_files(p) {
+                Ok(found) => paths.extend(found),
+                Err(e) => rejected.push(Rejection {
+                    path: p.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    reason: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        (
+            vec![RunInput {
+                meta,
+                started_at_known: known,
+                paths,
+            }],
+            rejected,
+        )
+    };
+    let total: u64 = runs.iter().map(|r| r.paths.len() as u64).sum();
+    let mut store = Store::open(db)?;
+    let bar = super::progress_bar(total, "ingesting");
+    let tick = |done: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let (mut summary, file_rejections) = ingest(&mut store, &runs, Some(&tick))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    summary.rejected += rejected.len() as u64;
+    rejected.extend(file_rejections);
+    for r in &rejected {
+        eprintln!("{r}");
+    }
+    print_summary(&summary, args.json, out)?;
+    Ok(if rejected.is_empty() {
+        exit::OK
+    } else {
+        exit::REJECTED
+    })
+}
+
+pub fn print_summary(summary: &Summary, json: bool, out: &mut dyn Write) -> Result<()> {
+    let written = if json {
+        serde_json::to_writer(&mut *out, summary)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        writeln!(out, "{}", summary.line())
+    };
+    written.map_err(|e| Error::io("stdout", "cannot write", e))
+}

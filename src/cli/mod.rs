@@ -1,0 +1,86 @@
+//! The command line: argument parsing and one module per subcommand. Binary only, so
+//! clap stays out of the library.
+
+mod ingest;
+mod output;
+mod stored;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use flakehound::error::Result;
+
+/// Flaky-test detection: ingest JUnit XML, tell flaky from broken on the same commit,
+/// estimate what fixing each flaky test saves, and publish a backlog.
+#[derive(Debug, Parser)]
+#[command(name = "flakehound", version, about, long_about = None)]
+pub struct Args {
+    /// SQLite database
+    #[arg(
+        long,
+        global = true,
+        env = "FLAKEHOUND_DB",
+        default_value = "flakehound.db"
+    )]
+    pub db: PathBuf,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store a run's JUnit reports (or backfill runs from a manifest)
+    Ingest(ingest::IngestArgs),
+    /// List the ingested runs
+    Runs(stored::ListArgs),
+    /// List the tests with their pass, fail and skip counts
+    Tests(stored::ListArgs),
+}
+
+pub fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// A progress bar on stderr, only for people: hidden when stderr is not a terminal or CI=true.
+pub fn progress_bar(total: u64, what: &'static str) -> Option<indicatif::ProgressBar> {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if in_ci || !std::io::stderr().is_terminal() || total < 2 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} files ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what);
+    Some(bar)
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let code = match args.command {
+        Command::Ingest(a) => ingest::run(&args.db, a, &mut out)?,
+        Command::Runs(a) => stored::runs(&args.db, a, &mut out)?,
+        Command::Tests(a) => stored::tests(&args.db, a, &mut out)?,
+    };
+    out.flush()
+        .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;
+    Ok(code)
+}

@@ -1,0 +1,411 @@
+//! Report files → store: parse in parallel, write from one thread in large transactions.
+//!
+//! A file is stored whole or not at all: it is parsed completely before any of it is
+//! written, and the batch it belongs to commits atomically. A file already stored for the
+//! same run (same blake3 content hash) is skipped, so re-ingesting is a no-op.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::junit::{self, FileError, Merger, Report};
+use crate::model::{RunMeta, TestCase};
+use crate::store::Store;
+
+/// Files at or above this size are streamed into the store in chunks instead of being
+/// parsed in memory first, so that memory stays bounded for multi-gigabyte reports.
+pub const STREAM_THRESHOLD: u64 = 64 * 1024 * 1024;
+/// Cases handed to the store at a time when streaming a huge report.
+const STREAM_CHUNK: usize = 20_000;
+/// Results per transaction during a backfill: large enough to amortise commits, small
+/// enough that a crash loses little work.
+const RESULTS_PER_COMMIT: u64 = 250_000;
+/// Files parsed ahead of the writer.
+const PARSE_CHUNK: usize = 64;
+
+/// One run's reports to ingest.
+#[derive(Debug, Clone)]
+pub struct RunInput {
+    pub meta: RunMeta,
+    /// False when no flag, environment or manifest gave a start time: the reports' own
+    /// timestamp is used, else the time of ingest.
+    pub started_at_known: bool,
+    pub paths: Vec<PathBuf>,
+}
+
+/// What an ingest did. Counts are of what was newly stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Report files read.
+    pub files: u64,
+    /// Runs the files belonged to.
+    pub runs: u64,
+    /// Test results stored: one per test per run, reruns merged.
+    pub tests: u64,
+    /// Executed attempts, reruns included.
+    pub attempts: u64,
+    /// Tests that passed in their run, flaky ones included.
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Tests that passed only after a failed attempt within their run.
+    pub flaky: u64,
+    /// Files that were rejected (see the errors printed).
+    pub rejected: u64,
+    /// Files already stored for their run, skipped.
+    pub unchanged: u64,
+    /// Distinct test identities among the stored results.
+    pub distinct_tests: u64,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        format!(
+            "{} files, {} runs, {} tests ({} attempts): {} passed ({} flaky), {} failed, {} skipped; {} rejected, {} already stored",
+            self.files,
+            self.runs,
+            self.tests,
+            self.attempts,
+            self.passed,
+            self.flaky,
+            self.failed,
+            self.skipped,
+            self.rejected,
+            self.unchanged
+        )
+    }
+}
+
+/// A rejected report: printed as `path:line:column: reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub path: String,
+    pub line: u64,
+    pub column: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.column, self.reason
+        )
+    }
+}
+
+/// The report files under a path: the file itself, or every `*.xml`, `*.junit-xml` and
+/// `*.xml.gz` below a folder, sorted so that ingest order is deterministic.
+pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let p = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(p);
+            } else if is_report_name(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_report_name(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    name.ends_with(".xml") || name.ends_with(".junit-xml") || name.ends_with(".xml.gz")
+}
+
+enum Parsed {
+    Whole {
+        hash: String,
+        report: Report,
+    },
+    /// Too big to hold: hashed now, parsed by the writer as a stream.
+    Huge {
+        hash: String,
+    },
+    Rejected(Rejection),
+}
+
+struct ParsedFile {
+    run: usize,
+    path: PathBuf,
+    parsed: Parsed,
+}
+
+fn reject(path: &Path, err: FileError) -> Parsed {
+    let (line, column, reason) = match err {
+        FileError::Io(e) => (0, 0, format!("cannot read: {e}")),
+        FileError::Parse(e) => (e.line, e.column, e.reason),
+    };
+    Parsed::Rejected(Rejection {
+        path: path.display().to_string(),
+        line,
+        column,
+        reason,
+    })
+}
+
+fn parse_one(path: &Path) -> Parsed {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return reject(path, FileError::Io(e.to_string())),
+    };
+    if size >= STREAM_THRESHOLD {
+        return match hash_file(path) {
+            Ok(hash) => Parsed::Huge { hash },
+            Err(e) => reject(path, FileError::Io(e.to_string())),
+        };
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return reject(path, FileError::Io(e.to_string())),
+    };
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    match junit::parse_bytes(&bytes) {
+        Ok(report) => Parsed::Whole { hash, report },
+        Err(e) => reject(path, FileError::Parse(junit::located_in(&bytes, &e))),
+    }
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Progress callback: files done so far.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Ingest runs into the store. Rejected files are returned, not fatal; database and I/O
+/// errors are.
+pub fn ingest(
+    store: &mut Store,
+    runs: &[RunInput],
+    progress: Option<Progress<'_>>,
+) -> Result<(Summary, Vec<Rejection>)> {
+    let files: Vec<(usize, &Path)> = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.paths.iter().map(move |p| (i, p.as_path())))
+        .collect();
+    let mut summary = Summary::default();
+    let mut rejections = Vec::new();
+    let mut run_keys: Vec<Option<i64>> = vec![None; runs.len()];
+    let mut distinct: HashSet<i64> = HashSet::new();
+
+    std::thread::scope(|scope| -> Result<()> {
+        // Parsing runs ahead of writing, on all cores, one chunk at a time so memory
+        // stays bounded; the channel's capacity is the look-ahead.
+        let (tx, rx) = sync_channel::<Vec<ParsedFile>>(2);
+        let files_ref = &files;
+        scope.spawn(move || {
+            for chunk in files_ref.chunks(PARSE_CHUNK) {
+                let parsed: Vec<ParsedFile> = chunk
+                    .par_iter()
+                    .map(|&(run, path)| ParsedFile {
+                        run,
+                        path: path.to_path_buf(),
+                        parsed: parse_one(path),
+                    })
+                    .collect();
+                if tx.send(parsed).is_err() {
+                    return; // the writer stopped on an error
+                }
+            }
+        });
+
+        let mut batch = store.batch()?;
+        let mut in_batch = 0u64;
+        let mut done = 0u64;
+        for chunk in rx {
+            for file in chunk {
+                done += 1;
+                summary.files += 1;
+                let input = &runs[file.run];
+                let (hash, report) = match file.parsed {
+                    Parsed::Rejected(r) => {
+                        tracing::warn!(%r, "rejected report");
+                        summary.rejected += 1;
+                        rejections.push(r);
+                        continue;
+                    }
+                    Parsed::Whole { hash, report } => (hash, Some(report)),
+                    Parsed::Huge { hash } => (hash, None),
+                };
+                let run_key = match run_keys[file.run] {
+                    Some(k) => k,
+                    None => {
+                        let mut meta = input.meta.clone();
+                        if !input.started_at_known {
+                            meta.started_at = report
+                                .as_ref()
+                                .and_then(|r| r.info.timestamp.as_deref())
+                                .and_then(report_timestamp)
+                                .unwrap_or(meta.started_at);
+                        }
+                        let (k, _) = batch.run(&meta)?;
+                        run_keys[file.run] = Some(k);
+                        summary.runs += 1;
+                        k
+                    }
+                };
+                if batch.has_file(run_key, &hash)? {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                let shown = file.path.display().to_string();
+                let tally = match report {
+                    Some(report) => {
+                        distinct.extend(report.cases.iter().map(|c| c.identity().0));
+                        batch.add_file(
+                            run_key,
+                            &hash,
+                            &shown,
+                            &report.cases,
+                            report.info.testcases,
+                            report.info.time_s,
+                        )?
+                    }
+                    None => {
+                        // Parse straight into this batch; on a parse error the batch is
+                        // rolled back to before this file by the savepoint.
+                        match stream_huge(&mut batch, run_key, &hash, &file.path, &mut distinct)? {
+                            Ok(t) => t,
+                            Err(r) => {
+                                summary.rejected += 1;
+                                rejections.push(r);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                summary.tests += tally.tests;
+                summary.attempts += tally.attempts;
+                summary.passed += tally.passed + tally.flaky;
+                summary.flaky += tally.flaky;
+                summary.failed += tally.failed;
+                summary.skipped += tally.skipped;
+                in_batch += tally.tests;
+                if in_batch >= RESULTS_PER_COMMIT {
+                    batch.commit()?;
+                    batch = store.batch()?;
+                    in_batch = 0;
+                }
+                if let Some(p) = progress {
+                    p(done);
+                }
+            }
+        }
+        batch.commit()?;
+        Ok(())
+    })?;
+    summary.distinct_tests = distinct.len() as u64;
+    Ok((summary, rejections))
+}
+
+/// Stream a huge report into the batch in chunks of cases, inside a savepoint so that a
+/// parse error halfway leaves nothing of the file.
+fn stream_huge(
+    batch: &mut crate::store::Batch<'_>,
+    run_key: i64,
+    hash: &str,
+    path: &Path,
+    distinct: &mut HashSet<i64>,
+) -> Result<std::result::Result<crate::store::FileTally, Rejection>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open report", e))?;
+    batch.savepoint()?;
+    let mut tally = crate::store::FileTally::default();
+    let mut pending: Vec<TestCase> = Vec::with_capacity(STREAM_CHUNK);
+    let mut store_error: Option<Error> = None;
+    let shown = path.display().to_string();
+    let result = junit::parse_any(file, |case, _dialect| {
+        pending.push(case);
+        if pending.len() >= STREAM_CHUNK {
+            let mut merger = Merger::default();
+            for c in pending.drain(..) {
+                merger.push(c, junit::Dialect::Generic);
+            }
+            let cases = merger.finish();
+            distinct.extend(cases.iter().map(|c| c.identity().0));
+            match batch.add_cases(run_key, &cases) {
+                Ok(t) => add_tally(&mut tally, t),
+                Err(e) => {
+                    store_error = Some(e);
+                    return Err(junit::ParseError {
+                        offset: 0,
+                        reason: "store error".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = store_error {
+        return Err(e);
+    }
+    match result {
+        Ok(info) => {
+            let mut merger = Merger::default();
+            for c in pending.drain(..) {
+                merger.push(c, info.dialect);
+            }
+            let cases = merger.finish();
+            distinct.extend(cases.iter().map(|c| c.identity().0));
+            let t = batch.add_file(run_key, hash, &shown, &cases, info.testcases, info.time_s)?;
+            add_tally(&mut tally, t);
+            batch.release_savepoint()?;
+            Ok(Ok(tally))
+        }
+        Err(e) => {
+            batch.rollback_to_savepoint()?;
+            let located = junit::located(path, &e);
+            Ok(Err(Rejection {
+                path: shown,
+                line: located.line,
+                column: located.column,
+                reason: located.reason,
+            }))
+        }
+    }
+}
+
+fn add_tally(into: &mut crate::store::FileTally, t: crate::store::FileTally) {
+    into.tests += t.tests;
+    into.attempts += t.attempts;
+    into.passed += t.passed;
+    into.flaky += t.flaky;
+    into.failed += t.failed;
+    into.skipped += t.skipped;
+}
+
+/// A suite's `timestamp` attribute as Unix seconds (no zone means UTC).
+pub fn report_timestamp(text: &str) -> Option<i64> {
+    crate::ci_env::parse_timestamp(text).ok()
+}
