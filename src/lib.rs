@@ -11,3 +11,4 @@ pub mod ingest;
 pub mod junit;
 pub mod model;
 pub mod store;
+pub mod api;
