@@ -176,15 +176,20 @@ impl Store {
         Ok(rows)
     }
 
-    /// Call `f` for every result of the given runs, run by run.
-    pub fn for_each_result(&self, run_keys: &[i64], mut f: impl FnMut(ResultRow)) -> Result<()> {
+    /// Call `f(position of the run in run_keys, result)` for every result of the given
+    /// runs, run by run.
+    pub fn for_each_result(
+        &self,
+        run_keys: &[i64],
+        mut f: impl FnMut(usize, ResultRow),
+    ) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT test_id, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
             )
             .map_err(|e| self.err("cannot read results", e))?;
-        for &run_key in run_keys {
+        for (position, &run_key) in run_keys.iter().enumerate() {
             let mut rows = stmt
                 .query(params![run_key])
                 .map_err(|e| self.err("cannot read results", e))?;
@@ -192,14 +197,17 @@ impl Store {
                 .next()
                 .map_err(|e| self.err("cannot read results", e))?
             {
-                f(ResultRow {
-                    run_key,
-                    test_id: r.get(0).map_err(|e| self.err("bad result row", e))?,
-                    outcome: r.get(1).map_err(|e| self.err("bad result row", e))?,
-                    attempts: r.get(2).map_err(|e| self.err("bad result row", e))?,
-                    failures: r.get(3).map_err(|e| self.err("bad result row", e))?,
-                    duration_ms: r.get(4).map_err(|e| self.err("bad result row", e))?,
-                });
+                f(
+                    position,
+                    ResultRow {
+                        run_key,
+                        test_id: r.get(0).map_err(|e| self.err("bad result row", e))?,
+                        outcome: r.get(1).map_err(|e| self.err("bad result row", e))?,
+                        attempts: r.get(2).map_err(|e| self.err("bad result row", e))?,
+                        failures: r.get(3).map_err(|e| self.err("bad result row", e))?,
+                        duration_ms: r.get(4).map_err(|e| self.err("bad result row", e))?,
+                    },
+                );
             }
         }
         Ok(())

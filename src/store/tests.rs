@@ -87,7 +87,7 @@ fn cases_of_one_test_in_two_files_of_a_run_add_attempts() {
         .unwrap();
     batch.commit().unwrap();
     let mut rows = Vec::new();
-    store.for_each_result(&[k], |r| rows.push(r)).unwrap();
+    store.for_each_result(&[k], |_, r| rows.push(r)).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].attempts, rows[0].failures, rows[0].outcome),

@@ -1,0 +1,267 @@
+//! What fixing each flaky test would save: job re-runs and CI minutes per day.
+//!
+//! Model, per job: a first attempt fails because of flaky tests with probability
+//! `P = 1 − Π(1 − q_j)` over the job's flaky tests, where `q_j` is test j's per-run flake
+//! rate (after in-run reruns). A failed attempt is retried with probability `r` (observed),
+//! up to `M` attempts (observed), so flakiness causes `g(P) = Σ_{k=1}^{M−1} (P·r)^k` retries
+//! per first attempt. Fixing test i saves `R₁ · (1 − b) · (g(P) − g(P₋ᵢ))` retries a day,
+//! where `R₁` is first attempts per day, `b` the share of attempts that fail for reasons
+//! other than flaky tests (those are retried anyway), and `P₋ᵢ` leaves test i out. Two
+//! flaky tests failing the same attempt therefore share, not double-count, one retry.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::{Status, TestScore};
+use crate::store::RunRow;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobImpact {
+    pub job: String,
+    pub attempts: u32,
+    pub attempts_per_day: f64,
+    pub first_attempts_per_day: f64,
+    /// Observed job re-runs (attempt ≥ 2) in the window.
+    pub retries: u32,
+    /// Share of failed attempts that were retried.
+    pub retry_rate: f64,
+    pub max_attempts: u32,
+    pub mean_duration_min: f64,
+    pub failed_attempts: u32,
+    /// Attempts that failed only because of flaky tests.
+    pub flaky_failed_attempts: u32,
+    /// `flaky_failed_attempts / attempts`.
+    pub flake_rate: f64,
+    /// Observed re-runs per day whose failed attempt failed only because of flaky tests.
+    pub wasted_retries_per_day: f64,
+    pub wasted_ci_minutes_per_day: f64,
+    /// Model: re-runs per day caused by all of the job's flaky tests together.
+    pub model_retries_per_day: f64,
+    pub flaky_tests: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PipelineImpact {
+    pub attempts: u32,
+    pub flaky_failed_attempts: u32,
+    /// Share of job attempts that failed only because of flaky tests.
+    pub flake_rate: f64,
+    pub slo: f64,
+    pub meets_slo: bool,
+    pub wasted_retries_per_day: f64,
+    pub wasted_ci_minutes_per_day: f64,
+    pub model_retries_per_day: f64,
+    pub flaky_tests: u32,
+}
+
+/// Days covered: the window, or the history inside it if that is shorter (at least a day).
+pub(crate) fn window_days(runs: &[RunRow], since: i64, as_of: i64) -> f64 {
+    let first = runs.iter().map(|r| r.started_at).min().unwrap_or(as_of);
+    let span = (as_of - first.max(since)) as f64 / 86_400.0;
+    span.max(1.0)
+}
+
+fn g(p: f64, r: f64, max_attempts: u32) -> f64 {
+    (1..max_attempts).map(|k| (p * r).powi(k as i32)).sum()
+}
+
+pub(crate) fn estimate(
+    tests: &mut [TestScore],
+    runs: &[RunRow],
+    failed_tests: &[Vec<i64>],
+    jobs: &[&str],
+    job_of: &[u32],
+    days: f64,
+    slo: f64,
+) -> (PipelineImpact, Vec<JobImpact>) {
+    // Flaky tests per job, by id.
+    let mut flaky: HashMap<u32, HashSet<i64>> = HashMap::new();
+    for t in tests.iter().filter(|t| t.status == Status::Flaky) {
+        let job = jobs.binary_search(&t.job.as_str()).unwrap_or(0) as u32;
+        let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
+        flaky.entry(job).or_default().insert(id);
+    }
+    // Which attempt follows which: (job, run id, commit, attempt) → position.
+    let mut by_attempt: HashMap<(u32, &str, &str, u32), usize> = HashMap::new();
+    for (pos, r) in runs.iter().enumerate() {
+        by_attempt.insert((job_of[pos], &r.run_id, &r.commit, r.attempt), pos);
+    }
+    let mut stats: Vec<JobImpact> = jobs
+        .iter()
+        .map(|j| JobImpact {
+            job: j.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let mut failed_retried = vec![0u32; jobs.len()];
+    let mut failed_retriable = vec![0u32; jobs.len()];
+    let mut first_attempts = vec![0u32; jobs.len()];
+    let mut duration_s = vec![0f64; jobs.len()];
+    let mut other_failures = vec![0u32; jobs.len()];
+    let mut observed: HashMap<(u32, i64), u32> = HashMap::new();
+    let mut wasted_minutes = vec![0f64; jobs.len()];
+    let mut wasted_retries = vec![0u32; jobs.len()];
+    let empty = HashSet::new();
+    for (pos, r) in runs.iter().enumerate() {
+        let job = job_of[pos];
+        let s = &mut stats[job as usize];
+        s.attempts += 1;
+        s.max_attempts = s.max_attempts.max(r.attempt);
+        duration_s[job as usize] += r.wall_time_s();
+        if r.attempt == 1 {
+            first_attempts[job as usize] += 1;
+        } else {
+            s.retries += 1;
+        }
+        let failed = &failed_tests[pos];
+        if failed.is_empty() {
+            continue;
+        }
+        s.failed_attempts += 1;
+        let flaky_here = flaky.get(&job).unwrap_or(&empty);
+        let only_flaky = failed.iter().all(|t| flaky_here.contains(t));
+        if only_flaky {
+            s.flaky_failed_attempts += 1;
+        } else {
+            other_failures[job as usize] += 1;
+        }
+        let next = by_attempt.get(&(job, r.run_id.as_str(), r.commit.as_str(), r.attempt + 1));
+        failed_retriable[job as usize] += 1;
+        if let Some(&next_pos) = next {
+            failed_retried[job as usize] += 1;
+            if only_flaky {
+                wasted_retries[job as usize] += 1;
+                wasted_minutes[job as usize] += runs[next_pos].wall_time_s() / 60.0;
+                if failed.len() == 1 {
+                    *observed.entry((job, failed[0])).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    let mut pipeline = PipelineImpact {
+        slo,
+        ..Default::default()
+    };
+    for (j, s) in stats.iter_mut().enumerate() {
+        s.attempts_per_day = f64::from(s.attempts) / days;
+        s.first_attempts_per_day = f64::from(first_attempts[j]) / days;
+        // Laplace's rule keeps a job with one failure from claiming a certain retry.
+        s.retry_rate =
+            (f64::from(failed_retried[j]) + 0.5) / (f64::from(failed_retriable[j]) + 1.0);
+        s.mean_duration_min = if s.attempts > 0 {
+            duration_s[j] / f64::from(s.attempts) / 60.0
+        } else {
+            0.0
+        };
+        s.flake_rate = if s.attempts > 0 {
+            f64::from(s.flaky_failed_attempts) / f64::from(s.attempts)
+        } else {
+            0.0
+        };
+        s.wasted_retries_per_day = f64::from(wasted_retries[j]) / days;
+        s.wasted_ci_minutes_per_day = wasted_minutes[j] / days;
+        pipeline.attempts += s.attempts;
+        pipeline.flaky_failed_attempts += s.flaky_failed_attempts;
+        pipeline.wasted_retries_per_day += s.wasted_retries_per_day;
+        pipeline.wasted_ci_minutes_per_day += s.wasted_ci_minutes_per_day;
+    }
+
+    // The model, job by job.
+    for (j, s) in stats.iter_mut().enumerate() {
+        let job_tests: Vec<usize> = tests
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.status == Status::Flaky && t.job == s.job)
+            .map(|(i, _)| i)
+            .collect();
+        s.flaky_tests = job_tests.len() as u32;
+        let survive: f64 = job_tests
+            .iter()
+            .map(|&i| 1.0 - tests[i].run_flake_rate)
+            .product();
+        let p_all = 1.0 - survive;
+        // Attempts failing for other reasons are retried whatever the flaky tests do.
+        let b = if s.attempts > 0 {
+            f64::from(other_failures[j]) / f64::from(s.attempts)
+        } else {
+            0.0
+        };
+        let r1 = s.first_attempts_per_day;
+        let g_all = g(p_all, s.retry_rate, s.max_attempts);
+        s.model_retries_per_day = r1 * (1.0 - b) * g_all;
+        pipeline.model_retries_per_day += s.model_retries_per_day;
+        for &i in &job_tests {
+            let q = tests[i].run_flake_rate;
+            let p_without = if q < 1.0 {
+                1.0 - survive / (1.0 - q)
+            } else {
+                job_tests
+                    .iter()
+                    .filter(|&&k| k != i)
+                    .fold(1.0, |acc, &k| acc * (1.0 - tests[k].run_flake_rate))
+                    .mul_add(-1.0, 1.0)
+            };
+            let saved =
+                r1 * (1.0 - b) * (g_all - g(p_without.max(0.0), s.retry_rate, s.max_attempts));
+            let t = &mut tests[i];
+            t.retries_per_day = round(saved.max(0.0), 3);
+            t.in_run_rerun_minutes_per_day = round(
+                f64::from(t.in_run_reruns) * t.mean_attempt_s / 60.0 / days,
+                2,
+            );
+            t.ci_minutes_per_day = round(
+                t.retries_per_day * s.mean_duration_min + t.in_run_rerun_minutes_per_day,
+                2,
+            );
+            t.job_failure_rate = round(q, 6);
+            let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
+            t.observed_retries = observed.get(&(j as u32, id)).copied().unwrap_or(0);
+        }
+        s.model_retries_per_day = round(s.model_retries_per_day, 3);
+        s.wasted_retries_per_day = round(s.wasted_retries_per_day, 3);
+        s.wasted_ci_minutes_per_day = round(s.wasted_ci_minutes_per_day, 2);
+        s.retry_rate = round(s.retry_rate, 4);
+        s.mean_duration_min = round(s.mean_duration_min, 2);
+        s.attempts_per_day = round(s.attempts_per_day, 2);
+        s.first_attempts_per_day = round(s.first_attempts_per_day, 2);
+        s.flake_rate = round(s.flake_rate, 5);
+    }
+    pipeline.flaky_tests = stats.iter().map(|s| s.flaky_tests).sum();
+    pipeline.flake_rate = if pipeline.attempts > 0 {
+        round(
+            f64::from(pipeline.flaky_failed_attempts) / f64::from(pipeline.attempts),
+            5,
+        )
+    } else {
+        0.0
+    };
+    pipeline.meets_slo = pipeline.flake_rate <= slo;
+    pipeline.wasted_retries_per_day = round(pipeline.wasted_retries_per_day, 3);
+    pipeline.wasted_ci_minutes_per_day = round(pipeline.wasted_ci_minutes_per_day, 2);
+    pipeline.model_retries_per_day = round(pipeline.model_retries_per_day, 3);
+    (pipeline, stats)
+}
+
+/// Round for output, so that printed numbers are stable across platforms.
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::g;
+
+    #[test]
+    fn retries_follow_the_retry_chain() {
+        // Always failing, always retried, at most 3 attempts: 2 retries.
+        assert!((g(1.0, 1.0, 3) - 2.0).abs() < 1e-12);
+        // Never retried: no retries.
+        assert_eq!(g(0.5, 0.0, 3), 0.0);
+        // One attempt allowed: no retries.
+        assert_eq!(g(0.5, 1.0, 1), 0.0);
+        assert!((g(0.1, 1.0, 3) - 0.11).abs() < 1e-12);
+    }
+}
