@@ -2,7 +2,12 @@
 //! of `flaky`, `backlog`, `report` and `quarantine` from query parameters, so that
 //! `GET /api/v1/flaky?format=json` and `flakehound flaky --format json` print the same bytes.
 
+use std::collections::HashMap;
 use std::path::Path;
+
+use crate::backlog;
+use crate::score::{self, ScoreOptions, Scored, TestScore};
+use crate::store::Store;
 
 /// Which output to render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,21 +28,311 @@ pub struct Rendered {
 /// Why a query could not be answered.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// A bad parameter: HTTP 400.
+    /// A bad parameter: HTTP 400, exit code 2.
     #[error("{0}")]
     BadRequest(String),
-    /// Anything else: HTTP 500.
+    /// Anything else: HTTP 500, exit code 2.
     #[error(transparent)]
     Internal(#[from] crate::error::Error),
 }
 
-/// Render an endpoint from query parameters named like the CLI flags without dashes
+/// Parse a duration like `30d`, `12h`, `2w`, `90m` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (num, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| text.split_at(i))
+        .unwrap_or((text, "s"));
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: expected e.g. 30d, 12h, 2w"))?;
+    let scale = match unit.trim() {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 7.0 * 86_400.0,
+        other => {
+            return Err(format!(
+                "bad duration unit {other:?} in {text:?}: use s, m, h, d or w"
+            ))
+        }
+    };
+    if value <= 0.0 {
+        return Err(format!("duration {text:?} must be positive"));
+    }
+    Ok((value * scale).round() as i64)
+}
+
+/// Query parameters by name; a repeated name keeps the last value (like a repeated flag).
+pub struct Params<'a> {
+    map: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Params<'a> {
+    pub fn new(params: &'a [(String, String)]) -> Self {
+        Params {
+            map: params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.map.get(key).copied().filter(|v| !v.is_empty())
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::BadRequest(format!("bad value {v:?} for {key}")))
+            })
+            .transpose()
+    }
+
+    pub fn duration(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|v| parse_duration(v).map_err(|e| ApiError::BadRequest(format!("{key}: {e}"))))
+            .transpose()
+    }
+
+    pub fn time(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                crate::ci_env::parse_timestamp(v)
+                    .map_err(|e| ApiError::BadRequest(format!("{key}: {e}")))
+            })
+            .transpose()
+    }
+}
+
+/// The scorer's options from parameters (`window`, `branch`, `job`, `as_of`, thresholds).
+pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptions, ApiError> {
+    let defaults = ScoreOptions::default();
+    Ok(ScoreOptions {
+        as_of: p.time("as_of")?,
+        window_s: p.duration("window")?.unwrap_or(default_window_s),
+        branch: p.get("branch").map(String::from),
+        job: p.get("job").map(String::from),
+        min_flaky_commits: p
+            .parse("min_flaky_commits")?
+            .unwrap_or(defaults.min_flaky_commits),
+        min_isolated_failures: p
+            .parse("min_isolated_failures")?
+            .unwrap_or(defaults.min_isolated_failures),
+        fixed_alpha: p.parse("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
+        slo: p.parse("slo")?.unwrap_or(defaults.slo),
+    })
+}
+
+const JSON: &str = "application/json";
+const CSV: &str = "text/csv; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+const MARKDOWN: &str = "text/markdown; charset=utf-8";
+
+fn format<'a>(p: &Params<'a>, default: &'a str, allowed: &[&str]) -> Result<&'a str, ApiError> {
+    let f = p.get("format").unwrap_or(default);
+    if allowed.contains(&f) {
+        Ok(f)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "unknown format {f:?}: expected one of {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Render an endpoint from query parameters named like the CLI flags with `_` for `-`
 /// (`format`, `window`, `branch`, `job`, `as_of`, `p1`, `min_retries_per_day`, …).
 pub fn render(
     db: &Path,
     endpoint: Endpoint,
     params: &[(String, String)],
 ) -> Result<Rendered, ApiError> {
-    let _ = (db, endpoint, params);
-    Err(ApiError::BadRequest("not implemented yet".into()))
+    let p = Params::new(params);
+    match endpoint {
+        Endpoint::Flaky => {
+            let fmt = format(&p, "table", &["table", "json", "csv"])?;
+            let opts = score_options(&p, 30 * 86_400)?;
+            let store = Store::open_read_only(db)?;
+            let scored = score::score(&store, &opts)?;
+            Ok(flaky_output(&scored, fmt))
+        }
+        Endpoint::Backlog => {
+            let fmt = format(&p, "csv", &["csv", "md", "json"])?;
+            let opts = score_options(&p, 30 * 86_400)?;
+            let defaults = backlog::Thresholds::default();
+            let thresholds = backlog::Thresholds {
+                p1: p.parse("p1")?.unwrap_or(defaults.p1),
+                p2: p.parse("p2")?.unwrap_or(defaults.p2),
+            };
+            let store = Store::open_read_only(db)?;
+            let scored = score::score(&store, &opts)?;
+            let rows = backlog::rows(&scored, thresholds);
+            Ok(match fmt {
+                "md" => Rendered {
+                    content_type: MARKDOWN,
+                    body: backlog::to_markdown(&rows).into_bytes(),
+                },
+                "json" => json(&rows),
+                _ => Rendered {
+                    content_type: CSV,
+                    body: backlog::to_csv(&rows),
+                },
+            })
+        }
+        Endpoint::Report | Endpoint::Quarantine => {
+            Err(ApiError::BadRequest("not implemented yet".into()))
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Rendered {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    Rendered {
+        content_type: JSON,
+        body,
+    }
+}
+
+/// The CSV and JSON columns of `flaky`, in order.
+pub const FLAKY_COLUMNS: [&str; 20] = [
+    "classname",
+    "name",
+    "file",
+    "job",
+    "status",
+    "runs",
+    "attempts",
+    "failures",
+    "flaky_commits",
+    "flake_rate",
+    "flake_rate_low",
+    "flake_rate_high",
+    "first_flake_at",
+    "last_flake_at",
+    "retries_per_day",
+    "ci_minutes_per_day",
+    "observed_retries",
+    "job_failure_rate",
+    "fingerprints",
+    "test_id",
+];
+
+fn flaky_output(scored: &Scored, fmt: &str) -> Rendered {
+    let flaky: Vec<&TestScore> = scored.flaky().collect();
+    match fmt {
+        "json" => json(&flaky),
+        "csv" => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(FLAKY_COLUMNS);
+            for t in &flaky {
+                let fps = t
+                    .fingerprints
+                    .iter()
+                    .map(|f| format!("{} ({})", f.message, f.count))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let _ = w.write_record([
+                    t.classname.clone(),
+                    t.name.clone(),
+                    t.file.clone().unwrap_or_default(),
+                    t.job.clone(),
+                    t.status.as_str().to_string(),
+                    t.runs.to_string(),
+                    t.attempts.to_string(),
+                    t.failures.to_string(),
+                    t.flaky_commits.to_string(),
+                    t.flake_rate.to_string(),
+                    t.flake_rate_low.to_string(),
+                    t.flake_rate_high.to_string(),
+                    t.first_flake_at.clone().unwrap_or_default(),
+                    t.last_flake_at.clone().unwrap_or_default(),
+                    t.retries_per_day.to_string(),
+                    t.ci_minutes_per_day.to_string(),
+                    t.observed_retries.to_string(),
+                    t.job_failure_rate.to_string(),
+                    fps,
+                    t.test_id.clone(),
+                ]);
+            }
+            Rendered {
+                content_type: CSV,
+                body: w.into_inner().unwrap_or_default(),
+            }
+        }
+        _ => Rendered {
+            content_type: TEXT,
+            body: flaky_table(scored, &flaky).into_bytes(),
+        },
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let keep: String = s.chars().take(max - 1).collect();
+        format!("{keep}…")
+    }
+}
+
+/// A table for people, within 120 columns.
+fn flaky_table(scored: &Scored, flaky: &[&TestScore]) -> String {
+    let mut out = String::new();
+    let p = &scored.pipeline;
+    out.push_str(&format!(
+        "{} flaky test(s) from {} to {}; pipeline flake rate {:.2}% of job attempts (SLO {:.2}%: {}); {:.1} retries/day, {:.0} CI min/day wasted\n\n",
+        flaky.len(),
+        scored.since,
+        scored.as_of,
+        p.flake_rate * 100.0,
+        p.slo * 100.0,
+        if p.meets_slo { "met" } else { "missed" },
+        p.wasted_retries_per_day,
+        p.wasted_ci_minutes_per_day,
+    ));
+    if flaky.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "{:<52} {:<14} {:>17} {:>6} {:>9} {:>8} {:>7}\n",
+        "TEST", "JOB", "FLAKE RATE [95%]", "SHAS", "RETRY/D", "MIN/D", "OBS"
+    ));
+    for t in flaky {
+        out.push_str(&format!(
+            "{:<52} {:<14} {:>17} {:>6} {:>9.2} {:>8.1} {:>7}\n",
+            cut(&t.readable(), 52),
+            cut(&t.job, 14),
+            format!(
+                "{:.1}% [{:.1}-{:.1}]",
+                t.flake_rate * 100.0,
+                t.flake_rate_low * 100.0,
+                t.flake_rate_high * 100.0
+            ),
+            t.flaky_commits,
+            t.retries_per_day,
+            t.ci_minutes_per_day,
+            t.observed_retries,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_duration("12h"), Ok(12 * 3600));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("3y").is_err());
+        assert!(parse_duration("0d").is_err());
+    }
 }

@@ -5,6 +5,7 @@
 //! [`report`] and [`quarantine`] publish the results.
 
 pub mod api;
+pub mod backlog;
 pub mod ci_env;
 pub mod error;
 pub mod fingerprint;

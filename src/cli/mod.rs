@@ -3,6 +3,7 @@
 
 mod ingest;
 mod output;
+mod query;
 mod stored;
 
 use std::io::{IsTerminal, Write};
@@ -39,6 +40,12 @@ pub enum Command {
     Runs(stored::ListArgs),
     /// List the tests with their pass, fail and skip counts
     Tests(stored::ListArgs),
+    /// List the flaky tests, highest impact first
+    Flaky(query::FlakyArgs),
+    /// One test's status, evidence and recent history
+    Show(query::ShowArgs),
+    /// The improvement backlog: one row per flaky test, highest impact first
+    Backlog(query::BacklogArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -79,6 +86,9 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Ingest(a) => ingest::run(&args.db, a, &mut out)?,
         Command::Runs(a) => stored::runs(&args.db, a, &mut out)?,
         Command::Tests(a) => stored::tests(&args.db, a, &mut out)?,
+        Command::Flaky(a) => query::flaky(&args.db, a, &mut out)?,
+        Command::Show(a) => query::show(&args.db, a, &mut out)?,
+        Command::Backlog(a) => query::backlog(&args.db, a, &mut out)?,
     };
     out.flush()
         .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;

@@ -179,7 +179,7 @@ pub(crate) fn estimate(
         s.flaky_tests = job_tests.len() as u32;
         let survive: f64 = job_tests
             .iter()
-            .map(|&i| 1.0 - tests[i].run_flake_rate)
+            .map(|&i| 1.0 - tests[i].run_failure_share)
             .product();
         let p_all = 1.0 - survive;
         // Attempts failing for other reasons are retried whatever the flaky tests do.
@@ -193,14 +193,14 @@ pub(crate) fn estimate(
         s.model_retries_per_day = r1 * (1.0 - b) * g_all;
         pipeline.model_retries_per_day += s.model_retries_per_day;
         for &i in &job_tests {
-            let q = tests[i].run_flake_rate;
+            let q = tests[i].run_failure_share;
             let p_without = if q < 1.0 {
                 1.0 - survive / (1.0 - q)
             } else {
                 job_tests
                     .iter()
                     .filter(|&&k| k != i)
-                    .fold(1.0, |acc, &k| acc * (1.0 - tests[k].run_flake_rate))
+                    .fold(1.0, |acc, &k| acc * (1.0 - tests[k].run_failure_share))
                     .mul_add(-1.0, 1.0)
             };
             let saved =

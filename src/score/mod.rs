@@ -147,6 +147,11 @@ pub struct TestScore {
     pub(crate) mean_attempt_s: f64,
     #[serde(skip)]
     pub(crate) in_run_reruns: u32,
+    /// Share of runs this test failed (after in-run reruns), breakages excluded: the
+    /// maximum-likelihood estimate the impact model uses, so that a test whose flakes are
+    /// always absorbed by in-run reruns costs no job retries.
+    #[serde(skip)]
+    pub(crate) run_failure_share: f64,
 }
 
 impl TestScore {
@@ -495,8 +500,14 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 ),
             )
         } else if is_flaky_evidence {
+            // Judge a fix by the rate while it was flaky (up to its last failure), not a
+            // rate diluted by the clean streak being judged.
             let clean = acc.attempts_after_last_failure;
-            let p_clean = (1.0 - rate).powi(clean as i32);
+            let before = n.saturating_sub(clean).max(f);
+            // The interval's low end: a fix is claimed only if even a milder flake would
+            // almost surely have shown up by now.
+            let (_, rate_while_flaky, _) = beta_interval(f, before);
+            let p_clean = (1.0 - rate_while_flaky).powi(clean as i32);
             let why = if flaky_commits > 0 {
                 format!(
                     "passed and failed on {flaky_commits} commit(s){}",
@@ -517,7 +528,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                     Status::Fixed,
                     format!(
                         "{why}; since the last flake {clean} clean attempts (P = {p_clean:.3} if still flaky at {:.1}%)",
-                        rate * 100.0
+                        rate_while_flaky * 100.0
                     ),
                 )
             } else {
@@ -590,6 +601,11 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 flakes_by_day,
                 mean_attempt_s: acc.duration_ms as f64 / 1000.0 / f64::from(attempts_total),
                 in_run_reruns: acc.in_run_reruns,
+                run_failure_share: if run_n > 0 {
+                    f64::from(run_f.min(run_n)) / f64::from(run_n)
+                } else {
+                    0.0
+                },
             },
         ));
     }

@@ -1,0 +1,313 @@
+//! `flaky`, `backlog` and `show`: the scorer's answers. `flaky` and `backlog` go through
+//! `api::render`, so the CLI and the HTTP API print the same bytes.
+
+use std::io::Write;
+use std::path::Path;
+
+use flakehound::api::{self, ApiError, Endpoint};
+use flakehound::error::{exit, Error, Result};
+use flakehound::score::{self, rfc3339, ScoreOptions};
+use flakehound::store::{RunFilter, Store};
+
+/// The scorer's window, filters and thresholds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreArgs {
+    /// How far back from --as-of to look (e.g. 30d, 12h, 2w)
+    #[arg(long, default_value = "30d")]
+    pub window: String,
+    /// Only runs on this branch
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Only runs of this job
+    #[arg(long)]
+    pub job: Option<String>,
+    /// End of the window, RFC 3339 (default: start of the newest run in the database)
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Commits with both a pass and a failure needed to call a test flaky
+    #[arg(long, default_value_t = ScoreOptions::default().min_flaky_commits)]
+    pub min_flaky_commits: u32,
+    /// Isolated lone failures with one fingerprint that make a test flaky without same-commit evidence
+    #[arg(long, default_value_t = ScoreOptions::default().min_isolated_failures)]
+    pub min_isolated_failures: u32,
+    /// A flaky test is `fixed` once its clean attempts since the last flake would be this unlikely if it were still flaky
+    #[arg(long, default_value_t = ScoreOptions::default().fixed_alpha)]
+    pub fixed_alpha: f64,
+    /// SLO: share of job attempts allowed to fail only because of flaky tests
+    #[arg(long, default_value_t = ScoreOptions::default().slo)]
+    pub slo: f64,
+}
+
+impl ScoreArgs {
+    pub fn params(&self) -> Vec<(String, String)> {
+        let mut p = vec![
+            ("window".to_string(), self.window.clone()),
+            (
+                "min_flaky_commits".into(),
+                self.min_flaky_commits.to_string(),
+            ),
+            (
+                "min_isolated_failures".into(),
+                self.min_isolated_failures.to_string(),
+            ),
+            ("fixed_alpha".into(), self.fixed_alpha.to_string()),
+            ("slo".into(), self.slo.to_string()),
+        ];
+        for (k, v) in [
+            ("branch", &self.branch),
+            ("job", &self.job),
+            ("as_of", &self.as_of),
+        ] {
+            if let Some(v) = v {
+                p.push((k.to_string(), v.clone()));
+            }
+        }
+        p
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlakyFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FlakyArgs {
+    #[command(flatten)]
+    pub score: ScoreArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FlakyFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BacklogFormat {
+    Csv,
+    Md,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BacklogArgs {
+    #[command(flatten)]
+    pub score: ScoreArgs,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: BacklogFormat,
+    /// Retries/day saved at or above which an item is P1
+    #[arg(long, default_value_t = 2.0)]
+    pub p1: f64,
+    /// Retries/day saved at or above which an item is P2 (below: P3)
+    #[arg(long, default_value_t = 0.5)]
+    pub p2: f64,
+}
+
+pub fn emit(
+    db: &Path,
+    endpoint: Endpoint,
+    params: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let rendered = api::render(db, endpoint, params).map_err(|e| match e {
+        ApiError::BadRequest(m) => Error::Usage(m),
+        ApiError::Internal(e) => e,
+    })?;
+    out.write_all(&rendered.body)
+        .map_err(|e| Error::io("stdout", "cannot write", e))?;
+    Ok(exit::OK)
+}
+
+pub fn flaky(db: &Path, args: FlakyArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut params = args.score.params();
+    let fmt = match args.format {
+        FlakyFormat::Table => "table",
+        FlakyFormat::Json => "json",
+        FlakyFormat::Csv => "csv",
+    };
+    params.push(("format".into(), fmt.into()));
+    emit(db, Endpoint::Flaky, &params, out)
+}
+
+pub fn backlog(db: &Path, args: BacklogArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut params = args.score.params();
+    let fmt = match args.format {
+        BacklogFormat::Csv => "csv",
+        BacklogFormat::Md => "md",
+        BacklogFormat::Json => "json",
+    };
+    params.push(("format".into(), fmt.into()));
+    params.push(("p1".into(), args.p1.to_string()));
+    params.push(("p2".into(), args.p2.to_string()));
+    emit(db, Endpoint::Backlog, &params, out)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A test: `Class.method`, its 16-hex-digit test id, or part of its name
+    pub test: String,
+    #[command(flatten)]
+    pub score: ScoreArgs,
+    /// Recent runs to list per job
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
+    let store = Store::open_read_only(db)?;
+    let found = store.find_tests(&args.test)?;
+    let test = match found.as_slice() {
+        [] => {
+            return Err(Error::Usage(format!(
+                "no test matches {:?}; `flakehound tests` lists them",
+                args.test
+            )))
+        }
+        [one] => one.clone(),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .take(10)
+                .map(|t| format!("  {}  {}", t.identity().hex(), t.readable()))
+                .collect();
+            return Err(Error::Usage(format!(
+                "{} tests match {:?}; give one exactly (name or test id):\n{}",
+                many.len(),
+                args.test,
+                names.join("\n")
+            )));
+        }
+    };
+    let params = args.score.params();
+    let p = api::Params::new(&params);
+    let opts = api::score_options(&p, 30 * 86_400).map_err(|e| Error::Usage(e.to_string()))?;
+    let scored = score::score(&store, &opts)?;
+    let hex = test.identity().hex();
+    let scores: Vec<_> = scored.tests.iter().filter(|t| t.test_id == hex).collect();
+
+    // Recent history of the test, per job, newest first.
+    let runs = store.runs(&RunFilter {
+        since: None,
+        until: None,
+        branch: opts.branch.clone(),
+        job: opts.job.clone(),
+    })?;
+    let mut history: Vec<serde_json::Value> = Vec::new();
+    for run in runs.iter().rev() {
+        if history.len() >= args.last * 4 {
+            break;
+        }
+        if let Some(r) = store.result(run.run_key, test.test_id)? {
+            let outcome = flakehound::model::RunOutcome::from_code(r.outcome)
+                .map(|o| o.as_str())
+                .unwrap_or("?");
+            let messages: Vec<String> = store
+                .failure_messages(run.run_key, test.test_id)?
+                .into_iter()
+                .map(|(a, ty, m)| {
+                    format!(
+                        "attempt {a}: {}{}",
+                        ty.map(|t| format!("{t}: ")).unwrap_or_default(),
+                        m.unwrap_or_default()
+                    )
+                })
+                .collect();
+            history.push(serde_json::json!({
+                "started_at": rfc3339(run.started_at),
+                "job": run.job,
+                "branch": run.branch,
+                "commit": run.commit,
+                "run_id": run.run_id,
+                "attempt": run.attempt,
+                "outcome": outcome,
+                "attempts": r.attempts,
+                "failures": r.failures,
+                "failure_messages": messages,
+            }));
+        }
+    }
+    let write = |out: &mut dyn Write, text: String| {
+        out.write_all(text.as_bytes())
+            .map_err(|e| Error::io("stdout", "cannot write", e))
+    };
+    if args.json {
+        let value = serde_json::json!({
+            "test_id": hex,
+            "classname": test.classname,
+            "name": test.name,
+            "file": test.file,
+            "scores": scores,
+            "history": history,
+        });
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        write(out, format!("{text}\n"))?;
+        return Ok(exit::OK);
+    }
+    let mut text = format!(
+        "{}\n  test id {}{}\n  window {} .. {}\n",
+        test.readable(),
+        hex,
+        test.file
+            .as_deref()
+            .map(|f| format!(", file {f}"))
+            .unwrap_or_default(),
+        scored.since,
+        scored.as_of
+    );
+    if scores.is_empty() {
+        text.push_str("\n  stable in every job: no failures in the window\n");
+    }
+    for s in &scores {
+        text.push_str(&format!(
+            "\n[{}] {}: {}\n  flake rate {:.2}% per attempt [95%: {:.2}–{:.2}%], {:.2}% per run after in-run reruns\n  {} runs, {} attempts, {} failures; {} flaky commit(s), {} broken commit(s), {} lone failure(s)\n  saves {:.2} retries/day, {:.1} CI min/day if fixed (observed retries caused only by it: {})\n",
+            s.job,
+            s.status.as_str(),
+            s.reason,
+            s.flake_rate * 100.0,
+            s.flake_rate_low * 100.0,
+            s.flake_rate_high * 100.0,
+            s.run_flake_rate * 100.0,
+            s.runs,
+            s.attempts,
+            s.failures,
+            s.flaky_commits,
+            s.broken_commits,
+            s.single_failures,
+            s.retries_per_day,
+            s.ci_minutes_per_day,
+            s.observed_retries,
+        ));
+        for e in s.evidence.iter().take(10) {
+            text.push_str(&format!(
+                "    commit {} ({}) {}: {} pass(es), {} failure(s) in {} run(s)\n",
+                &e.commit[..e.commit.len().min(12)],
+                e.branch,
+                e.at,
+                e.passes,
+                e.failures,
+                e.runs
+            ));
+        }
+        for f in &s.fingerprints {
+            text.push_str(&format!("    {}x  {}\n", f.count, f.message));
+        }
+    }
+    text.push_str("\nrecent runs (newest first):\n");
+    for h in history.iter().take(args.last) {
+        text.push_str(&format!(
+            "  {}  {:<14} {:<16} {}  attempt {}  {} ({}/{} failed)\n",
+            h["started_at"].as_str().unwrap_or(""),
+            h["job"].as_str().unwrap_or(""),
+            h["branch"].as_str().unwrap_or(""),
+            &h["commit"].as_str().unwrap_or("")[..h["commit"].as_str().unwrap_or("").len().min(10)],
+            h["attempt"],
+            h["outcome"].as_str().unwrap_or(""),
+            h["failures"],
+            h["attempts"],
+        ));
+    }
+    write(out, text)?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,274 @@
+//! The binary as users and scripts run it: exit codes, summaries, stable outputs.
+
+mod common;
+
+use common::{flakehound, surefire_xml, History, O};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn ingest_summary_rejections_and_idempotence() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    std::fs::write(
+        reports.join("TEST-a.xml"),
+        surefire_xml(&[
+            ("A", "x", O::Pass),
+            ("A", "y", O::FlakyInRun),
+            ("A", "z", O::Skip),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        reports.join("TEST-bad.xml"),
+        "<testsuite>\n  <testcase name=\"t\">\n",
+    )
+    .unwrap();
+    std::fs::write(reports.join("notes.txt"), "not a report").unwrap();
+    let args = [
+        "ingest",
+        "--commit",
+        "abc",
+        "--branch",
+        "main",
+        "--job",
+        "unit",
+        "--run-id",
+        "9",
+        "--attempt",
+        "1",
+        "--started-at",
+        "2026-11-20T10:04:00Z",
+        "--json",
+    ];
+    let mut with_path: Vec<&str> = args.to_vec();
+    let r = reports.to_str().unwrap();
+    with_path.push(r);
+    let out = flakehound(&db, &with_path);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("TEST-bad.xml:3:1: unexpected end of file"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for key in [
+        "files", "runs", "tests", "attempts", "passed", "failed", "skipped", "rejected",
+    ] {
+        assert!(summary.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(summary["files"], 2);
+    assert_eq!(summary["tests"], 3);
+    assert_eq!(summary["attempts"], 3);
+    assert_eq!(summary["passed"], 2);
+    assert_eq!(summary["skipped"], 1);
+    assert_eq!(summary["rejected"], 1);
+
+    let tests_before = stdout(&flakehound(&db, &["tests", "--format", "json"]));
+    // The same reports again: nothing new is stored.
+    std::fs::remove_file(reports.join("TEST-bad.xml")).unwrap();
+    let again = flakehound(&db, &with_path);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(summary["tests"], 0);
+    assert_eq!(summary["unchanged"], 1);
+    assert_eq!(
+        stdout(&flakehound(&db, &["tests", "--format", "json"])),
+        tests_before
+    );
+    let tests: serde_json::Value = serde_json::from_str(&tests_before).unwrap();
+    assert_eq!(tests.as_array().unwrap().len(), 3);
+    assert_eq!(tests[1]["name"], "y");
+    assert_eq!(tests[1]["flaky"], 1);
+}
+
+#[test]
+fn manifest_backfill_and_stable_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    for (i, o) in [O::Pass, O::Fail, O::Pass].iter().enumerate() {
+        let run = dir.path().join(format!("runs/{i}"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("r.xml"), surefire_xml(&[("A", "t", *o)])).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("runs.csv"),
+        "path,commit,branch,job,run_id,attempt,started_at,duration_s\n\
+         runs/0,c1,main,unit,100,1,2026-11-20T10:00:00Z,300\n\
+         runs/1,c2,main,unit,101,1,2026-11-20T11:00:00Z,310\n\
+         runs/2,c2,main,unit,101,2,2026-11-20T11:20:00Z,305\n",
+    )
+    .unwrap();
+    let m = dir.path().join("runs.csv");
+    let out = flakehound(&db, &["ingest", "--manifest", m.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("3 files, 3 runs, 3 tests"),
+        "{}",
+        stdout(&out)
+    );
+    let csv1 = stdout(&flakehound(&db, &["runs", "--format", "csv"]));
+    assert_eq!(csv1.lines().count(), 4);
+    assert!(csv1.starts_with("started_at,job,branch,commit,run_id,attempt,duration_s,reports"));
+    assert_eq!(csv1, stdout(&flakehound(&db, &["runs", "--format", "csv"])));
+
+    let flaky = flakehound(&db, &["flaky", "--format", "json"]);
+    let flaky: serde_json::Value = serde_json::from_slice(&flaky.stdout).unwrap();
+    let t = &flaky[0];
+    for key in [
+        "classname",
+        "name",
+        "file",
+        "job",
+        "status",
+        "runs",
+        "attempts",
+        "failures",
+        "flaky_commits",
+        "flake_rate",
+        "flake_rate_low",
+        "flake_rate_high",
+        "first_flake_at",
+        "last_flake_at",
+        "retries_per_day",
+        "ci_minutes_per_day",
+        "fingerprints",
+        "observed_retries",
+        "job_failure_rate",
+    ] {
+        assert!(t.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(t["status"], "flaky");
+    assert_eq!(t["flaky_commits"], 1);
+    assert_eq!(t["first_flake_at"], "2026-11-20T11:00:00Z");
+    let csv = stdout(&flakehound(&db, &["flaky", "--format", "csv"]));
+    assert!(csv.starts_with(
+        "classname,name,file,job,status,runs,attempts,failures,flaky_commits,flake_rate"
+    ));
+}
+
+#[test]
+fn bad_manifest_and_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    std::fs::write(dir.path().join("m.csv"), "path,commit\nx,y\n").unwrap();
+    let m = dir.path().join("m.csv");
+    let out = flakehound(&db, &["ingest", "--manifest", m.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("lacks column `branch`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = flakehound(&db, &["ingest", "--job", "j", "x.xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no commit"), "{}", stderr(&out));
+    let out = flakehound(&dir.path().join("missing.db"), &["flaky"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn newer_schema_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("r.xml"),
+        surefire_xml(&[("A", "t", O::Pass)]),
+    )
+    .unwrap();
+    let r = dir.path().join("r.xml");
+    let out = flakehound(
+        &db,
+        &["ingest", "--commit", "c", "--job", "j", r.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("newer than this flakehound"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn read_only_database_is_a_clear_error() {
+    let mut h = History::new();
+    h.run("unit", "main", "c", "1", 1, 0.0, &[("A", "t", O::Pass)]);
+    drop(h.ingest());
+    let db = h.db();
+    let mut perms = std::fs::metadata(&db).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&db, perms).unwrap();
+    let r = h.dir.path().join("r1.xml");
+    let out = flakehound(
+        &db,
+        &["ingest", "--commit", "d", "--job", "j", r.to_str().unwrap()],
+    );
+    // root can write a read-only file; only assert when the OS enforced it.
+    if out.status.code() != Some(0) {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn backlog_snapshot() {
+    let mut h = History::new();
+    // PaymentServiceIT flakes on two commits across job re-runs; Cart flakes once in-run.
+    for i in 0..12 {
+        let c = format!("c{i}");
+        let id = format!("{i}");
+        let pay = if i == 3 || i == 8 { O::Fail } else { O::Pass };
+        let cart = if i == 5 { O::FlakyInRun } else { O::Pass };
+        h.run(
+            "it",
+            "main",
+            &c,
+            &id,
+            1,
+            f64::from(i),
+            &[
+                ("com.acme.PaymentServiceIT", "refundsTwice", pay),
+                ("com.acme.CartTest", "total, with \"quotes\"", cart),
+                ("com.acme.CartTest", "empty", O::Pass),
+            ],
+        );
+        if pay == O::Fail {
+            h.run(
+                "it",
+                "main",
+                &c,
+                &id,
+                2,
+                f64::from(i) + 0.3,
+                &[
+                    ("com.acme.PaymentServiceIT", "refundsTwice", O::Pass),
+                    ("com.acme.CartTest", "total, with \"quotes\"", O::Pass),
+                    ("com.acme.CartTest", "empty", O::Pass),
+                ],
+            );
+        }
+    }
+    drop(h.ingest());
+    let db = h.db();
+    let csv = flakehound(&db, &["backlog"]);
+    assert_eq!(csv.status.code(), Some(0), "{}", stderr(&csv));
+    insta::assert_snapshot!("backlog_csv", stdout(&csv));
+    let md = flakehound(&db, &["backlog", "--format", "md", "--p1", "0.1"]);
+    insta::assert_snapshot!("backlog_md", stdout(&md));
+    // RFC 4180: quotes doubled, fields with commas quoted, CRLF line ends.
+    let text = stdout(&csv);
+    assert!(text.contains("\"Fix flaky com.acme.CartTest.total, with \"\"quotes\"\" (it)\""));
+    assert!(text.contains("\r\n"));
+}

@@ -1,0 +1,235 @@
+//! The scorer's core promises: flaky only on same-commit evidence; breakages are not flaky.
+
+mod common;
+
+use common::{History, O};
+use flakehound::score::{score, ScoreOptions, Status};
+
+fn status_of(store: &flakehound::store::Store, name: &str, job: &str) -> Status {
+    let scored = score(store, &ScoreOptions::default()).unwrap();
+    scored
+        .tests
+        .iter()
+        .find(|t| t.name == name && t.job == job)
+        .map(|t| t.status)
+        .unwrap_or(Status::Stable)
+}
+
+#[test]
+fn pass_and_fail_on_one_commit_is_flaky() {
+    let mut h = History::new();
+    // Commit c1: attempt 1 fails, the job re-run passes.
+    h.run(
+        "unit",
+        "main",
+        "c1",
+        "1",
+        1,
+        0.0,
+        &[("A", "t", O::Fail), ("A", "ok", O::Pass)],
+    );
+    h.run(
+        "unit",
+        "main",
+        "c1",
+        "1",
+        2,
+        0.2,
+        &[("A", "t", O::Pass), ("A", "ok", O::Pass)],
+    );
+    for i in 0..10 {
+        h.run(
+            "unit",
+            "main",
+            &format!("c{}", i + 2),
+            &format!("{}", i + 2),
+            1,
+            1.0 + f64::from(i),
+            &[("A", "t", O::Pass), ("A", "ok", O::Pass)],
+        );
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let t = scored.tests.iter().find(|t| t.name == "t").unwrap();
+    assert_eq!(t.status, Status::Flaky);
+    assert_eq!(t.flaky_commits, 1);
+    assert_eq!(t.evidence[0].commit, "c1");
+    assert_eq!((t.evidence[0].passes, t.evidence[0].failures), (1, 1));
+    assert!(t.flake_rate_low < t.flake_rate && t.flake_rate < t.flake_rate_high);
+    assert_eq!(
+        t.observed_retries, 1,
+        "the one retry was caused only by this test"
+    );
+    assert!(t.retries_per_day > 0.0);
+    assert!(scored.tests.iter().all(|t| t.name != "ok"));
+}
+
+#[test]
+fn broken_then_fixed_is_never_flaky() {
+    let mut h = History::new();
+    h.run("unit", "pr/7", "p1", "1", 1, 0.0, &[("A", "t", O::Pass)]);
+    // p2 breaks the test: the job is retried and fails again.
+    h.run("unit", "pr/7", "p2", "2", 1, 1.0, &[("A", "t", O::Fail)]);
+    h.run("unit", "pr/7", "p2", "2", 2, 1.1, &[("A", "t", O::Fail)]);
+    // p3 fixes it.
+    h.run("unit", "pr/7", "p3", "3", 1, 2.0, &[("A", "t", O::Pass)]);
+    h.run("unit", "pr/7", "p4", "4", 1, 3.0, &[("A", "t", O::Pass)]);
+    let store = h.ingest();
+    assert_ne!(status_of(&store, "t", "unit"), Status::Flaky);
+}
+
+#[test]
+fn a_regression_on_main_lasting_commits_is_not_flaky() {
+    let mut h = History::new();
+    let seq = [
+        O::Pass,
+        O::Pass,
+        O::Fail,
+        O::Fail,
+        O::Fail,
+        O::Pass,
+        O::Pass,
+    ];
+    for (i, o) in seq.iter().enumerate() {
+        h.run(
+            "unit",
+            "main",
+            &format!("m{i}"),
+            &format!("{i}"),
+            1,
+            i as f64,
+            &[("A", "t", *o)],
+        );
+    }
+    let store = h.ingest();
+    let s = status_of(&store, "t", "unit");
+    assert!(s != Status::Flaky && s != Status::Suspect, "{s:?}");
+}
+
+#[test]
+fn broken_on_one_platform_passing_on_another_is_not_flaky() {
+    let mut h = History::new();
+    for i in 0..4 {
+        let c = format!("c{i}");
+        let id = format!("{i}");
+        h.run(
+            "e2e-linux",
+            "main",
+            &c,
+            &id,
+            1,
+            f64::from(i),
+            &[("E", "t", O::Pass)],
+        );
+        h.run(
+            "e2e-macos",
+            "main",
+            &c,
+            &id,
+            1,
+            f64::from(i),
+            &[("E", "t", O::FailRerun)],
+        );
+    }
+    let store = h.ingest();
+    assert_eq!(status_of(&store, "t", "e2e-macos"), Status::Broken);
+    assert_ne!(status_of(&store, "t", "e2e-linux"), Status::Flaky);
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    assert!(scored.flaky().next().is_none());
+}
+
+#[test]
+fn in_run_reruns_absorb_flakes_into_minutes_not_retries() {
+    let mut h = History::new();
+    for i in 0..40 {
+        let o = if i % 4 == 0 { O::FlakyInRun } else { O::Pass };
+        h.run(
+            "unit",
+            "main",
+            &format!("c{i}"),
+            &format!("{i}"),
+            1,
+            f64::from(i),
+            &[("S", "absorbed", o), ("S", "other", O::Pass)],
+        );
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let t = scored.tests.iter().find(|t| t.name == "absorbed").unwrap();
+    assert_eq!(t.status, Status::Flaky);
+    assert_eq!(t.flaky_commits, 10);
+    assert!(
+        t.retries_per_day < 0.05,
+        "retries/day {}",
+        t.retries_per_day
+    );
+    assert!(t.in_run_rerun_minutes_per_day > 0.0);
+    assert!(t.ci_minutes_per_day >= t.in_run_rerun_minutes_per_day);
+    assert!(t.flake_rate > 0.1 && t.run_flake_rate < 0.05);
+}
+
+#[test]
+fn lone_failures_with_passes_around_are_suspect_then_flaky() {
+    let mut h = History::new();
+    let mut fails = 0;
+    for i in 0..30 {
+        let o = if i % 10 == 5 { O::Fail } else { O::Pass };
+        if o == O::Fail {
+            fails += 1;
+        }
+        h.run(
+            "unit",
+            "main",
+            &format!("c{i}"),
+            &format!("{i}"),
+            1,
+            f64::from(i),
+            &[("A", "t", o)],
+        );
+    }
+    assert_eq!(fails, 3);
+    let store = h.ingest();
+    assert_eq!(status_of(&store, "t", "unit"), Status::Flaky);
+    let opts = ScoreOptions {
+        min_isolated_failures: 4,
+        ..Default::default()
+    };
+    let scored = score(&store, &opts).unwrap();
+    assert_eq!(scored.tests[0].status, Status::Suspect);
+}
+
+#[test]
+fn long_clean_streak_after_flakes_is_fixed() {
+    let mut h = History::new();
+    h.run(
+        "unit",
+        "main",
+        "c0",
+        "0",
+        1,
+        0.0,
+        &[("A", "t", O::FlakyInRun)],
+    );
+    h.run(
+        "unit",
+        "main",
+        "c1",
+        "1",
+        1,
+        1.0,
+        &[("A", "t", O::FlakyInRun)],
+    );
+    for i in 2..200 {
+        h.run(
+            "unit",
+            "main",
+            &format!("c{i}"),
+            &format!("{i}"),
+            1,
+            f64::from(i) * 0.1 + 1.0,
+            &[("A", "t", O::Pass)],
+        );
+    }
+    let store = h.ingest();
+    assert_eq!(status_of(&store, "t", "unit"), Status::Fixed);
+}
