@@ -282,21 +282,18 @@ pub fn ingest(
                 }
                 let shown = file.path.display().to_string();
                 let tally = match report {
-                    Some(report) => {
-                        distinct.extend(report.cases.iter().map(|c| c.identity().0));
-                        batch.add_file(
-                            run_key,
-                            &hash,
-                            &shown,
-                            &report.cases,
-                            report.info.testcases,
-                            report.info.time_s,
-                        )?
-                    }
+                    Some(report) => batch.add_file(
+                        run_key,
+                        &hash,
+                        &shown,
+                        &report.cases,
+                        report.info.testcases,
+                        report.info.time_s,
+                    )?,
                     None => {
                         // Parse straight into this batch; on a parse error the batch is
                         // rolled back to before this file by the savepoint.
-                        match stream_huge(&mut batch, run_key, &hash, &file.path, &mut distinct)? {
+                        match stream_huge(&mut batch, run_key, &hash, &file.path)? {
                             Ok(t) => t,
                             Err(r) => {
                                 summary.rejected += 1;
@@ -314,6 +311,7 @@ pub fn ingest(
                 summary.skipped += tally.skipped;
                 in_batch += tally.tests;
                 if in_batch >= RESULTS_PER_COMMIT {
+                    distinct.extend(batch.tests_seen());
                     batch.commit()?;
                     batch = store.batch()?;
                     in_batch = 0;
@@ -323,6 +321,7 @@ pub fn ingest(
                 }
             }
         }
+        distinct.extend(batch.tests_seen());
         batch.commit()?;
         Ok(())
     })?;
@@ -337,7 +336,6 @@ fn stream_huge(
     run_key: i64,
     hash: &str,
     path: &Path,
-    distinct: &mut HashSet<i64>,
 ) -> Result<std::result::Result<crate::store::FileTally, Rejection>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open report", e))?;
     batch.savepoint()?;
@@ -353,7 +351,6 @@ fn stream_huge(
                 merger.push(c, junit::Dialect::Generic);
             }
             let cases = merger.finish();
-            distinct.extend(cases.iter().map(|c| c.identity().0));
             match batch.add_cases(run_key, &cases) {
                 Ok(t) => add_tally(&mut tally, t),
                 Err(e) => {
@@ -377,7 +374,6 @@ fn stream_huge(
                 merger.push(c, info.dialect);
             }
             let cases = merger.finish();
-            distinct.extend(cases.iter().map(|c| c.identity().0));
             let t = batch.add_file(run_key, hash, &shown, &cases, info.testcases, info.time_s)?;
             add_tally(&mut tally, t);
             batch.release_savepoint()?;

@@ -28,6 +28,12 @@ pub struct Batch<'s> {
     // Per batch, so that a rolled-back batch leaves no stale "already stored" entries.
     known_tests: std::collections::HashSet<i64>,
     known_fingerprints: std::collections::HashSet<i64>,
+    /// The known sets at the savepoint, restored on rollback so that no test row that was
+    /// rolled back is taken as stored.
+    saved: Option<(
+        std::collections::HashSet<i64>,
+        std::collections::HashSet<i64>,
+    )>,
 }
 
 /// Attempts to take the write lock before giving up; each waits up to the busy timeout.
@@ -58,6 +64,7 @@ impl Store {
             store_path: &self.path,
             known_tests: Default::default(),
             known_fingerprints: Default::default(),
+            saved: None,
         })
     }
 }
@@ -319,21 +326,32 @@ impl Batch<'_> {
 
     /// Mark a point to roll back to if the file being streamed turns out to be bad.
     pub fn savepoint(&mut self) -> Result<()> {
+        self.saved = Some((self.known_tests.clone(), self.known_fingerprints.clone()));
         self.tx
             .execute_batch("SAVEPOINT report")
             .map_err(|e| self.err("cannot set a savepoint", e))
     }
 
     pub fn release_savepoint(&mut self) -> Result<()> {
+        self.saved = None;
         self.tx
             .execute_batch("RELEASE report")
             .map_err(|e| self.err("cannot release a savepoint", e))
     }
 
     pub fn rollback_to_savepoint(&mut self) -> Result<()> {
+        if let Some((tests, fingerprints)) = self.saved.take() {
+            self.known_tests = tests;
+            self.known_fingerprints = fingerprints;
+        }
         self.tx
             .execute_batch("ROLLBACK TO report; RELEASE report")
             .map_err(|e| self.err("cannot roll back a report", e))
+    }
+
+    /// Test ids written in this batch so far.
+    pub fn tests_seen(&self) -> impl Iterator<Item = i64> + '_ {
+        self.known_tests.iter().copied()
     }
 
     /// Make the batch durable.
