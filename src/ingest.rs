@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::junit::{self, FileError, Merger, Report};
 use crate::model::{RunMeta, TestCase};
-use crate::store::Store;
+use crate::store::{prepare, Prepared, Store};
 
 /// Files at or above this size are streamed into the store in chunks instead of being
 /// parsed in memory first, so that memory stays bounded for multi-gigabyte reports.
@@ -137,6 +137,7 @@ enum Parsed {
     Whole {
         hash: String,
         report: Report,
+        prepared: Prepared,
     },
     /// Too big to hold: hashed now, parsed by the writer as a stream.
     Huge {
@@ -181,7 +182,14 @@ fn parse_one(path: &Path) -> Parsed {
     };
     let hash = blake3::hash(&bytes).to_hex().to_string();
     match junit::parse_bytes(&bytes) {
-        Ok(report) => Parsed::Whole { hash, report },
+        Ok(report) => {
+            let prepared = prepare(&report.cases);
+            Parsed::Whole {
+                hash,
+                report,
+                prepared,
+            }
+        }
         Err(e) => reject(path, FileError::Parse(junit::located_in(&bytes, &e))),
     }
 }
@@ -256,7 +264,11 @@ pub fn ingest(
                         rejections.push(r);
                         continue;
                     }
-                    Parsed::Whole { hash, report } => (hash, Some(report)),
+                    Parsed::Whole {
+                        hash,
+                        report,
+                        prepared,
+                    } => (hash, Some((report, prepared))),
                     Parsed::Huge { hash } => (hash, None),
                 };
                 let run_key = match run_keys[file.run] {
@@ -266,7 +278,7 @@ pub fn ingest(
                         if !input.started_at_known {
                             meta.started_at = report
                                 .as_ref()
-                                .and_then(|r| r.info.timestamp.as_deref())
+                                .and_then(|(r, _)| r.info.timestamp.as_deref())
                                 .and_then(report_timestamp)
                                 .unwrap_or(meta.started_at);
                         }
@@ -282,11 +294,12 @@ pub fn ingest(
                 }
                 let shown = file.path.display().to_string();
                 let tally = match report {
-                    Some(report) => batch.add_file(
+                    Some((report, prepared)) => batch.add_file_prepared(
                         run_key,
                         &hash,
                         &shown,
                         &report.cases,
+                        &prepared,
                         report.info.testcases,
                         report.info.time_s,
                     )?,

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 pub use migrate::SCHEMA_VERSION;
 pub use read::{FailureRow, FingerprintRow, ResultRow, RunFilter, RunRow, TestCounts, TestRow};
-pub use write::{Batch, FileTally};
+pub use write::{prepare, Batch, FileTally, Prepared};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -126,3 +126,33 @@ fn newer_schema_is_refused_untouched() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert!(!dir.path().join("future.db-wal").exists());
 }
+
+#[test]
+fn overlapping_files_of_a_run_merge_through_the_bulk_insert_path() {
+    // More cases than one multi-row INSERT, all present in both files.
+    let mut xml_a = String::from("<testsuite>");
+    let mut xml_b = String::from("<testsuite>");
+    for i in 0..70 {
+        xml_a.push_str(&format!(
+            "<testcase classname=\"C\" name=\"t{i}\"><failure message=\"m{i}\"/></testcase>"
+        ));
+        xml_b.push_str(&format!("<testcase classname=\"C\" name=\"t{i}\"/>"));
+    }
+    xml_a.push_str("</testsuite>");
+    xml_b.push_str("</testsuite>");
+    let a = parse_bytes(xml_a.as_bytes()).unwrap();
+    let b = parse_bytes(xml_b.as_bytes()).unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let mut batch = store.batch().unwrap();
+    let (k, _) = batch.run(&meta(1)).unwrap();
+    batch.add_file(k, "a", "a.xml", &a.cases, 70, None).unwrap();
+    batch.add_file(k, "b", "b.xml", &b.cases, 70, None).unwrap();
+    batch.commit().unwrap();
+    let mut rows = Vec::new();
+    store.for_each_result(&[k], |_, r| rows.push(r)).unwrap();
+    assert_eq!(rows.len(), 70);
+    assert!(rows
+        .iter()
+        .all(|r| (r.attempts, r.failures, r.outcome) == (2, 1, 1)));
+    assert_eq!(store.failures(&[k]).unwrap().len(), 70);
+}

@@ -140,7 +140,31 @@ impl Batch<'_> {
         testcase_elements: u64,
         report_time_s: Option<f64>,
     ) -> Result<FileTally> {
-        let tally = self.add_cases(run_key, cases)?;
+        let prepared = prepare(cases);
+        self.add_file_prepared(
+            run_key,
+            content_hash,
+            path,
+            cases,
+            &prepared,
+            testcase_elements,
+            report_time_s,
+        )
+    }
+
+    /// [`Batch::add_file`] with rows computed by [`prepare`] beforehand.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_file_prepared(
+        &mut self,
+        run_key: i64,
+        content_hash: &str,
+        path: &str,
+        cases: &[TestCase],
+        prepared: &Prepared,
+        testcase_elements: u64,
+        report_time_s: Option<f64>,
+    ) -> Result<FileTally> {
+        let tally = self.add_prepared(run_key, cases, prepared)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO report_file (run_key, content_hash, path, testcases) VALUES (?1, ?2, ?3, ?4)",
@@ -161,167 +185,141 @@ impl Batch<'_> {
     /// Store test cases for a run without recording a report file (used when a huge
     /// report is streamed in chunks; the last chunk goes through [`Batch::add_file`]).
     pub fn add_cases(&mut self, run_key: i64, cases: &[TestCase]) -> Result<FileTally> {
-        let mut tally = FileTally::default();
-        // Sorted inserts fill B-tree pages densely (the key is (run_key, test_id)).
-        let mut order: Vec<(i64, usize)> = cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.identity().0, i))
-            .collect();
-        order.sort_unstable();
+        let prepared = prepare(cases);
+        self.add_prepared(run_key, cases, &prepared)
+    }
 
+    /// Store cases whose rows were computed by [`prepare`] (on a parsing thread, so the
+    /// single writer only binds and steps statements).
+    pub fn add_prepared(
+        &mut self,
+        run_key: i64,
+        cases: &[TestCase],
+        prepared: &Prepared,
+    ) -> Result<FileTally> {
+        let path = self.store_path;
         let tx = self.tx;
-        let mut add_test = tx
-            .prepare_cached(
-                "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (test_id) DO NOTHING",
-            )
-            .map_err(|e| db_error(self.store_path, "cannot prepare", e))?;
-        let mut add_result = tx
-            .prepare_cached(
-                "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .map_err(|e| db_error(self.store_path, "cannot prepare", e))?;
-        let mut merge_result = tx
-            .prepare_cached(
-                "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (run_key, test_id) DO UPDATE SET
-                   attempts = result.attempts + excluded.attempts,
-                   failures = result.failures + excluded.failures,
-                   duration_ms = result.duration_ms + excluded.duration_ms,
-                   outcome = CASE
-                     WHEN result.attempts + excluded.attempts = 0 THEN 3
-                     WHEN result.failures + excluded.failures = 0 THEN 0
-                     WHEN result.failures + excluded.failures < result.attempts + excluded.attempts THEN 1
-                     ELSE 2 END
-                 RETURNING attempts - ?4",
-            )
-            .map_err(|e| db_error(self.store_path, "cannot prepare", e))?;
-        let mut add_failure = tx
-            .prepare_cached(
-                "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
-            )
-            .map_err(|e| db_error(self.store_path, "cannot prepare", e))?;
-        let mut add_fingerprint = tx
-            .prepare_cached(
-                "INSERT INTO fingerprint (fingerprint, normalized, sample) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (fingerprint) DO NOTHING",
-            )
-            .map_err(|e| db_error(self.store_path, "cannot prepare", e))?;
+        let prep = |sql: &str| {
+            tx.prepare_cached(sql)
+                .map_err(|e| db_error(path, "cannot prepare", e))
+        };
+        let mut add_test = prep(
+            "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (test_id) DO NOTHING",
+        )?;
+        let mut add_result = prep(
+            "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut add_results = prep(&multi_row_insert())?;
+        let mut merge_result = prep(
+            "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (run_key, test_id) DO UPDATE SET
+               attempts = result.attempts + excluded.attempts,
+               failures = result.failures + excluded.failures,
+               duration_ms = result.duration_ms + excluded.duration_ms,
+               outcome = CASE
+                 WHEN result.attempts + excluded.attempts = 0 THEN 3
+                 WHEN result.failures + excluded.failures = 0 THEN 0
+                 WHEN result.failures + excluded.failures < result.attempts + excluded.attempts THEN 1
+                 ELSE 2 END
+             RETURNING attempts - ?4",
+        )?;
+        let mut add_failure = prep(
+            "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
+        )?;
+        let mut add_fingerprint = prep(
+            "INSERT INTO fingerprint (fingerprint, normalized, sample) VALUES (?1, ?2, ?3)
+             ON CONFLICT (fingerprint) DO NOTHING",
+        )?;
 
-        for (test_id, index) in order {
-            let case = &cases[index];
-            if self.known_tests.insert(test_id) {
+        for row in &prepared.rows {
+            if self.known_tests.insert(row.test_id) {
+                let case = &cases[row.case];
                 add_test
                     .execute(params![
-                        test_id,
+                        row.test_id,
                         case.classname,
                         case.name,
                         case.file,
                         case.suite
                     ])
-                    .map_err(|e| db_error(self.store_path, "cannot store a test", e))?;
+                    .map_err(|e| db_error(path, "cannot store a test", e))?;
             }
-            let outcome = case.run_outcome();
-            let attempts = case.executed_attempts() as i64;
-            let failures = case.failed_attempts() as i64;
-            let duration_ms = (case.duration_s() * 1000.0).round() as i64;
-            tally.tests += 1;
-            tally.attempts += attempts as u64;
-            match outcome {
-                crate::model::RunOutcome::Passed => tally.passed += 1,
-                crate::model::RunOutcome::Flaky => tally.flaky += 1,
-                crate::model::RunOutcome::Failed => tally.failed += 1,
-                crate::model::RunOutcome::Skipped => tally.skipped += 1,
+        }
+
+        // Attempt number offset of each row: 0 unless another file of this run already
+        // stored attempts of the same test.
+        let mut offsets = vec![0i64; prepared.rows.len()];
+        for (chunk_no, chunk) in prepared.rows.chunks(INSERT_ROWS).enumerate() {
+            if chunk.len() == INSERT_ROWS {
+                let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
+                for r in chunk {
+                    values.extend([
+                        run_key,
+                        r.test_id,
+                        i64::from(r.outcome),
+                        i64::from(r.attempts),
+                        i64::from(r.failures),
+                        r.duration_ms,
+                    ]);
+                }
+                match add_results.execute(rusqlite::params_from_iter(values.iter())) {
+                    Ok(_) => continue,
+                    // A conflict rolls the statement back; take the rows one by one.
+                    Err(e)
+                        if e.sqlite_error_code()
+                            == Some(rusqlite::ErrorCode::ConstraintViolation) => {}
+                    Err(e) => return Err(db_error(path, "cannot store results", e)),
+                }
             }
-            // A plain insert only conflicts when another file of this run (or a repeated
-            // case the caller did not merge) already has the test: then attempts add up.
-            let first_attempt: i64 = {
-                match add_result.execute(params![
+            for (i, r) in chunk.iter().enumerate() {
+                let values = params![
                     run_key,
-                    test_id,
-                    outcome.code(),
-                    attempts,
-                    failures,
-                    duration_ms
-                ]) {
+                    r.test_id,
+                    r.outcome,
+                    r.attempts,
+                    r.failures,
+                    r.duration_ms
+                ];
+                offsets[chunk_no * INSERT_ROWS + i] = match add_result.execute(values) {
                     Ok(_) => 0,
                     Err(e)
                         if e.sqlite_error_code()
                             == Some(rusqlite::ErrorCode::ConstraintViolation) =>
                     {
                         merge_result
-                            .query_row(
-                                params![
-                                    run_key,
-                                    test_id,
-                                    outcome.code(),
-                                    attempts,
-                                    failures,
-                                    duration_ms
-                                ],
-                                |r| r.get(0),
-                            )
-                            .map_err(|e| db_error(self.store_path, "cannot merge a result", e))?
+                            .query_row(values, |r| r.get(0))
+                            .map_err(|e| db_error(path, "cannot merge a result", e))?
                     }
-                    Err(e) => return Err(db_error(self.store_path, "cannot store a result", e)),
-                }
-            };
-            if failures == 0 {
-                continue;
-            }
-            let mut attempt_no = first_attempt;
-            for attempt in &case.attempts {
-                if attempt.outcome == crate::model::AttemptOutcome::Skipped {
-                    continue;
-                }
-                attempt_no += 1;
-                if !attempt.outcome.is_failure() {
-                    continue;
-                }
-                let failure = attempt.failure.clone().unwrap_or_default();
-                let normalized = fingerprint::normalize(
-                    failure.kind.as_deref(),
-                    failure.message.as_deref(),
-                    failure.body.as_deref(),
-                );
-                let fp = fingerprint::id(&normalized);
-                if self.known_fingerprints.insert(fp) {
-                    let sample = failure
-                        .message
-                        .clone()
-                        .or_else(|| {
-                            failure.body.as_deref().and_then(|b| {
-                                b.lines()
-                                    .map(str::trim)
-                                    .find(|l| !l.is_empty())
-                                    .map(String::from)
-                            })
-                        })
-                        .unwrap_or_default();
-                    add_fingerprint
-                        .execute(params![fp, normalized, truncate(&sample, 500)])
-                        .map_err(|e| db_error(self.store_path, "cannot store a fingerprint", e))?;
-                }
-                let is_error = attempt.outcome == crate::model::AttemptOutcome::Errored;
-                add_failure
-                    .execute(params![
-                        run_key,
-                        test_id,
-                        attempt_no,
-                        is_error,
-                        fp,
-                        failure.kind,
-                        failure.message.as_deref().map(|m| truncate(m, 1000))
-                    ])
-                    .map_err(|e| db_error(self.store_path, "cannot store a failure", e))?;
+                    Err(e) => return Err(db_error(path, "cannot store a result", e)),
+                };
             }
         }
-        Ok(tally)
+
+        for f in &prepared.failures {
+            if self.known_fingerprints.insert(f.fingerprint) {
+                add_fingerprint
+                    .execute(params![f.fingerprint, f.normalized, f.sample])
+                    .map_err(|e| db_error(path, "cannot store a fingerprint", e))?;
+            }
+            let row = &prepared.rows[f.row];
+            add_failure
+                .execute(params![
+                    run_key,
+                    row.test_id,
+                    offsets[f.row] + i64::from(f.attempt),
+                    f.is_error,
+                    f.fingerprint,
+                    f.kind,
+                    f.message
+                ])
+                .map_err(|e| db_error(path, "cannot store a failure", e))?;
+        }
+        Ok(prepared.tally)
     }
 
     /// Mark a point to roll back to if the file being streamed turns out to be bad.
@@ -383,4 +381,137 @@ fn truncate(text: &str, max: usize) -> &str {
         cut -= 1;
     }
     &text[..cut]
+}
+
+/// Result rows per multi-row INSERT: fewer statement executions per row.
+const INSERT_ROWS: usize = 32;
+
+fn multi_row_insert() -> String {
+    let mut sql = String::from(
+        "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms) VALUES ",
+    );
+    for i in 0..INSERT_ROWS {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?)");
+    }
+    sql
+}
+
+/// A report's rows, computed away from the writer: identities hashed, outcomes counted,
+/// failures fingerprinted, rows sorted by test id.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    rows: Vec<PreparedRow>,
+    failures: Vec<PreparedFailure>,
+    tally: FileTally,
+}
+
+#[derive(Debug, Clone)]
+struct PreparedRow {
+    test_id: i64,
+    case: usize,
+    outcome: u8,
+    attempts: u32,
+    failures: u32,
+    duration_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct PreparedFailure {
+    row: usize,
+    /// 1-based attempt number within the case.
+    attempt: u32,
+    is_error: bool,
+    fingerprint: i64,
+    normalized: String,
+    sample: String,
+    kind: Option<String>,
+    message: Option<String>,
+}
+
+/// Compute the rows of a report's cases (pure; no database).
+pub fn prepare(cases: &[TestCase]) -> Prepared {
+    use crate::model::{AttemptOutcome, RunOutcome};
+    let mut order: Vec<(i64, usize)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.identity().0, i))
+        .collect();
+    // Sorted inserts fill B-tree pages densely (the key is (run_key, test_id)).
+    order.sort_unstable();
+    let mut out = Prepared {
+        rows: Vec::with_capacity(order.len()),
+        ..Default::default()
+    };
+    for (test_id, index) in order {
+        let case = &cases[index];
+        let outcome = case.run_outcome();
+        let attempts = case.executed_attempts() as u32;
+        let failures = case.failed_attempts() as u32;
+        let t = &mut out.tally;
+        t.tests += 1;
+        t.attempts += u64::from(attempts);
+        match outcome {
+            RunOutcome::Passed => t.passed += 1,
+            RunOutcome::Flaky => t.flaky += 1,
+            RunOutcome::Failed => t.failed += 1,
+            RunOutcome::Skipped => t.skipped += 1,
+        }
+        let row = out.rows.len();
+        out.rows.push(PreparedRow {
+            test_id,
+            case: index,
+            outcome: outcome.code(),
+            attempts,
+            failures,
+            duration_ms: (case.duration_s() * 1000.0).round() as i64,
+        });
+        if failures == 0 {
+            continue;
+        }
+        let mut attempt_no = 0u32;
+        for attempt in &case.attempts {
+            if attempt.outcome == AttemptOutcome::Skipped {
+                continue;
+            }
+            attempt_no += 1;
+            if !attempt.outcome.is_failure() {
+                continue;
+            }
+            let failure = attempt.failure.clone().unwrap_or_default();
+            let normalized = fingerprint::normalize(
+                failure.kind.as_deref(),
+                failure.message.as_deref(),
+                failure.body.as_deref(),
+            );
+            let sample = failure
+                .message
+                .clone()
+                .or_else(|| {
+                    failure.body.as_deref().and_then(|b| {
+                        b.lines()
+                            .map(str::trim)
+                            .find(|l| !l.is_empty())
+                            .map(String::from)
+                    })
+                })
+                .unwrap_or_default();
+            out.failures.push(PreparedFailure {
+                row,
+                attempt: attempt_no,
+                is_error: attempt.outcome == AttemptOutcome::Errored,
+                fingerprint: fingerprint::id(&normalized),
+                normalized,
+                sample: truncate(&sample, 500).to_string(),
+                kind: failure.kind,
+                message: failure
+                    .message
+                    .as_deref()
+                    .map(|m| truncate(m, 1000).to_string()),
+            });
+        }
+    }
+    out
 }
