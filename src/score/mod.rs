@@ -216,6 +216,48 @@ struct Cell {
     failed_runs: Vec<usize>,
 }
 
+/// What one scan thread gathered.
+struct Partial {
+    accs: FastMap<(i64, u32), Acc>,
+    cells: FastMap<(i64, u32, u32), Cell>,
+    failed_tests: Vec<Vec<i64>>,
+}
+
+/// Test ids are already uniform hashes, so a multiply-rotate hasher is enough and far
+/// cheaper than SipHash on the scan's hot path.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 #[derive(Default)]
 struct Acc {
     runs: u32,
@@ -229,6 +271,26 @@ struct Acc {
     /// Attempts after the last failure seen in the window.
     attempts_after_last_failure: u32,
     last_failure_at: Option<i64>,
+}
+
+impl Acc {
+    fn merge(&mut self, o: Acc) {
+        self.runs += o.runs;
+        self.attempts += o.attempts;
+        self.failures += o.failures;
+        self.failed_runs += o.failed_runs;
+        self.duration_ms += o.duration_ms;
+        self.in_run_reruns += o.in_run_reruns;
+        self.attempts_after_last_failure += o.attempts_after_last_failure;
+        if let Some(l) = o.latest {
+            if self.latest.is_none_or(|m| (l.0, l.1) > (m.0, m.1)) {
+                self.latest = Some(l);
+            }
+        }
+        if o.last_failure_at.is_some() {
+            self.last_failure_at = o.last_failure_at;
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -272,8 +334,8 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
 
     // Failures are rare: read them first, so the big result scan only has to count.
     let failures = store.failures(&keys)?;
-    let mut cells: HashMap<(i64, u32, u32), Cell> = HashMap::new();
-    let mut last_failure: HashMap<(i64, u32), i64> = HashMap::new();
+    let mut cells: FastMap<(i64, u32, u32), Cell> = FastMap::default();
+    let mut last_failure: FastMap<(i64, u32), i64> = FastMap::default();
     for f in &failures {
         let pos = key_pos[&f.run_key];
         let key = (f.test_id, job_of[pos], commit_of[pos]);
@@ -288,48 +350,99 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         *t = (*t).max(runs[pos].started_at);
     }
 
-    let mut accs: HashMap<(i64, u32), Acc> = HashMap::new();
-    let mut failed_tests: Vec<Vec<i64>> = vec![Vec::new(); runs.len()];
-    store.for_each_result(&keys, |pos, r| {
-        let job = job_of[pos];
-        let started = runs[pos].started_at;
-        let acc = accs.entry((r.test_id, job)).or_default();
-        if r.attempts == 0 {
-            return; // skipped
+    // The big scan, split over two connections: results dominate the cost.
+    let cell_keys: Vec<(i64, u32, u32)> = cells.keys().copied().collect();
+    let scan_part = |store: &Store, lo: usize, hi: usize| -> Result<Partial> {
+        let mut part = Partial {
+            accs: FastMap::default(),
+            cells: cell_keys.iter().map(|k| (*k, Cell::default())).collect(),
+            failed_tests: vec![Vec::new(); hi - lo],
+        };
+        for (&(test, job), &lf) in &last_failure {
+            part.accs.entry((test, job)).or_default().last_failure_at = Some(lf);
         }
-        acc.runs += 1;
-        acc.attempts += r.attempts;
-        acc.failures += r.failures;
-        acc.duration_ms += r.duration_ms;
-        acc.in_run_reruns += r.attempts - 1;
-        if r.outcome == 2 {
-            acc.failed_runs += 1;
-            failed_tests[pos].push(r.test_id);
+        store.for_each_result(&keys[lo..hi], |i, r| {
+            let pos = lo + i;
+            let job = job_of[pos];
+            let started = runs[pos].started_at;
+            let acc = part.accs.entry((r.test_id, job)).or_default();
+            if r.attempts == 0 {
+                return; // skipped
+            }
+            acc.runs += 1;
+            acc.attempts += r.attempts;
+            acc.failures += r.failures;
+            acc.duration_ms += r.duration_ms;
+            acc.in_run_reruns += r.attempts - 1;
+            if r.outcome == 2 {
+                acc.failed_runs += 1;
+                part.failed_tests[i].push(r.test_id);
+            }
+            // Only tests that failed somewhere in the window need more than counts.
+            if let Some(lf) = acc.last_failure_at {
+                if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
+                    acc.latest = Some((started, pos, r.outcome));
+                }
+                if started > lf {
+                    acc.attempts_after_last_failure += r.attempts;
+                }
+                if let Some(cell) = part.cells.get_mut(&(r.test_id, job, commit_of[pos])) {
+                    cell.runs += 1;
+                    cell.attempts += r.attempts;
+                    cell.failures += r.failures;
+                    if cell.first_run.is_none_or(|p| runs[p].started_at > started) {
+                        cell.first_run = Some(pos);
+                    }
+                    if r.failures > 0 {
+                        cell.failed_runs.push(pos);
+                    }
+                }
+            }
+        })?;
+        Ok(part)
+    };
+    let parallel = keys.len() >= 64 && store.path() != std::path::Path::new(":memory:");
+    let parts: Vec<Partial> = if parallel {
+        let mid = keys.len() / 2;
+        let path = store.path().to_path_buf();
+        let (a, b) = std::thread::scope(|scope| {
+            let b = scope.spawn(|| {
+                let other = Store::open_read_only(&path)?;
+                scan_part(&other, mid, keys.len())
+            });
+            let a = scan_part(store, 0, mid);
+            (a, b.join().expect("scan thread panicked"))
+        });
+        vec![a?, b?]
+    } else {
+        vec![scan_part(store, 0, keys.len())?]
+    };
+    let mut accs: FastMap<(i64, u32), Acc> = FastMap::default();
+    let mut failed_tests: Vec<Vec<i64>> = Vec::with_capacity(runs.len());
+    for part in parts {
+        failed_tests.extend(part.failed_tests);
+        for (key, a) in part.accs {
+            accs.entry(key).or_default().merge(a);
         }
-        if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
-            acc.latest = Some((started, pos, r.outcome));
-        }
-        let last = last_failure.get(&(r.test_id, job)).copied();
-        if let Some(lf) = last {
-            acc.last_failure_at = Some(lf);
-            if started > lf {
-                acc.attempts_after_last_failure += r.attempts;
+        for (key, c) in part.cells {
+            let cell = cells.get_mut(&key).expect("same keys");
+            cell.runs += c.runs;
+            cell.attempts += c.attempts;
+            cell.failures += c.failures;
+            cell.failed_runs.extend(c.failed_runs);
+            if let Some(p) = c.first_run {
+                if cell
+                    .first_run
+                    .is_none_or(|q| runs[q].started_at > runs[p].started_at)
+                {
+                    cell.first_run = Some(p);
+                }
             }
         }
-        if r.failures > 0 || last.is_some() {
-            if let Some(cell) = cells.get_mut(&(r.test_id, job, commit_of[pos])) {
-                cell.runs += 1;
-                cell.attempts += r.attempts;
-                cell.failures += r.failures;
-                if cell.first_run.is_none_or(|p| runs[p].started_at > started) {
-                    cell.first_run = Some(pos);
-                }
-                if r.failures > 0 {
-                    cell.failed_runs.push(pos);
-                }
-            }
-        }
-    })?;
+    }
+    for cell in cells.values_mut() {
+        cell.failed_runs.sort_unstable();
+    }
 
     // Runs of each (job, branch) in time order, to find a failure's neighbours.
     let mut lanes: HashMap<(u32, &str), Vec<usize>> = HashMap::new();
@@ -341,7 +454,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     }
 
     // Group cells by (test, job).
-    let mut by_test: HashMap<(i64, u32), Vec<(u32, Cell)>> = HashMap::new();
+    let mut by_test: FastMap<(i64, u32), Vec<(u32, Cell)>> = FastMap::default();
     for ((test, job, commit), cell) in cells {
         by_test.entry((test, job)).or_default().push((commit, cell));
     }

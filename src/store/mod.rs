@@ -74,7 +74,9 @@ impl Store {
                 path.display()
             )));
         }
-        conn.pragma_update(None, "cache_size", -64_000i64)
+        // Writers keep B-tree pages hot across a batch; readers mostly stream once.
+        let cache_kib: i64 = if writable { 64_000 } else { 16_000 };
+        conn.pragma_update(None, "cache_size", -cache_kib)
             .map_err(|e| db_error(path, "cannot set cache size", e))?;
         Ok(Store {
             conn,

@@ -197,15 +197,17 @@ impl Store {
                 .next()
                 .map_err(|e| self.err("cannot read results", e))?
             {
+                // The hot loop of every score: read integers without per-value conversions.
+                let int = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
                 f(
                     position,
                     ResultRow {
                         run_key,
-                        test_id: r.get(0).map_err(|e| self.err("bad result row", e))?,
-                        outcome: r.get(1).map_err(|e| self.err("bad result row", e))?,
-                        attempts: r.get(2).map_err(|e| self.err("bad result row", e))?,
-                        failures: r.get(3).map_err(|e| self.err("bad result row", e))?,
-                        duration_ms: r.get(4).map_err(|e| self.err("bad result row", e))?,
+                        test_id: int(0),
+                        outcome: int(1) as u8,
+                        attempts: int(2) as u32,
+                        failures: int(3) as u32,
+                        duration_ms: int(4),
                     },
                 );
             }
