@@ -4,11 +4,12 @@
 //! SQLite, [`score`] tells flaky from broken, [`impact`] estimates what a fix saves, and
 //! [`report`] and [`quarantine`] publish the results.
 
+pub mod api;
 pub mod ci_env;
 pub mod error;
 pub mod fingerprint;
 pub mod ingest;
 pub mod junit;
 pub mod model;
+pub mod server;
 pub mod store;
-pub mod api;

@@ -3,7 +3,10 @@
 
 mod ingest;
 mod output;
+mod serve;
 mod stored;
+mod token;
+mod upload;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -39,6 +42,12 @@ pub enum Command {
     Runs(stored::ListArgs),
     /// List the tests with their pass, fail and skip counts
     Tests(stored::ListArgs),
+    /// Run the upload server: CI jobs post reports, and query the outputs over HTTP
+    Serve(serve::ServeArgs),
+    /// Send a run's reports to a `flakehound serve` server (a CI post-step)
+    Upload(upload::UploadArgs),
+    /// Manage the server's API tokens
+    Token(token::TokenArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -79,6 +88,9 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Ingest(a) => ingest::run(&args.db, a, &mut out)?,
         Command::Runs(a) => stored::runs(&args.db, a, &mut out)?,
         Command::Tests(a) => stored::tests(&args.db, a, &mut out)?,
+        Command::Serve(a) => serve::run(&args.db, a)?,
+        Command::Upload(a) => upload::run(a, &mut out)?,
+        Command::Token(a) => token::run(a, &mut out)?,
     };
     out.flush()
         .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;
