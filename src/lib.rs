@@ -13,4 +13,5 @@ pub mod ingest;
 pub mod junit;
 pub mod model;
 pub mod score;
+pub mod server;
 pub mod store;

@@ -4,7 +4,10 @@
 mod ingest;
 mod output;
 mod query;
+mod serve;
 mod stored;
+mod token;
+mod upload;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -46,6 +49,12 @@ pub enum Command {
     Show(query::ShowArgs),
     /// The improvement backlog: one row per flaky test, highest impact first
     Backlog(query::BacklogArgs),
+    /// Run the upload server: CI jobs post reports, and query the outputs over HTTP
+    Serve(serve::ServeArgs),
+    /// Send a run's reports to a `flakehound serve` server (a CI post-step)
+    Upload(upload::UploadArgs),
+    /// Manage the server's API tokens
+    Token(token::TokenArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -89,6 +98,9 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Flaky(a) => query::flaky(&args.db, a, &mut out)?,
         Command::Show(a) => query::show(&args.db, a, &mut out)?,
         Command::Backlog(a) => query::backlog(&args.db, a, &mut out)?,
+        Command::Serve(a) => serve::run(&args.db, a)?,
+        Command::Upload(a) => upload::run(a, &mut out)?,
+        Command::Token(a) => token::run(a, &mut out)?,
     };
     out.flush()
         .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;

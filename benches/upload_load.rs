@@ -1,0 +1,233 @@
+//! Load test of the upload server: N uploads of realistic reports from C concurrent
+//! clients against the release binary, then a check that every upload is stored once.
+//!
+//!     cargo bench --bench upload_load
+//!     FLAKEHOUND_LOAD_UPLOADS=2000 FLAKEHOUND_LOAD_CLIENTS=32 FLAKEHOUND_LOAD_TESTS=500 cargo bench --bench upload_load
+//!
+//! Prints throughput (uploads/s) and latency percentiles (each upload through the real
+//! client: `flakehound::server::client::upload`, retries included).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flakehound::server::client::{self, Options, Outcome};
+use flakehound::store::{RunFilter, Store};
+use rand::{Rng, SeedableRng};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A Surefire-like run: `tests` tests over files of 50, ~1% failures, ~1% flaky reruns,
+/// stack traces and skipped tests, as one gzip'd tar.
+fn run_body(rng: &mut rand::rngs::StdRng, tests: usize) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::new(5),
+    ));
+    let per_file = 50;
+    for f in 0..tests.div_ceil(per_file) {
+        let class = format!("com.acme.service{}.Module{f}Test", f % 7);
+        let n = per_file.min(tests - f * per_file);
+        let mut xml = String::with_capacity(n * 200);
+        xml.push_str(&format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" name=\"{class}\" time=\"{:.3}\" tests=\"{n}\" errors=\"0\" skipped=\"0\" failures=\"0\">\n  <properties><property name=\"java.version\" value=\"21.0.2\"/></properties>\n",
+            rng.gen_range(1.0..30.0)
+        ));
+        for i in 0..n {
+            let name = format!(
+                "should_handle_case_{i}_with_{}",
+                ["valid_input", "timeout", "retry", "empty_payload"][i % 4]
+            );
+            let time = rng.gen_range(0.001..0.9);
+            let roll: f64 = rng.gen();
+            let trace = format!("java.lang.AssertionError: expected:&lt;200&gt; but was:&lt;503&gt;\n\tat org.junit.Assert.fail(Assert.java:89)\n\tat {class}.{name}({}.java:{})\n\tat java.base/jdk.internal.reflect.DirectMethodHandleAccessor.invoke(DirectMethodHandleAccessor.java:103)\n", class.rsplit('.').next().unwrap(), 40 + i);
+            if roll < 0.01 {
+                xml.push_str(&format!("  <testcase name=\"{name}\" classname=\"{class}\" time=\"{time:.3}\">\n    <failure message=\"expected:&lt;200&gt; but was:&lt;503&gt;\" type=\"java.lang.AssertionError\">{trace}</failure>\n    <system-out>GET /api/orders -&gt; 503</system-out>\n  </testcase>\n"));
+            } else if roll < 0.02 {
+                xml.push_str(&format!("  <testcase name=\"{name}\" classname=\"{class}\" time=\"{time:.3}\">\n    <flakyFailure message=\"Connection reset\" type=\"java.net.SocketException\">\n      <stackTrace>{trace}</stackTrace>\n    </flakyFailure>\n  </testcase>\n"));
+            } else if roll < 0.03 {
+                xml.push_str(&format!("  <testcase name=\"{name}\" classname=\"{class}\" time=\"0\">\n    <skipped message=\"@Disabled\"/>\n  </testcase>\n"));
+            } else {
+                xml.push_str(&format!(
+                    "  <testcase name=\"{name}\" classname=\"{class}\" time=\"{time:.3}\"/>\n"
+                ));
+            }
+        }
+        xml.push_str("</testsuite>\n");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(xml.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(
+            &mut h,
+            format!("target/surefire-reports/TEST-{class}.xml"),
+            xml.as_bytes(),
+        )
+        .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with no `--bench`: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let uploads = env_usize("FLAKEHOUND_LOAD_UPLOADS", if quick { 50 } else { 2000 });
+    let clients = env_usize("FLAKEHOUND_LOAD_CLIENTS", 32);
+    let tests = env_usize("FLAKEHOUND_LOAD_TESTS", 500);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("load.db");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_flakehound"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-concurrent-uploads",
+            "64",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    eprintln!("generating {uploads} uploads of {tests} tests…");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let bodies: Vec<Vec<u8>> = (0..uploads).map(|_| run_body(&mut rng, tests)).collect();
+    let mean_kib = bodies.iter().map(Vec::len).sum::<usize>() as f64 / uploads as f64 / 1024.0;
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(uploads)));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let options = Options {
+        server: base.clone(),
+        token: None,
+        retries: 8,
+        timeout: Duration::from_secs(60),
+        backoff: Duration::from_millis(100),
+    };
+    eprintln!("uploading from {clients} clients (mean body {mean_kib:.1} KiB)…");
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (bodies, next, latencies, failures, options) = (
+                bodies.clone(),
+                next.clone(),
+                latencies.clone(),
+                failures.clone(),
+                options.clone(),
+            );
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= bodies.len() {
+                    break;
+                }
+                let query = vec![
+                    ("commit".to_string(), format!("{:040x}", i / 4)),
+                    ("branch".to_string(), "main".to_string()),
+                    ("job".to_string(), format!("unit-{}", i % 4)),
+                    ("run_id".to_string(), format!("load-{i}")),
+                    ("attempt".to_string(), "1".to_string()),
+                    (
+                        "started_at".to_string(),
+                        (1_770_000_000 + i as i64 * 60).to_string(),
+                    ),
+                ];
+                let t = Instant::now();
+                match client::upload(&options, &query, &bodies[i]) {
+                    Outcome::Stored(s) if s.tests == tests as u64 => {
+                        latencies.lock().unwrap().push(t.elapsed());
+                    }
+                    other => {
+                        eprintln!("upload {i}: {other:?}");
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+
+    // Every upload stored exactly once: one run each, with all its files and tests.
+    let store = Store::open_read_only(&db).unwrap();
+    let runs = store.runs(&RunFilter::default()).unwrap();
+    let files = store.report_counts().unwrap();
+    let mut ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let per_run = tests.div_ceil(50) as u64;
+    let complete = runs
+        .iter()
+        .filter(|r| files.get(&r.run_key).copied() == Some(per_run))
+        .count();
+    drop(store);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let stopped = server.wait().unwrap();
+
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort_unstable();
+    let failed = failures.load(Ordering::Relaxed);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "uploads: {uploads} × {tests} tests from {clients} clients, mean body {mean_kib:.1} KiB"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "stored: {} runs ({} distinct run ids, {complete} with all {per_run} files); failed uploads: {failed}; server exit: {stopped}",
+        runs.len(),
+        ids.len()
+    )
+    .unwrap();
+    if !l.is_empty() {
+        writeln!(
+            out,
+            "throughput: {:.0} uploads/s ({:.0} test results/s) in {:.2} s",
+            l.len() as f64 / elapsed.as_secs_f64(),
+            (l.len() * tests) as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64()
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "latency: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            percentile(&l, 0.50).as_secs_f64() * 1000.0,
+            percentile(&l, 0.90).as_secs_f64() * 1000.0,
+            percentile(&l, 0.99).as_secs_f64() * 1000.0,
+            l[l.len() - 1].as_secs_f64() * 1000.0
+        )
+        .unwrap();
+    }
+    assert_eq!(failed, 0, "some uploads failed");
+    assert_eq!(runs.len(), uploads, "every upload is one run");
+    assert_eq!(ids.len(), uploads, "no run stored twice");
+    assert_eq!(complete, uploads, "every run has all its files");
+    assert!(stopped.success());
+}

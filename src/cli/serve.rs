@@ -1,0 +1,63 @@
+//! `flakehound serve`: the upload and query server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flakehound::error::{exit, Result};
+use flakehound::server::{self, parse_size, Config};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Request logs (method, path, status, duration; never query strings or headers) are at info
+level: run `flakehound -v serve` (or set RUST_LOG=info) to see them.
+Routes: POST /api/v1/uploads, GET /api/v1/{flaky,quarantine,report,backlog}, GET /healthz (see docs/openapi.yaml).
+Without --token-file nothing is authenticated and only a loopback --listen is allowed.
+SIGTERM or Ctrl-C finishes the requests in flight and stores every accepted upload before exiting.")]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Token file: lines of `NAME SCOPE blake3:HASH` (see `flakehound token add`)
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Largest request body (413 beyond), e.g. 64MiB
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub max_body: u64,
+    /// Largest decompressed size of one upload (413 beyond), e.g. 1GiB
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub max_unpacked: u64,
+    /// Uploads handled at once; more are answered 503 with Retry-After
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_concurrent_uploads: u64,
+    /// Seconds a request may take in all (408 beyond)
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+    /// Queued uploads stored per transaction, at most
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_max: u64,
+}
+
+pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
+    let config = Config {
+        listen: args.listen,
+        db: db.to_path_buf(),
+        token_file: args.token_file,
+        max_body: args.max_body,
+        max_unpacked: args.max_unpacked,
+        max_concurrent_uploads: args.max_concurrent_uploads as usize,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        batch_max: args.batch_max as usize,
+    };
+    server::serve(config, |started| {
+        match started.tokens {
+            Some(n) => eprintln!("flakehound: {n} token(s) loaded; every API request needs one"),
+            None => eprintln!(
+                "flakehound: no --token-file: authentication is OFF; listening on loopback only"
+            ),
+        }
+        eprintln!("listening on http://{}", started.addr);
+    })?;
+    eprintln!("flakehound: stopped; every accepted upload is stored");
+    Ok(exit::OK)
+}

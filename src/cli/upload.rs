@@ -1,0 +1,186 @@
+//! `flakehound upload`: send a run's reports to a `flakehound serve` server.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flakehound::error::{exit, Error, Result};
+use flakehound::ingest::Summary;
+use flakehound::server::client::{self, Options, Outcome};
+
+use super::ingest::{print_summary, run_meta, IngestArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exit status:
+  0  the server stored the reports (a re-upload of the same reports is a no-op), or,
+     without --strict, the upload failed for a reason that is not the reports' fault
+     (server unreachable or failing after the retries, token refused (401/403), body
+     refused (400/413)): a warning is printed on stderr and the CI job is not failed
+  1  a report was rejected (malformed or not JUnit; printed as path:line:column: reason)
+     or a path could not be read; the other reports were stored, like `ingest`
+  2  with --strict, any of the failures that otherwise only warn; also bad usage
+     (e.g. no commit or job: pass --commit/--job outside a supported CI)
+
+Retries: on connection errors, 408, 429 and 5xx, with exponential backoff and jitter,
+at least the server's Retry-After, --retries times.")]
+pub struct UploadArgs {
+    /// The server's base URL, e.g. https://flakes.internal:8080
+    #[arg(long, env = "FLAKEHOUND_SERVER")]
+    pub server: String,
+    /// API token with the `upload` scope
+    #[arg(long, env = "FLAKEHOUND_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Commit SHA the run tested (default: from the CI environment)
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Branch (default: from the CI environment)
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Job name: runs are only compared within one job (default: from the CI environment)
+    #[arg(long)]
+    pub job: Option<String>,
+    /// The CI provider's run id (default: from the CI environment)
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Attempt of the run: 1, then 2, 3, … for job re-runs (default: from the CI environment, else 1)
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// When the run started, RFC 3339 (default: CI environment, else the reports' timestamp, else now)
+    #[arg(long)]
+    pub started_at: Option<String>,
+    /// The job's wall time in seconds (default: the sum of the reports' times)
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Print the summary as a JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Fail (exit 2) when the upload fails for any reason, not only for rejected reports
+    #[arg(long)]
+    pub strict: bool,
+    /// Retries after the first attempt
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Seconds each attempt may take
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Report files or folders (searched for *.xml, *.junit-xml, *.xml.gz)
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+fn warn_or_fail(strict: bool, what: &str) -> u8 {
+    if strict {
+        eprintln!("error: {what}");
+        exit::FAILURE
+    } else {
+        eprintln!("warning: {what}; not failing the job (pass --strict to fail)");
+        exit::OK
+    }
+}
+
+pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
+    let as_ingest = IngestArgs {
+        commit: args.commit.clone(),
+        branch: args.branch.clone(),
+        job: args.job.clone(),
+        run_id: args.run_id.clone(),
+        attempt: args.attempt,
+        started_at: args.started_at.clone(),
+        duration_s: args.duration_s,
+        manifest: None,
+        json: args.json,
+        paths: Vec::new(),
+    };
+    let (meta, known) = run_meta(&as_ingest)?;
+    if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
+        return Err(Error::Usage(format!(
+            "--server {:?}: expected an http:// or https:// URL",
+            args.server
+        )));
+    }
+    let packed = client::pack(&args.paths)
+        .map_err(|e| Error::Other(format!("cannot pack the reports: {e}")))?;
+    for r in &packed.rejected {
+        eprintln!("{r}");
+    }
+    let local_code = if packed.rejected.is_empty() {
+        exit::OK
+    } else {
+        exit::REJECTED
+    };
+    if packed.names.is_empty() {
+        eprintln!(
+            "warning: no report files found (*.xml, *.junit-xml, *.xml.gz); nothing uploaded"
+        );
+        let summary = Summary {
+            rejected: packed.rejected.len() as u64,
+            files: packed.rejected.len() as u64,
+            ..Summary::default()
+        };
+        print_summary(&summary, args.json, out)?;
+        return Ok(local_code);
+    }
+    let mut query = vec![
+        ("commit".to_string(), meta.commit),
+        ("branch".to_string(), meta.branch),
+        ("job".to_string(), meta.job),
+        ("run_id".to_string(), meta.run_id),
+        ("attempt".to_string(), meta.attempt.to_string()),
+    ];
+    if known {
+        query.push(("started_at".into(), meta.started_at.to_string()));
+    }
+    if let Some(d) = meta.duration_s {
+        query.push(("duration_s".into(), d.to_string()));
+    }
+    let options = Options {
+        server: args.server.clone(),
+        token: args.token.clone().filter(|t| !t.is_empty()),
+        retries: args.retries,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        backoff: Duration::from_millis(500),
+    };
+    tracing::info!(
+        files = packed.names.len(),
+        bytes = packed.body.len(),
+        "uploading"
+    );
+    let code = match client::upload(&options, &query, &packed.body) {
+        Outcome::Stored(mut summary) => {
+            summary.rejected += packed.rejected.len() as u64;
+            summary.files += packed.rejected.len() as u64;
+            print_summary(&summary, args.json, out)?;
+            exit::OK
+        }
+        Outcome::Rejected {
+            summary, rejected, ..
+        } => {
+            for r in &rejected {
+                eprintln!("{r}");
+            }
+            if let Some(mut s) = summary {
+                s.rejected += packed.rejected.len() as u64;
+                s.files += packed.rejected.len() as u64;
+                print_summary(&s, args.json, out)?;
+            }
+            exit::REJECTED
+        }
+        Outcome::Denied { message, .. } => warn_or_fail(
+            args.strict,
+            &format!("the server refused the token ({message}); reports not uploaded"),
+        ),
+        Outcome::Refused { message, .. } => warn_or_fail(
+            args.strict,
+            &format!("the server refused the upload ({message}); reports not uploaded"),
+        ),
+        Outcome::Unavailable(message) => warn_or_fail(
+            args.strict,
+            &format!(
+                "cannot upload to {} ({message}); reports not uploaded",
+                args.server
+            ),
+        ),
+    };
+    Ok(code.max(local_code))
+}

@@ -1,0 +1,679 @@
+//! The upload server end to end: the real binary on a loopback port.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flakehound");
+
+struct Server {
+    child: Child,
+    base: String,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(db: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--db")
+            .arg(db)
+            .args(["-v", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut addr = None;
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            log.lock().unwrap().push_str(&line);
+            if let Some(rest) = line.trim().strip_prefix("listening on http://") {
+                addr = Some(rest.to_string());
+                break;
+            }
+            line.clear();
+        }
+        let Some(addr) = addr else {
+            let _ = child.wait();
+            panic!("server did not start:\n{}", log.lock().unwrap());
+        };
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            addr,
+            log,
+        }
+    }
+
+    /// The server's stderr so far, without colour codes.
+    fn log(&self) -> String {
+        let raw = self.log.lock().unwrap().clone();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn report(classname: &str, tests: usize, failing: &[usize]) -> String {
+    let mut xml = format!(
+        "<?xml version=\"1.0\"?>\n<testsuite name=\"{classname}\" tests=\"{tests}\" time=\"1.5\">\n"
+    );
+    for i in 0..tests {
+        if failing.contains(&i) {
+            xml.push_str(&format!(
+                "  <testcase classname=\"{classname}\" name=\"test_{i}\" time=\"0.01\"><failure message=\"boom\" type=\"AssertionError\">at line {i}</failure></testcase>\n"
+            ));
+        } else {
+            xml.push_str(&format!(
+                "  <testcase classname=\"{classname}\" name=\"test_{i}\" time=\"0.01\"/>\n"
+            ));
+        }
+    }
+    xml.push_str("</testsuite>\n");
+    xml
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    gz(&b.into_inner().unwrap())
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+    retry_after: Option<String>,
+    www_authenticate: Option<String>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
+    let response = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    Answer {
+        status: response.status(),
+        retry_after: response.header("Retry-After").map(str::to_string),
+        www_authenticate: response.header("WWW-Authenticate").map(str::to_string),
+        body: response.into_string().unwrap(),
+    }
+}
+
+fn post(server: &Server, query: &str, token: Option<&str>, body: &[u8]) -> Answer {
+    let mut req = ureq::post(&format!("{}/api/v1/uploads?{query}", server.base))
+        .set("Content-Type", "application/gzip");
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    answer(req.send_bytes(body))
+}
+
+fn get(server: &Server, path: &str, token: Option<&str>) -> Answer {
+    let mut req = ureq::get(&format!("{}{path}", server.base));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    answer(req.call())
+}
+
+fn flakehound(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FLAKEHOUND_TOKEN")
+        .env_remove("FLAKEHOUND_SERVER")
+        .output()
+        .unwrap()
+}
+
+fn runs(db: &Path) -> Vec<serde_json::Value> {
+    let out = flakehound(&["--db", db.to_str().unwrap(), "runs", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+fn reports_dir(dir: &Path) -> PathBuf {
+    let reports = dir.join("surefire-reports");
+    std::fs::create_dir_all(reports.join("nested")).unwrap();
+    std::fs::write(reports.join("TEST-a.xml"), report("com.acme.A", 20, &[3])).unwrap();
+    std::fs::write(
+        reports.join("nested/TEST-b.xml.gz"),
+        gz(report("com.acme.B", 10, &[]).as_bytes()),
+    )
+    .unwrap();
+    std::fs::write(reports.join("notes.txt"), "not a report").unwrap();
+    reports
+}
+
+#[test]
+fn upload_then_query_and_reupload_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    assert!(server.log().contains("authentication is OFF"));
+    let health = get(&server, "/healthz", None);
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+
+    let reports = reports_dir(dir.path());
+    let upload = |extra: &[&str]| {
+        let mut args = vec![
+            "upload",
+            "--server",
+            &server.base,
+            "--commit",
+            "c0ffee",
+            "--branch",
+            "main",
+            "--job",
+            "unit",
+            "--run-id",
+            "41",
+            "--started-at",
+            "2026-03-01T10:00:00Z",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.push(reports.to_str().unwrap());
+        flakehound(&args)
+    };
+    let out = upload(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files"], 2);
+    assert_eq!(summary["tests"], 30);
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["unchanged"], 0);
+
+    let stored = runs(&db);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["run_id"], "41");
+    assert_eq!(stored[0]["commit"], "c0ffee");
+    assert_eq!(stored[0]["branch"], "main");
+    assert_eq!(stored[0]["reports"], 2);
+    assert_eq!(stored[0]["started_at"], "2026-03-01T10:00:00Z");
+
+    // The same reports again: nothing new, still a success.
+    let out = upload(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["tests"], 0);
+    assert_eq!(summary["unchanged"], 2);
+    assert_eq!(runs(&db)[0]["reports"], 2);
+
+    // The same over raw HTTP: a single gzip'd report already stored answers 200.
+    let again = post(
+        &server,
+        "commit=c0ffee&job=unit&run_id=41&name=x.xml.gz",
+        None,
+        &std::fs::read(reports.join("nested/TEST-b.xml.gz")).unwrap(),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["tests"], 0);
+    assert_eq!(again.json()["unchanged"], 1);
+
+    // Queries go through api::render: answered (200) or refused as a bad request (400).
+    for path in [
+        "/api/v1/flaky?format=json",
+        "/api/v1/quarantine?format=pytest",
+        "/api/v1/report",
+        "/api/v1/backlog?format=json",
+    ] {
+        let a = get(&server, path, None);
+        assert!(a.status == 200 || a.status == 400, "{path}: {}", a.status);
+    }
+    assert_eq!(get(&server, "/api/v1/nope", None).status, 404);
+
+    // Plain (not gzip'd) XML works too.
+    let plain = post(
+        &server,
+        "commit=c0ffee&job=unit&run_id=42",
+        None,
+        report("com.acme.C", 5, &[]).as_bytes(),
+    );
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    assert_eq!(plain.json()["tests"], 5);
+    assert_eq!(runs(&db).len(), 2);
+}
+
+#[test]
+fn tokens_scopes_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let tokens = dir.path().join("tokens");
+    let add = |name: &str, scope: &str| {
+        let out = flakehound(&[
+            "token",
+            "add",
+            "--name",
+            name,
+            "--scope",
+            scope,
+            "--token-file",
+            tokens.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let upload_token = add("ci", "upload");
+    let read_token = add("dashboard", "read");
+    assert!(upload_token.len() >= 32 && upload_token != read_token);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let file = std::fs::read_to_string(&tokens).unwrap();
+    assert!(!file.contains(&upload_token) && !file.contains(&read_token));
+    // A duplicate name is refused.
+    let out = flakehound(&[
+        "token",
+        "add",
+        "--name",
+        "ci",
+        "--scope",
+        "read",
+        "--token-file",
+        tokens.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let server = Server::start(&db, &["--token-file", tokens.to_str().unwrap()]);
+    let body = tgz(&[("TEST-a.xml", report("com.acme.A", 3, &[]).as_bytes())]);
+    let q = "commit=abc&job=unit&run_id=1";
+
+    let none = post(&server, q, None, &body);
+    assert_eq!(none.status, 401);
+    assert!(none.www_authenticate.unwrap().starts_with("Bearer"));
+    let wrong = post(&server, q, Some("fhk_wrong"), &body);
+    assert_eq!(wrong.status, 401);
+    let read_only = post(&server, q, Some(&read_token), &body);
+    assert_eq!(read_only.status, 403, "{}", read_only.body);
+    let ok = post(&server, q, Some(&upload_token), &body);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["tests"], 3);
+
+    assert_eq!(
+        get(&server, "/api/v1/quarantine?format=pytest", None).status,
+        401
+    );
+    for t in [&read_token, &upload_token] {
+        let a = get(&server, "/api/v1/quarantine?format=pytest", Some(t));
+        assert!(a.status == 200 || a.status == 400, "{}", a.status);
+    }
+    assert_eq!(get(&server, "/healthz", None).status, 200);
+
+    // The CLI: a refused token warns and exits 0, or 2 with --strict.
+    let reports = reports_dir(dir.path());
+    let cli = |token: &str, strict: bool| {
+        let mut args = vec![
+            "upload",
+            "--server",
+            &server.base,
+            "--token",
+            token,
+            "--commit",
+            "abc",
+            "--job",
+            "unit",
+            "--run-id",
+            "2",
+            "--retries",
+            "0",
+        ];
+        if strict {
+            args.push("--strict");
+        }
+        args.push(reports.to_str().unwrap());
+        flakehound(&args)
+    };
+    let out = cli(&read_token, false);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
+    assert_eq!(cli(&read_token, true).status.code(), Some(2));
+    let out = cli(&upload_token, true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 files"));
+
+    // Requests are logged by method and path, never with tokens or query strings.
+    std::thread::sleep(Duration::from_millis(100));
+    let log = server.log();
+    assert!(log.contains("/api/v1/uploads"), "{log}");
+    assert!(
+        log.contains("status=401") && log.contains("status=403"),
+        "{log}"
+    );
+    assert!(!log.contains(&upload_token) && !log.contains(&read_token));
+    assert!(!log.contains("fhk_wrong") && !log.contains("run_id=1"));
+}
+
+#[test]
+fn refuses_to_listen_openly_without_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--db")
+        .arg(dir.path().join("db"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
+}
+
+#[test]
+fn limits_malformed_bodies_and_traversal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-body", "16KiB", "--max-unpacked", "256KiB"]);
+    let q = "commit=abc&job=unit&run_id=1";
+
+    // Too big as sent.
+    let big = vec![b'x'; 64 * 1024];
+    let a = post(&server, q, None, &big);
+    assert_eq!(a.status, 413, "{}", a.body);
+    // Small as sent, huge unpacked: a gzip bomb, alone or inside a tar.
+    let bomb = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b' '; 8 << 20]).unwrap();
+        e.finish().unwrap()
+    };
+    assert!(bomb.len() < 16 * 1024);
+    assert_eq!(post(&server, q, None, &bomb).status, 413);
+    let nested = tgz(&[("bomb.xml.gz", &bomb)]);
+    let a = post(&server, q, None, &nested);
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(a.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-unpacked"));
+
+    // Not gzip after all.
+    let mut broken = gz(report("A", 3, &[]).as_bytes());
+    broken.truncate(broken.len() / 2);
+    let a = post(&server, q, None, &broken);
+    assert_eq!(a.status, 400, "{}", a.body);
+    // Missing metadata.
+    let a = post(&server, "commit=abc", None, report("A", 3, &[]).as_bytes());
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("job"));
+    // An empty body.
+    assert_eq!(post(&server, q, None, b"").status, 400);
+
+    // A malformed report: 422 with where, and the good one next to it is stored.
+    let body = tgz(&[
+        ("good/TEST-ok.xml", report("com.acme.Ok", 4, &[]).as_bytes()),
+        (
+            "bad/TEST-bad.xml",
+            b"<testsuite>\n  <testcase name=\"x\">\n</testsuite>\n",
+        ),
+    ]);
+    let a = post(&server, q, None, &body);
+    assert_eq!(a.status, 422, "{}", a.body);
+    let j = a.json();
+    assert_eq!(j["rejected"][0]["path"], "bad/TEST-bad.xml");
+    assert!(j["rejected"][0]["line"].as_u64().unwrap() >= 2, "{j}");
+    assert!(j["rejected"][0]["column"].as_u64().unwrap() >= 1);
+    assert_eq!(j["summary"]["tests"], 4);
+    assert_eq!(j["summary"]["rejected"], 1);
+
+    // Path traversal, absolute paths and links refuse the whole upload.
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..18].copy_from_slice(b"../../etc/evil.xml");
+    h.set_size(12);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut raw = h.as_bytes().to_vec();
+    raw.extend_from_slice(b"<testsuite/>");
+    raw.resize(1024 + 1024, 0);
+    let a = post(&server, "commit=abc&job=unit&run_id=9", None, &gz(&raw));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.json()["error"].as_str().unwrap().contains(".."));
+
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"/tmp/evil.xml");
+    h.set_size(12);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut raw = h.as_bytes().to_vec();
+    raw.extend_from_slice(b"<testsuite/>");
+    raw.resize(2048, 0);
+    let a = post(&server, "commit=abc&job=unit&run_id=9", None, &gz(&raw));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.json()["error"].as_str().unwrap().contains("absolute"));
+
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "TEST-link.xml", "/etc/passwd")
+        .unwrap();
+    let a = post(
+        &server,
+        "commit=abc&job=unit&run_id=9",
+        None,
+        &gz(&b.into_inner().unwrap()),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.json()["error"].as_str().unwrap().contains("link"));
+
+    // Nothing of the refused uploads was stored.
+    let stored = runs(&db);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["run_id"], "1");
+    assert_eq!(stored[0]["reports"], 1);
+}
+
+#[test]
+fn cli_rejected_report_and_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("TEST-ok.xml"), report("Ok", 2, &[])).unwrap();
+    std::fs::write(
+        reports.join("TEST-bad.xml"),
+        "<testsuite><testcase></testsuite>",
+    )
+    .unwrap();
+    let args = |server: &str| -> Vec<String> {
+        [
+            "upload",
+            "--server",
+            server,
+            "--commit",
+            "abc",
+            "--job",
+            "unit",
+            "--run-id",
+            "5",
+            "--retries",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut a = args(&server.base);
+    a.push(reports.to_str().unwrap().into());
+    let out = Command::new(BIN).args(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TEST-bad.xml:1:"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 rejected"));
+
+    // Nobody listens: a warning and exit 0, or 2 with --strict.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    std::fs::remove_file(reports.join("TEST-bad.xml")).unwrap();
+    let mut a = args(&dead);
+    a.push(reports.to_str().unwrap().into());
+    let out = Command::new(BIN).args(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: cannot upload"));
+    a.push("--strict".into());
+    let out = Command::new(BIN).args(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Send the head of an upload and part of its body; the rest is sent later.
+fn start_slow_upload(addr: &str, run_id: &str, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/uploads?commit=abc&job=unit&run_id={run_id} HTTP/1.1\r\nHost: test\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body[..body.len() / 2]).unwrap();
+    s.flush().unwrap();
+    s
+}
+
+fn finish_slow_upload(mut s: TcpStream, body: &[u8]) -> String {
+    s.write_all(&body[body.len() / 2..]).unwrap();
+    s.flush().unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn busy_server_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
+    let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
+    let slow = start_slow_upload(&server.addr, "1", &body);
+    std::thread::sleep(Duration::from_millis(200));
+    let a = post(&server, "commit=abc&job=unit&run_id=2", None, &body);
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.retry_after.is_some());
+    let response = finish_slow_upload(slow, &body);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(
+        post(&server, "commit=abc&job=unit&run_id=2", None, &body).status,
+        200
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_upload_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let mut server = Server::start(&db, &[]);
+    let body = tgz(&[
+        ("TEST-a.xml", report("A", 200, &[1]).as_bytes()),
+        ("TEST-b.xml", report("B", 200, &[]).as_bytes()),
+    ]);
+    let slow = start_slow_upload(&server.addr, "inflight", &body);
+    std::thread::sleep(Duration::from_millis(200));
+    server.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    // Still running: the upload in flight holds it open.
+    assert!(server.child.try_wait().unwrap().is_none());
+    let response = finish_slow_upload(slow, &body);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"tests\":400"), "{response}");
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    let stored = runs(&db);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["run_id"], "inflight");
+    assert_eq!(stored[0]["reports"], 2);
+}
