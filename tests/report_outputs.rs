@@ -90,7 +90,7 @@ fn html_is_self_contained_and_escaped() {
     assert!(!html.contains("http://") && !html.contains("https://"));
     assert!(!html.contains("<script"));
     assert!(html.contains("@media print"));
-    assert!(html.contains("test_upload[&lt;big&gt; &amp; &quot;quoted&quot; &#39;x&#39;]"));
+    assert!(html.contains("test_upload<wbr>[&lt;big&gt; &amp; &quot;quoted&quot; &#39;x&#39;]"));
     assert!(!html.contains("<big>"));
 }
 

@@ -48,7 +48,7 @@ th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line
 th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--soft); }
 td.n, th.n { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 code, .name { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
-.name { word-break: break-all; }
+.name { overflow-wrap: anywhere; }
 .job { display: inline-block; padding: 0 6px; border-radius: 10px; background: #ddf4ff; color: #0550ae; font-size: 12px; white-space: nowrap; }
 .sha { color: var(--muted); }
 .msg { color: var(--muted); font-size: 12px; word-break: break-word; }
@@ -67,7 +67,6 @@ footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
   .card, .card.bad, .card.good, th { background: none !important; }
   h2 { break-after: avoid; }
   tr, .card, svg { break-inside: avoid; }
-  .name { word-break: break-word; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 "#;
@@ -105,7 +104,7 @@ fn card(out: &mut String, class: &str, key: &str, value: &str, delta: Option<(St
 
 fn trend_svg(days: &[TrendDay], slo: f64) -> String {
     let (w, h) = (1100.0, 220.0);
-    let (left, right, top, bottom) = (52.0, 12.0, 14.0, 34.0);
+    let (left, right, top, bottom) = (52.0, 78.0, 14.0, 34.0);
     let pw = w - left - right;
     let ph = h - top - bottom;
     let max_rate = days
@@ -177,10 +176,10 @@ fn trend_svg(days: &[TrendDay], slo: f64) -> String {
     let ys = y(slo.min(top_rate));
     let _ = write!(
         s,
-        r##"<line x1="{left}" x2="{}" y1="{ys:.1}" y2="{ys:.1}" stroke="#0969da" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" font-size="11" fill="#0969da" text-anchor="end">SLO {}</text>"##,
+        r##"<line x1="{left}" x2="{}" y1="{ys:.1}" y2="{ys:.1}" stroke="#0969da" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" font-size="11" fill="#0969da" text-anchor="start">SLO {}</text>"##,
         w - right,
-        w - right - 2.0,
-        ys - 5.0,
+        w - right + 6.0,
+        ys + 4.0,
         escape(&pct(slo))
     );
     s.push_str("</svg>");
@@ -230,10 +229,26 @@ fn strip_summary(strip: &str) -> String {
     )
 }
 
+/// Escaped, with line-break opportunities after `.`, `/`, `:` and before `[`, so long
+/// dotted names wrap at their parts.
+fn breakable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c == '[' {
+            out.push_str("<wbr>");
+        }
+        out.push_str(&escape(c.encode_utf8(&mut [0; 4])));
+        if matches!(c, '.' | '/' | ':') {
+            out.push_str("<wbr>");
+        }
+    }
+    out
+}
+
 fn name_cell(classname: &str, name: &str) -> String {
     format!(
         r#"<span class="name">{}</span>"#,
-        escape(&display_name(classname, name))
+        breakable(&display_name(classname, name))
     )
 }
 
@@ -540,13 +555,13 @@ pub fn to_html(r: &Report) -> String {
     if r.broken.is_empty() {
         out.push_str(r#"<p class="empty">None.</p>"#);
     } else {
-        out.push_str(r#"<table><thead><tr><th>Test</th><th>Job</th><th class="n">Broken commits</th><th>Failure</th></tr></thead><tbody>"#);
+        out.push_str(r#"<table><thead><tr><th>Test</th><th>Job</th><th class="n">Broken commits</th><th>Failure or reason</th></tr></thead><tbody>"#);
         for b in &r.broken {
             let fp = b
                 .fingerprints
                 .first()
                 .map(|f| format!("<code class=\"msg\">{}</code>", escape(&f.message)))
-                .unwrap_or_else(|| "—".into());
+                .unwrap_or_else(|| format!("<span class=\"msg\">{}</span>", escape(&b.reason)));
             let _ = write!(
                 out,
                 r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td>{}</td></tr>"#,

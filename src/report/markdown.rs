@@ -366,13 +366,13 @@ fn render(r: &Report, limits: Limits) -> String {
     if r.broken.is_empty() {
         out.push_str("None.\n");
     } else {
-        out.push_str("| Test | Job | Broken commits | Failure |\n|---|---|---:|---|\n");
+        out.push_str("| Test | Job | Broken commits | Failure or reason |\n|---|---|---:|---|\n");
         for b in r.broken.iter().take(lim) {
             let fp = b
                 .fingerprints
                 .first()
                 .map(|f| code(&f.message))
-                .unwrap_or_else(|| "—".into());
+                .unwrap_or_else(|| b.reason.replace('|', "\\|"));
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",

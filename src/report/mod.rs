@@ -143,7 +143,8 @@ pub struct MovedTest {
     pub classname: String,
     pub name: String,
     pub job: String,
-    /// `none` when the test had no flagged status in that window (stable or did not run).
+    /// `no flakes` when the test had no flagged status in that window (stable, or it did
+    /// not run).
     pub status: String,
     pub previous_status: String,
     pub flake_rate: f64,
@@ -388,7 +389,8 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
 
 fn moved(now: Option<&TestScore>, before: Option<&TestScore>) -> MovedTest {
     let t = now.or(before).expect("one side exists");
-    let status = |s: Option<&TestScore>| s.map_or("none".to_string(), |s| s.status.as_str().into());
+    let status =
+        |s: Option<&TestScore>| s.map_or("no flakes".to_string(), |s| s.status.as_str().into());
     MovedTest {
         test_id: t.test_id.clone(),
         classname: t.classname.clone(),
