@@ -12,6 +12,8 @@ pub mod fingerprint;
 pub mod ingest;
 pub mod junit;
 pub mod model;
+pub mod quarantine;
+pub mod report;
 pub mod score;
 pub mod server;
 pub mod store;

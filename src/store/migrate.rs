@@ -8,8 +8,13 @@ use super::db_error;
 use crate::error::{Error, Result};
 
 /// Forward-only migrations, in order. Migration `i` brings the schema to version `i + 1`.
-pub(crate) const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init.sql", include_str!("../../schema/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../schema/0001_init.sql")),
+    (
+        "0002_quarantine.sql",
+        include_str!("../../schema/0002_quarantine.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -5,6 +5,7 @@
 //! plain methods on [`Store`] that return domain rows.
 
 mod migrate;
+mod quarantine;
 mod read;
 mod write;
 
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 pub use migrate::SCHEMA_VERSION;
+pub use quarantine::{QuarantineChange, QuarantineEventRow, QuarantineRow};
 pub use read::{FailureRow, FingerprintRow, ResultRow, RunFilter, RunRow, TestCounts, TestRow};
 pub use write::{prepare, Batch, FileTally, Prepared};
 

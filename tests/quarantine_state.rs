@@ -1,0 +1,178 @@
+//! The stored quarantine: adds, keeps, renews and releases, with times taken from the
+//! scores (never the wall clock), on the fixture history.
+
+mod report_fixture;
+
+use flakehound::quarantine::{
+    self, QuarantineAction, QuarantineFormat, QuarantineOptions, RELEASE_EXPIRED,
+};
+use flakehound::score::{score, ScoreOptions, Status};
+use report_fixture::{standard_store, BASE};
+
+const DAY: i64 = 86_400;
+
+fn scored_at(store: &flakehound::store::Store, as_of: Option<i64>) -> flakehound::score::Scored {
+    score(
+        store,
+        &ScoreOptions {
+            as_of,
+            ..ScoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn apply_adds_keeps_and_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = standard_store(dir.path());
+    let opts = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        ..QuarantineOptions::default()
+    };
+
+    let scored = scored_at(&store, None);
+    // A dry run shows what apply would add, without writing.
+    let plan = quarantine::plan(&store, &scored, &opts).unwrap();
+    assert!(!plan.entries.is_empty());
+    assert!(plan.entries.iter().all(|e| e.state == "new"));
+    assert!(quarantine::history(&store).unwrap().is_empty());
+
+    let events = quarantine::apply(&mut store, &scored, &opts).unwrap();
+    assert!(events.iter().all(|e| e.action == QuarantineAction::Added));
+    let flaky: Vec<_> = scored.flaky().collect();
+    assert_eq!(events.len(), flaky.len());
+    assert!(events.iter().all(|e| e.at == scored.as_of));
+    // Broken tests are never quarantined.
+    let broken: Vec<_> = scored
+        .tests
+        .iter()
+        .filter(|t| t.status == Status::Broken)
+        .collect();
+    assert!(!broken.is_empty());
+    let active = quarantine::active(&store).unwrap();
+    for b in &broken {
+        assert!(!active
+            .iter()
+            .any(|e| e.test_id == b.test_id && e.job == b.job));
+    }
+    assert!(active.iter().all(|e| e.state == "active"));
+    // Highest impact first.
+    assert!(active
+        .windows(2)
+        .all(|w| w[0].retries_per_day >= w[1].retries_per_day));
+
+    // Applying the same scores again changes nothing.
+    assert!(quarantine::apply(&mut store, &scored, &opts)
+        .unwrap()
+        .is_empty());
+    let again = quarantine::plan(&store, &scored, &opts).unwrap();
+    assert_eq!(again.entries, active);
+
+    // 20 days later without new runs: every entry has expired.
+    let as_of = BASE + 14 * DAY + 20 * DAY;
+    let later = scored_at(&store, Some(as_of));
+    let events = quarantine::apply(&mut store, &later, &opts).unwrap();
+    let released: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == QuarantineAction::Released)
+        .collect();
+    assert_eq!(released.len(), active.len(), "{events:?}");
+    for e in &released {
+        assert!(
+            e.reason == RELEASE_EXPIRED || e.reason == "fixed" || e.reason == "no longer flaky",
+            "{e:?}"
+        );
+    }
+    assert!(released.iter().any(|e| e.reason == RELEASE_EXPIRED));
+    // Only tests that were not quarantined before can be added now: the 30-day window
+    // has moved, and a released test needs a flake after its release to come back.
+    let added: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == QuarantineAction::Added)
+        .collect();
+    for e in &added {
+        assert!(!active
+            .iter()
+            .any(|a| a.test_id == e.test_id && a.job == e.job));
+    }
+    assert_eq!(quarantine::active(&store).unwrap().len(), added.len());
+    assert!(quarantine::apply(&mut store, &later, &opts)
+        .unwrap()
+        .is_empty());
+
+    let history = quarantine::history(&store).unwrap();
+    assert_eq!(history.len(), active.len() * 2 + added.len());
+    let text = quarantine::render_history(&history);
+    assert!(text.contains("released"));
+}
+
+#[test]
+fn a_fixed_test_is_released_as_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = standard_store(dir.path());
+    let opts = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        ..QuarantineOptions::default()
+    };
+    // After day 5, CacheTest.evictsOldest flakes no more.
+    let early = scored_at(&store, Some(BASE + 5 * DAY + 23 * 3_600));
+    let events = quarantine::apply(&mut store, &early, &opts).unwrap();
+    assert!(
+        events.iter().any(|e| e.name == "evictsOldest"),
+        "{events:?}"
+    );
+    let now = scored_at(&store, None);
+    let status = now
+        .tests
+        .iter()
+        .find(|t| t.name == "evictsOldest")
+        .map(|t| t.status);
+    let events = quarantine::apply(&mut store, &now, &opts).unwrap();
+    let released = events
+        .iter()
+        .find(|e| e.name == "evictsOldest")
+        .expect("released");
+    assert_eq!(released.action, QuarantineAction::Released);
+    let want = if status == Some(Status::Fixed) {
+        "fixed"
+    } else {
+        "no longer flaky"
+    };
+    assert_eq!(released.reason, want, "status {status:?}");
+    // Tests that kept flaking were renewed.
+    assert!(events.iter().any(|e| e.action == QuarantineAction::Renewed));
+}
+
+#[test]
+fn threshold_and_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = standard_store(dir.path());
+    let scored = scored_at(&store, None);
+    let capped = quarantine::plan(
+        &store,
+        &scored,
+        &QuarantineOptions {
+            min_retries_per_day: 0.0,
+            max: 2,
+            ..QuarantineOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(capped.entries.len(), 2);
+    let top: Vec<&str> = scored.flaky().take(2).map(|t| t.name.as_str()).collect();
+    let got: Vec<&str> = capped.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(got, top);
+    let none = quarantine::plan(
+        &store,
+        &scored,
+        &QuarantineOptions {
+            min_retries_per_day: 1e9,
+            ..QuarantineOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(none.entries.is_empty());
+    let list = quarantine::render(&capped.entries, QuarantineFormat::List);
+    assert_eq!(list.lines().count(), 2);
+}
