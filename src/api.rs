@@ -183,10 +183,82 @@ pub fn render(
                 },
             })
         }
-        Endpoint::Report | Endpoint::Quarantine => {
-            Err(ApiError::BadRequest("not implemented yet".into()))
+        Endpoint::Report => {
+            let fmt = format(&p, "md", &["md", "html", "json"])?;
+            let defaults = crate::report::ReportOptions::default();
+            let opts = crate::report::ReportOptions {
+                window_s: p.duration("window")?.unwrap_or(defaults.window_s),
+                compare_window_s: p
+                    .duration("compare_window")?
+                    .unwrap_or(defaults.compare_window_s),
+                as_of: p.time("as_of")?,
+                branch: p.get("branch").map(String::from),
+                job: p.get("job").map(String::from),
+                slo: p.parse("slo")?.unwrap_or(defaults.slo),
+                top: p.parse("top")?.unwrap_or(defaults.top),
+            };
+            let store = Store::open_read_only(db)?;
+            let report = crate::report::build(&store, &opts)?;
+            Ok(match fmt {
+                "html" => Rendered {
+                    content_type: "text/html; charset=utf-8",
+                    body: crate::report::to_html(&report).into_bytes(),
+                },
+                "json" => json(&report),
+                _ => Rendered {
+                    content_type: MARKDOWN,
+                    body: crate::report::to_markdown(&report).into_bytes(),
+                },
+            })
+        }
+        Endpoint::Quarantine => {
+            let fmt: crate::quarantine::QuarantineFormat = p
+                .get("format")
+                .unwrap_or("list")
+                .parse()
+                .map_err(ApiError::BadRequest)?;
+            let store = Store::open_read_only(db)?;
+            if p.get("history").is_some_and(|v| v == "true" || v == "1") {
+                let events = crate::quarantine::history(&store)?;
+                return Ok(if fmt == crate::quarantine::QuarantineFormat::Json {
+                    json(&events)
+                } else {
+                    Rendered {
+                        content_type: TEXT,
+                        body: crate::quarantine::render_history(&events).into_bytes(),
+                    }
+                });
+            }
+            let opts = quarantine_options(&p)?;
+            let scored = score::score(&store, &score_options(&p, 30 * 86_400)?)?;
+            let plan = crate::quarantine::plan(&store, &scored, &opts)?;
+            Ok(Rendered {
+                content_type: if fmt == crate::quarantine::QuarantineFormat::Json {
+                    JSON
+                } else {
+                    TEXT
+                },
+                body: crate::quarantine::render(&plan.entries, fmt).into_bytes(),
+            })
         }
     }
+}
+
+/// The quarantine's options from parameters (`min_retries_per_day`, `max`, `expire_after`, `job`).
+pub fn quarantine_options(
+    p: &Params<'_>,
+) -> Result<crate::quarantine::QuarantineOptions, ApiError> {
+    let defaults = crate::quarantine::QuarantineOptions::default();
+    Ok(crate::quarantine::QuarantineOptions {
+        min_retries_per_day: p
+            .parse("min_retries_per_day")?
+            .unwrap_or(defaults.min_retries_per_day),
+        max: p.parse("max")?.unwrap_or(defaults.max),
+        expire_after_s: p
+            .duration("expire_after")?
+            .unwrap_or(defaults.expire_after_s),
+        job: p.get("job").map(String::from),
+    })
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Rendered {

@@ -49,6 +49,10 @@ pub enum Command {
     Show(query::ShowArgs),
     /// The improvement backlog: one row per flaky test, highest impact first
     Backlog(query::BacklogArgs),
+    /// The nightly flake report (Markdown, HTML or JSON)
+    Report(query::ReportArgs),
+    /// The quarantine list, in the syntax of a test runner
+    Quarantine(query::QuarantineArgs),
     /// Run the upload server: CI jobs post reports, and query the outputs over HTTP
     Serve(serve::ServeArgs),
     /// Send a run's reports to a `flakehound serve` server (a CI post-step)
@@ -98,6 +102,8 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Flaky(a) => query::flaky(&args.db, a, &mut out)?,
         Command::Show(a) => query::show(&args.db, a, &mut out)?,
         Command::Backlog(a) => query::backlog(&args.db, a, &mut out)?,
+        Command::Report(a) => query::report(&args.db, a, &mut out)?,
+        Command::Quarantine(a) => query::quarantine(&args.db, a, &mut out)?,
         Command::Serve(a) => serve::run(&args.db, a)?,
         Command::Upload(a) => upload::run(a, &mut out)?,
         Command::Token(a) => token::run(a, &mut out)?,

@@ -311,3 +311,149 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
     write(out, text)?;
     Ok(exit::OK)
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The reported window, back from --as-of
+    #[arg(long, default_value = "7d")]
+    pub window: String,
+    /// The previous window it is compared with, ending where this one starts
+    #[arg(long, default_value = "7d")]
+    pub compare_window: String,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+    /// Write the report here instead of stdout
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// End of the window, RFC 3339 (default: start of the newest run)
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[arg(long)]
+    pub branch: Option<String>,
+    #[arg(long)]
+    pub job: Option<String>,
+    /// SLO: share of job attempts allowed to fail only because of flaky tests
+    #[arg(long, default_value_t = 0.01)]
+    pub slo: f64,
+    /// Rows in the top flaky tests table
+    #[arg(long, default_value_t = 25)]
+    pub top: usize,
+}
+
+pub fn report(db: &Path, args: ReportArgs, out: &mut dyn Write) -> Result<u8> {
+    let fmt = match args.format {
+        ReportFormat::Md => "md",
+        ReportFormat::Html => "html",
+        ReportFormat::Json => "json",
+    };
+    let mut params = vec![
+        ("format".to_string(), fmt.to_string()),
+        ("window".into(), args.window.clone()),
+        ("compare_window".into(), args.compare_window.clone()),
+        ("slo".into(), args.slo.to_string()),
+        ("top".into(), args.top.to_string()),
+    ];
+    for (k, v) in [
+        ("as_of", &args.as_of),
+        ("branch", &args.branch),
+        ("job", &args.job),
+    ] {
+        if let Some(v) = v {
+            params.push((k.to_string(), v.clone()));
+        }
+    }
+    match &args.out {
+        None => emit(db, Endpoint::Report, &params, out),
+        Some(path) => {
+            let rendered = api::render(db, Endpoint::Report, &params).map_err(|e| match e {
+                ApiError::BadRequest(m) => Error::Usage(m),
+                ApiError::Internal(e) => e,
+            })?;
+            // Write beside the target and rename, so a reader never sees half a report.
+            let tmp = path.with_extension("tmp~");
+            std::fs::write(&tmp, &rendered.body)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| Error::io(path, "cannot write the report", e))?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuarantineFormatArg {
+    List,
+    Json,
+    Pytest,
+    Nextest,
+    Maven,
+    Gradle,
+    Go,
+    Jest,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QuarantineArgs {
+    #[arg(long, value_enum, default_value = "list")]
+    pub format: QuarantineFormatArg,
+    /// Quarantine only tests whose fix would save at least this many retries/day
+    #[arg(long, default_value_t = flakehound::quarantine::QuarantineOptions::default().min_retries_per_day)]
+    pub min_retries_per_day: f64,
+    /// At most this many quarantined tests
+    #[arg(long, default_value_t = flakehound::quarantine::QuarantineOptions::default().max)]
+    pub max: usize,
+    /// A quarantine expires this long after it was added or renewed
+    #[arg(long, default_value = "14d")]
+    pub expire_after: String,
+    /// Store the changes (add, renew, release) in the quarantine table
+    #[arg(long, conflicts_with = "history")]
+    pub apply: bool,
+    /// Show what changed and when, instead of the list
+    #[arg(long)]
+    pub history: bool,
+    #[command(flatten)]
+    pub score: ScoreArgs,
+}
+
+pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Result<u8> {
+    let fmt = format!("{:?}", args.format).to_lowercase();
+    let mut params = args.score.params();
+    params.extend([
+        ("format".to_string(), fmt.clone()),
+        (
+            "min_retries_per_day".into(),
+            args.min_retries_per_day.to_string(),
+        ),
+        ("max".into(), args.max.to_string()),
+        ("expire_after".into(), args.expire_after.clone()),
+    ]);
+    if args.history {
+        params.push(("history".into(), "true".into()));
+    }
+    if !args.apply {
+        return emit(db, Endpoint::Quarantine, &params, out);
+    }
+    let p = api::Params::new(&params);
+    let bad = |e: ApiError| match e {
+        ApiError::BadRequest(m) => Error::Usage(m),
+        ApiError::Internal(e) => e,
+    };
+    let opts = api::quarantine_options(&p).map_err(bad)?;
+    let score_opts = api::score_options(&p, 30 * 86_400).map_err(bad)?;
+    let mut store = Store::open(db)?;
+    let scored = score::score(&store, &score_opts)?;
+    let events = flakehound::quarantine::apply(&mut store, &scored, &opts)?;
+    // What changed goes to stderr, so stdout stays the list a runner consumes.
+    eprint!("{}", flakehound::quarantine::render_history(&events));
+    let format: flakehound::quarantine::QuarantineFormat = fmt.parse().map_err(Error::Usage)?;
+    let entries = flakehound::quarantine::active(&store)?;
+    out.write_all(flakehound::quarantine::render(&entries, format).as_bytes())
+        .map_err(|e| Error::io("stdout", "cannot write", e))?;
+    Ok(exit::OK)
+}

@@ -71,6 +71,12 @@ impl Store {
                 .map_err(|e| db_error(path, "cannot set synchronous", e))?;
             migrate::migrate(&conn, path)?;
         } else if migrate::current_version(&conn, path)? < SCHEMA_VERSION {
+            // An older database: migrate it once through a writing connection (a reader
+            // should not have to know), then read as asked.
+            drop(conn);
+            if Store::open(path).is_ok() {
+                return Store::open_read_only(path);
+            }
             return Err(Error::Usage(format!(
                 "database {} is at an older schema; open it once with a writing command (e.g. `flakehound ingest`) to migrate it",
                 path.display()
