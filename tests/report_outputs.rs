@@ -124,6 +124,9 @@ fn huge_history_markdown_is_capped() {
     .unwrap();
     assert!(r.top.len() > 1000, "{}", r.top.len());
     let md = report::to_markdown(&r);
+    if let Ok(dir) = std::env::var("FLAKEHOUND_REPORT_DIR") {
+        std::fs::write(std::path::Path::new(&dir).join("huge.md"), &md).unwrap();
+    }
     assert!(
         md.chars().count() <= MARKDOWN_LIMIT,
         "{}",

@@ -580,3 +580,17 @@ pub fn to_html(r: &Report) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{breakable, escape};
+
+    #[test]
+    fn escapes_every_special_character() {
+        assert_eq!(
+            escape(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(breakable("a.b[<1>]"), "a.<wbr>b<wbr>[&lt;1&gt;]");
+    }
+}

@@ -396,3 +396,25 @@ pub(crate) fn expected(x: f64) -> String {
         format!("{x:.1e}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{code, signed};
+
+    #[test]
+    fn code_spans_survive_tables() {
+        assert_eq!(code("a.b"), "`a.b`");
+        assert_eq!(code("x | y"), r"`x \| y`");
+        assert_eq!(code("uses `tick`"), "`` uses `tick` ``");
+        assert_eq!(code("`edge`"), "`` `edge` ``");
+        assert_eq!(code("two\nlines"), "`two lines`");
+        assert!(code(&"n".repeat(500)).chars().count() < 200);
+    }
+
+    #[test]
+    fn signs() {
+        assert_eq!(signed(0.25, 2), "+0.25");
+        assert_eq!(signed(-0.0001, 2), "0.00");
+        assert_eq!(signed(-1.5, 1), "-1.5");
+    }
+}
