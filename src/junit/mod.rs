@@ -1,10 +1,17 @@
 //! JUnit XML → [`TestCase`]s, streamed with quick-xml (no DOM).
 //!
-//! Strict on structure (well-formed XML, a `<testsuites>` or `<testsuite>` root), lenient
-//! on values (missing or odd times, missing names, stray elements). Every rerun form is
-//! read as attempts of one test: Surefire/nextest `flakyFailure`/`flakyError`/
-//! `rerunFailure`/`rerunError`, and a `<testcase>` repeated within one report (Gradle
-//! without mergeReruns, gotestsum `--rerun-fails`, pytest-rerunfailures).
+//! Strict on structure (well-formed XML: tags, attribute syntax, one `<testsuites>` or
+//! `<testsuite>` root, only whitespace, comments and declarations around it), lenient on values
+//! (missing or odd times and counts, missing names, unknown status words, stray elements).
+//! Entities other than the five predefined ones and character references are never
+//! expanded, so a DOCTYPE can neither blow up memory nor reach a file or the network.
+//!
+//! Every rerun form is read as attempts of one test: Surefire/nextest `flakyFailure`/
+//! `flakyError` (failed attempts before the final pass) and `rerunFailure`/`rerunError`
+//! (failed attempts after the first failure), and a `<testcase>` repeated within one report
+//! (Gradle without mergeReruns, gotestsum `--rerun-fails`, pytest-rerunfailures, whose
+//! rerun attempts are bare `<testcase/>`s). jest-junit records no retries at all. The real
+//! outputs behind these readings are in `fixtures/junit/` (see its README).
 
 mod parse;
 mod time;
@@ -14,7 +21,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-pub use parse::{parse_stream, Dialect, ReportInfo};
+pub use parse::{parse_stream, Dialect, ReportInfo, SUITE_ERROR_CASE};
 pub use time::parse_time;
 
 use crate::model::{AttemptOutcome, Failure, TestCase, TestIdentity};
@@ -248,6 +255,22 @@ pub struct Merger {
     cases: Vec<TestCase>,
 }
 
+/// The message pytest gives the `<error>` of a teardown that broke after the call failed.
+const PYTEST_TEARDOWN_ERROR: &str = "failed on teardown with ";
+
+/// pytest writes a failed call followed by a broken teardown as two `<testcase>`s of the
+/// same test, the second holding only `<error message="failed on teardown with …">`. They
+/// are one attempt, not a rerun.
+fn is_pytest_teardown_error(case: &TestCase) -> bool {
+    matches!(case.attempts.as_slice(), [only]
+        if only.outcome == AttemptOutcome::Errored
+            && only
+                .failure
+                .as_ref()
+                .and_then(|f| f.message.as_deref())
+                .is_some_and(|m| m.starts_with(PYTEST_TEARDOWN_ERROR)))
+}
+
 impl Merger {
     pub fn push(&mut self, case: TestCase, dialect: Dialect) {
         let id = case.identity();
@@ -259,8 +282,22 @@ impl Merger {
             Some(&at) => {
                 let earlier = &mut self.cases[at];
                 if dialect == Dialect::Pytest {
+                    if is_pytest_teardown_error(&case) {
+                        if let Some(last) = earlier
+                            .attempts
+                            .last_mut()
+                            .filter(|a| a.outcome.is_failure())
+                        {
+                            // Same attempt: keep the call's failure, add the teardown's time.
+                            if let Some(t) = case.attempts[0].duration_s {
+                                *last.duration_s.get_or_insert(0.0) += t;
+                            }
+                            return;
+                        }
+                    }
                     // pytest-rerunfailures writes each failed attempt as a bare <testcase/>
-                    // that reads as a pass. A rerun happens only after a failure, so the
+                    // (its report outcome is "rerun", which junitxml records as nothing), so
+                    // it reads as a pass. A rerun happens only after a failure, so the
                     // attempts before this one must have failed.
                     for attempt in &mut earlier.attempts {
                         if attempt.outcome == AttemptOutcome::Passed && attempt.failure.is_none() {

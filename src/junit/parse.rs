@@ -14,6 +14,10 @@ const BODY_CAP: usize = 8 * 1024;
 /// Deeper nesting than this is hostile input, not a test report.
 const MAX_DEPTH: usize = 256;
 
+/// The name of the test case that stands for a suite-level `<error>`/`<failure>`, as
+/// Jenkins names it: the suite failed before (or instead of) running its tests.
+pub const SUITE_ERROR_CASE: &str = "<init>";
+
 /// Which producer wrote the report, where it changes how the report is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
@@ -30,8 +34,14 @@ pub struct ReportInfo {
     pub testcases: u64,
     /// `<testsuite>` elements in the file.
     pub suites: u64,
+    /// `<testsuite>` elements that hold `<testcase>`s directly or no other suite: the
+    /// suites a reader of the report sees (nested wrappers are not counted).
+    pub leaf_suites: u64,
     /// Sum of the `time` of the outermost suites, when they give one.
     pub time_s: Option<f64>,
+    /// Suites with their own `<error>` or `<failure>` (Ant writes one when the test class
+    /// cannot load): each is handed over as a failed test case named [`SUITE_ERROR_CASE`].
+    pub suite_errors: u64,
     /// The earliest `timestamp` attribute of a suite, as written.
     pub timestamp: Option<String>,
     pub dialect: Dialect,
@@ -44,6 +54,8 @@ enum Elem {
     Case,
     /// `<failure>`/`<error>`: the final attempt's failure.
     Final,
+    /// `<error>`/`<failure>` directly in a `<testsuite>`: the suite itself broke.
+    SuiteError,
     /// `<flakyFailure>`/`<flakyError>`/`<rerunFailure>`/`<rerunError>`.
     Rerun,
     /// `<stackTrace>` inside a rerun element.
@@ -64,11 +76,18 @@ struct CaseBuilder {
     reruns: Vec<Attempt>,
     /// The rerun element being read, if any.
     open_rerun: Option<(bool, Attempt)>,
+    /// 1-based position among the `<testcase>`s of its suite (of the report, outside suites).
+    ordinal: u64,
 }
 
 struct SuiteFrame {
     name: Option<String>,
     file: Option<String>,
+    has_suites: bool,
+    /// `<testcase>` children so far.
+    cases: u64,
+    /// Whether a suite-level `<error>`/`<failure>` was already reported.
+    broke: bool,
 }
 
 fn truncate_push(body: &mut String, text: &str) {
@@ -96,25 +115,63 @@ fn attr_text(value: &[u8]) -> String {
     }
 }
 
-/// Read the attributes we care about from an element, leniently.
-fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], String)) {
-    for attr in e.attributes().with_checks(false).flatten() {
+fn tag_name(e: &BytesStart<'_>) -> String {
+    String::from_utf8_lossy(e.name().as_ref()).into_owned()
+}
+
+/// Read an element's attributes: strict on their syntax, the structural part of a tag
+/// (each is `name="value"` or `name='value'`, no name twice, no `<` anywhere in the tag:
+/// an unescaped `<` in a value is the classic broken-producer bug, e.g. Catch2's
+/// `name="<exe-name>"` placeholder), lenient on their values (an unknown entity stays as
+/// written). `f` sees each attribute's local name and unescaped value.
+fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], String)) -> Result<(), String> {
+    if e.attributes_raw().contains(&b'<') {
+        return Err(format!(
+            "malformed XML: unescaped '<' inside the tag <{}>",
+            tag_name(e)
+        ));
+    }
+    for attr in e.attributes() {
+        let attr = attr
+            .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
         f(attr.key.local_name().as_ref(), attr_text(&attr.value));
+    }
+    Ok(())
+}
+
+/// [`attrs`] for an element whose attributes we do not use: only checked.
+fn check_attrs(e: &BytesStart<'_>) -> Result<(), String> {
+    if e.attributes_raw().contains(&b'<') {
+        return Err(format!(
+            "malformed XML: unescaped '<' inside the tag <{}>",
+            tag_name(e)
+        ));
+    }
+    for attr in e.attributes() {
+        attr.map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
+    }
+    Ok(())
+}
+
+/// How severe a result element is. Several in one `<testcase>` are one attempt, which
+/// takes the most severe, as JUnit reporting tools rank them (publish-unit-test-result-
+/// action: error over failure over skipped).
+fn severity(outcome: AttemptOutcome) -> u8 {
+    match outcome {
+        AttemptOutcome::Errored => 2,
+        AttemptOutcome::Failed => 1,
+        _ => 0,
     }
 }
 
-fn failure_of(e: &BytesStart<'_>) -> Failure {
+fn failure_of(e: &BytesStart<'_>) -> Result<Failure, String> {
     let mut failure = Failure::default();
     attrs(e, |key, value| match key {
         b"message" if !value.is_empty() => failure.message = Some(value),
         b"type" if !value.is_empty() => failure.kind = Some(value),
         _ => {}
-    });
-    failure
-}
-
-fn local(e: &BytesStart<'_>) -> Vec<u8> {
-    e.local_name().as_ref().to_vec()
+    })?;
+    Ok(failure)
 }
 
 /// Stream-parse one report, calling `on_case` for every `<testcase>` element as it closes.
@@ -134,6 +191,8 @@ where
     let mut buf = Vec::with_capacity(4096);
 
     loop {
+        // Where the next event starts: errors about a tag point at its `<`.
+        let start = reader.buffer_position();
         let event = reader.read_event_into(&mut buf).map_err(|e| ParseError {
             offset: reader.error_position(),
             reason: format!("malformed XML: {e}"),
@@ -142,10 +201,11 @@ where
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
-                let name = local(e);
+                let local_name = e.local_name();
+                let name = local_name.as_ref();
                 if root_closed {
                     return Err(ParseError {
-                        offset,
+                        offset: start,
                         reason: "malformed XML: more than one root element".into(),
                     });
                 }
@@ -153,22 +213,26 @@ where
                     seen_root = true;
                     if name != b"testsuites" && name != b"testsuite" {
                         return Err(ParseError {
-                            offset: 0,
+                            offset: start,
                             reason: format!(
                                 "not a JUnit report: root element is <{}>, expected <testsuites> or <testsuite>",
-                                String::from_utf8_lossy(&name)
+                                String::from_utf8_lossy(e.name().as_ref())
                             ),
                         });
                     }
                 }
                 if stack.len() >= MAX_DEPTH {
                     return Err(ParseError {
-                        offset,
+                        offset: start,
                         reason: format!("elements nested deeper than {MAX_DEPTH} levels"),
                     });
                 }
                 let parent = stack.last().copied();
-                let elem = open_element(&name, e, parent, &mut case, &mut suites, &mut info);
+                let elem = open_element(name, e, parent, &mut case, &mut suites, &mut info)
+                    .map_err(|reason| ParseError {
+                        offset: start,
+                        reason,
+                    })?;
                 if empty {
                     close_element(elem, &mut case, &mut suites, &mut info, &mut on_case)?;
                     if stack.is_empty() {
@@ -180,7 +244,7 @@ where
             }
             Event::End(_) => {
                 let elem = stack.pop().ok_or_else(|| ParseError {
-                    offset,
+                    offset: start,
                     reason: "malformed XML: closing tag without an opening tag".into(),
                 })?;
                 close_element(elem, &mut case, &mut suites, &mut info, &mut on_case)?;
@@ -191,15 +255,8 @@ where
             Event::Text(ref t) => {
                 let raw = t.as_ref();
                 if stack.is_empty() {
-                    if raw.iter().any(|b| !b.is_ascii_whitespace()) {
-                        return Err(ParseError {
-                            offset,
-                            reason: if seen_root {
-                                "malformed XML: text after the root element".into()
-                            } else {
-                                "not a JUnit report: text before the root element".into()
-                            },
-                        });
+                    if let Some(at) = raw.iter().position(|b| !b.is_ascii_whitespace()) {
+                        return Err(outside_root(start + at as u64, seen_root, "text"));
                     }
                 } else if let Some(body) = body_target(&stack, &mut case) {
                     truncate_push(body, &String::from_utf8_lossy(raw));
@@ -207,16 +264,16 @@ where
             }
             Event::CData(ref t) => {
                 if stack.is_empty() {
-                    return Err(ParseError {
-                        offset,
-                        reason: "malformed XML: CDATA outside the root element".into(),
-                    });
+                    return Err(outside_root(start, seen_root, "CDATA"));
                 }
                 if let Some(body) = body_target(&stack, &mut case) {
                     truncate_push(body, &String::from_utf8_lossy(t.as_ref()));
                 }
             }
             Event::GeneralRef(ref r) => {
+                if stack.is_empty() {
+                    return Err(outside_root(start, seen_root, "an entity reference"));
+                }
                 if let Some(body) = body_target(&stack, &mut case) {
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(ch)) => Some(ch.to_string()),
@@ -225,7 +282,8 @@ where
                         )
                         .map(str::to_string),
                     };
-                    // Custom entities are never expanded (no billion laughs): kept as written.
+                    // Custom and external entities are never expanded (no billion laughs,
+                    // no XXE): kept as written.
                     let text = resolved
                         .unwrap_or_else(|| format!("&{};", String::from_utf8_lossy(r.as_ref())));
                     truncate_push(body, &text);
@@ -249,11 +307,23 @@ where
                 }
                 break;
             }
+            // The DTD is skipped whole: no entity it declares is ever read or fetched.
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
         }
         buf.clear();
     }
     Ok(info)
+}
+
+fn outside_root(offset: u64, seen_root: bool, what: &str) -> ParseError {
+    ParseError {
+        offset,
+        reason: if seen_root {
+            format!("malformed XML: {what} after the root element")
+        } else {
+            format!("not a JUnit report: {what} before the root element")
+        },
+    }
 }
 
 fn describe(root: Elem, depth: usize) -> String {
@@ -268,7 +338,7 @@ fn body_target<'a>(stack: &[Elem], case: &'a mut Option<CaseBuilder>) -> Option<
     let top = *stack.last()?;
     let case = case.as_mut()?;
     match top {
-        Elem::Final => case
+        Elem::Final | Elem::SuiteError => case
             .final_failure
             .as_mut()
             .map(|(_, f)| f.body.get_or_insert_with(String::new)),
@@ -288,25 +358,36 @@ fn open_element(
     case: &mut Option<CaseBuilder>,
     suites: &mut Vec<SuiteFrame>,
     info: &mut ReportInfo,
-) -> Elem {
+) -> Result<Elem, String> {
     let in_case = matches!(parent, Some(Elem::Case));
-    match name {
+    let elem = match name {
         b"testsuites" if parent.is_none() => {
-            attrs(e, |key, value| {
-                if key == b"time" {
-                    // The root's total wins over summing suites.
-                    info.time_s = parse_time(&value).or(info.time_s);
-                }
-            });
+            attrs(e, |key, value| match key {
+                // The root's total wins over summing suites.
+                b"time" => info.time_s = parse_time(&value).or(info.time_s),
+                // Recent pytest names the root so; its suite name is configurable
+                // (`junit_suite_name`), so this is the surer sign.
+                b"name" if value == "pytest tests" => info.dialect = Dialect::Pytest,
+                _ => {}
+            })?;
             Elem::Suites
         }
         b"testsuite" if case.is_none() => {
             info.suites += 1;
+            let nested = matches!(parent, Some(Elem::Suite));
+            if nested {
+                if let Some(outer) = suites.last_mut() {
+                    outer.has_suites = true;
+                }
+            }
             let mut frame = SuiteFrame {
                 name: None,
                 file: None,
+                has_suites: false,
+                cases: 0,
+                broke: false,
             };
-            let outermost = !matches!(parent, Some(Elem::Suite));
+            let outermost = !nested;
             attrs(e, |key, value| match key {
                 b"name" => frame.name = Some(value),
                 b"file" | b"filepath" => frame.file = Some(value),
@@ -322,7 +403,7 @@ fn open_element(
                     info.timestamp = Some(value);
                 }
                 _ => {}
-            });
+            })?;
             if frame.name.as_deref() == Some("pytest") {
                 info.dialect = Dialect::Pytest;
             }
@@ -331,7 +412,16 @@ fn open_element(
         }
         b"testcase" if case.is_none() => {
             info.testcases += 1;
-            let mut builder = CaseBuilder::default();
+            let mut builder = CaseBuilder {
+                ordinal: info.testcases,
+                ..CaseBuilder::default()
+            };
+            if matches!(parent, Some(Elem::Suite)) {
+                if let Some(suite) = suites.last_mut() {
+                    suite.cases += 1;
+                    builder.ordinal = suite.cases;
+                }
+            }
             attrs(e, |key, value| match key {
                 b"name" => builder.name = Some(value),
                 b"classname" | b"class" => builder.classname = Some(value),
@@ -348,30 +438,55 @@ fn open_element(
                             | "not_run"
                             | "ignored"
                             | "pending"
+                            // googletest: `status="notrun" result="suppressed"` for DISABLED_.
+                            | "suppressed"
                     ) {
                         builder.skipped = true;
                     }
                 }
                 b"skipped" | b"ignored" if value == "true" => builder.skipped = true,
                 _ => {}
-            });
+            })?;
             *case = Some(builder);
             Elem::Case
         }
         b"failure" | b"error" if in_case => {
             let c = case.as_mut().expect("in case");
-            // Several results in one testcase are one failed attempt: keep the first details.
-            if c.final_failure.is_none() {
-                let outcome = if name == b"error" {
-                    AttemptOutcome::Errored
-                } else {
-                    AttemptOutcome::Failed
-                };
-                c.final_failure = Some((outcome, failure_of(e)));
+            let outcome = if name == b"error" {
+                AttemptOutcome::Errored
+            } else {
+                AttemptOutcome::Failed
+            };
+            // Several results in one testcase are one failed attempt (doctest writes one
+            // <failure> per failed check; some tools add an <error> for a broken teardown
+            // after the <failure>): it takes the most severe, the first of its kind.
+            let kept = c.final_failure.as_ref().map(|(o, _)| severity(*o));
+            if kept.is_none_or(|k| severity(outcome) > k) {
+                c.final_failure = Some((outcome, failure_of(e)?));
                 Elem::Final
             } else {
+                check_attrs(e)?;
                 Elem::Other
             }
+        }
+        b"failure" | b"error" if matches!(parent, Some(Elem::Suite)) && case.is_none() => {
+            let Some(suite) = suites.last_mut().filter(|s| !s.broke) else {
+                check_attrs(e)?;
+                return Ok(Elem::Other);
+            };
+            suite.broke = true;
+            info.suite_errors += 1;
+            let outcome = if name == b"error" {
+                AttemptOutcome::Errored
+            } else {
+                AttemptOutcome::Failed
+            };
+            *case = Some(CaseBuilder {
+                name: Some(SUITE_ERROR_CASE.into()),
+                final_failure: Some((outcome, failure_of(e)?)),
+                ..CaseBuilder::default()
+            });
+            Elem::SuiteError
         }
         b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" if in_case => {
             let c = case.as_mut().expect("in case");
@@ -385,22 +500,30 @@ fn open_element(
                 if key == b"time" {
                     duration = parse_time(&value);
                 }
-            });
+            })?;
             let attempt = Attempt {
                 outcome,
                 duration_s: duration,
-                failure: Some(failure_of(e)),
+                failure: Some(failure_of(e)?),
             };
             c.open_rerun = Some((name.starts_with(b"flaky"), attempt));
             Elem::Rerun
         }
-        b"stackTrace" if matches!(parent, Some(Elem::Rerun)) => Elem::StackTrace,
+        b"stackTrace" if matches!(parent, Some(Elem::Rerun)) => {
+            check_attrs(e)?;
+            Elem::StackTrace
+        }
         b"skipped" if in_case => {
+            check_attrs(e)?;
             case.as_mut().expect("in case").skipped = true;
             Elem::Skipped
         }
-        _ => Elem::Other,
-    }
+        _ => {
+            check_attrs(e)?;
+            Elem::Other
+        }
+    };
+    Ok(elem)
 }
 
 fn close_element<F>(
@@ -415,7 +538,11 @@ where
 {
     match elem {
         Elem::Suite => {
-            suites.pop();
+            if let Some(suite) = suites.pop() {
+                if suite.cases > 0 || !suite.has_suites {
+                    info.leaf_suites += 1;
+                }
+            }
         }
         Elem::Rerun => {
             if let Some(c) = case.as_mut() {
@@ -428,7 +555,7 @@ where
                 }
             }
         }
-        Elem::Case => {
+        Elem::Case | Elem::SuiteError => {
             if let Some(builder) = case.take() {
                 on_case(finish_case(builder, suites), info.dialect)?;
             }
@@ -466,7 +593,12 @@ fn finish_case(mut b: CaseBuilder, suites: &[SuiteFrame]) -> TestCase {
         .filter(|c| !c.is_empty())
         .or_else(|| suite.clone())
         .unwrap_or_default();
-    let name = b.name.unwrap_or_default();
+    // A test without a name cannot be told from its neighbours: merging them as reruns of
+    // one test would invent flakiness, so each keeps its place as its name.
+    let name = b
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("(unnamed testcase {})", b.ordinal));
 
     let mut attempts = Vec::with_capacity(1 + b.flaky.len() + b.reruns.len());
     // Flaky attempts failed before the final one; rerun attempts failed after it.

@@ -177,3 +177,240 @@ fn invalid_utf8_and_nul_are_read_leniently() {
     assert_eq!(r.cases.len(), 1);
     assert!(r.cases[0].name.starts_with("bad"));
 }
+
+#[test]
+fn unescaped_lt_in_an_attribute_is_malformed() {
+    // Catch2's approval baselines keep `name="<exe-name>"`: not XML.
+    let e = err(b"<testsuites>\n  <testsuite name=\"<exe-name>\" tests=\"1\"/>\n</testsuites>");
+    assert!(e.reason.contains("malformed XML"), "{e}");
+    assert_eq!((e.line, e.column), (2, 3), "{e}");
+}
+
+#[test]
+fn broken_attribute_syntax_is_malformed() {
+    let e = err(b"<testsuite>\n<testcase name=\"a\" name=\"b\"/></testsuite>");
+    assert!(e.reason.contains("malformed XML"), "{e}");
+    assert_eq!(e.line, 2, "{e}");
+    let e = err(b"<testsuite><properties><property name=x/></properties></testsuite>");
+    assert!(e.reason.contains("malformed XML"), "{e}");
+    let e = err(b"<testsuites><testsuite loose text artifact/></testsuites>");
+    assert!(e.reason.contains("malformed XML"), "{e}");
+}
+
+#[test]
+fn content_outside_the_root_is_rejected() {
+    let e = err(b"<testsuite/>\n&amp;");
+    assert!(e.reason.contains("after the root"), "{e}");
+    let e = err(b"<testsuite/>\nProgram code.\n");
+    assert!(e.reason.contains("after the root"), "{e}");
+    assert_eq!((e.line, e.column), (2, 1), "{e}");
+}
+
+#[test]
+fn several_results_in_one_testcase_are_one_attempt_taking_the_most_severe() {
+    let r = parse(
+        r#"<testsuite name="s">
+        <testcase classname="c" name="errors"><skipped/>
+          <failure message="first">one</failure><error message="teardown">two</error>
+          <failure message="third"/></testcase>
+        <testcase classname="c" name="fails"><failure message="a">x</failure><failure message="b">y</failure></testcase>
+        <testcase classname="c" name="fails and skipped"><skipped/><failure message="f"/></testcase>
+        </testsuite>"#,
+    );
+    let a = &r.cases[0].attempts;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].outcome, AttemptOutcome::Errored);
+    let f = a[0].failure.as_ref().unwrap();
+    assert_eq!(f.message.as_deref(), Some("teardown"));
+    assert_eq!(f.body.as_deref(), Some("two"));
+    let b = &r.cases[1].attempts;
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(b[0].failure.as_ref().unwrap().body.as_deref(), Some("x"));
+    assert_eq!(r.cases[2].run_outcome(), RunOutcome::Failed);
+}
+
+#[test]
+fn leaf_suites_skip_wrappers() {
+    let r = parse(
+        r#"<testsuites><testsuite name="assembly"><testsuite name="ns">
+        <testsuite name="A"><testcase name="a"/></testsuite>
+        <testsuite name="B"><testcase name="b"/></testsuite>
+        </testsuite><testcase name="direct"/></testsuite>
+        <testsuite name="empty"/></testsuites>"#,
+    );
+    assert_eq!(r.info.suites, 5);
+    // A, B, "assembly" (holds a case directly) and "empty"; "ns" only wraps.
+    assert_eq!(r.info.leaf_suites, 4);
+}
+
+// Real outputs of the tools, see fixtures/junit/README.md for how they were made.
+
+fn fixture(bytes: &[u8]) -> Report {
+    parse_bytes(bytes).expect("fixture parses")
+}
+
+fn outcomes(c: &crate::model::TestCase) -> Vec<AttemptOutcome> {
+    c.attempts.iter().map(|a| a.outcome).collect()
+}
+
+fn case<'a>(r: &'a Report, name: &str) -> &'a crate::model::TestCase {
+    r.cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+#[test]
+fn pytest_rerunfailures_real_output() {
+    use AttemptOutcome::*;
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-rerunfailures/reruns.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Pytest);
+    assert_eq!(r.testcase_elements(), 6);
+    assert_eq!(r.cases.len(), 3);
+    let flaky = case(&r, "test_flaky_once");
+    assert_eq!(outcomes(flaky), [Failed, Passed]);
+    assert_eq!(flaky.run_outcome(), RunOutcome::Flaky);
+    let broken = case(&r, "test_always_fails");
+    assert_eq!(outcomes(broken), [Failed, Failed, Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    let last = broken.attempts[2].failure.as_ref().unwrap();
+    assert_eq!(
+        last.message.as_deref(),
+        Some("AssertionError: fails every attempt\nassert 1 == 2")
+    );
+    assert_eq!(
+        broken.attempts[0].failure.as_ref().unwrap().kind.as_deref(),
+        Some("rerun")
+    );
+    assert_eq!(outcomes(case(&r, "test_passes")), [Passed]);
+}
+
+#[test]
+fn pytest_rerunfailures_custom_suite_name_is_still_pytest() {
+    // `-o junit_suite_name=mysuite`: only the root's `name="pytest tests"` tells.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-rerunfailures/setup-error-custom-suite-name.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Pytest);
+    let c = case(&r, "test_flaky_setup");
+    assert_eq!(c.suite.as_deref(), Some("mysuite"));
+    assert_eq!(
+        outcomes(c),
+        [AttemptOutcome::Failed, AttemptOutcome::Passed]
+    );
+    assert_eq!(c.run_outcome(), RunOutcome::Flaky);
+}
+
+#[test]
+fn pytest_call_failure_and_teardown_error_are_one_attempt() {
+    use AttemptOutcome::*;
+    // pytest writes them as two <testcase>s of the same test.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-rerunfailures/teardown-error-no-reruns.xml"
+    ));
+    assert_eq!(r.testcase_elements(), 2);
+    let c = &r.cases[0];
+    assert_eq!(outcomes(c), [Failed]);
+    let f = c.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(
+        f.message.as_deref(),
+        Some("AssertionError: call fails\nassert False")
+    );
+
+    // With --reruns 1: the first attempt (failed call, broken teardown) is one bare
+    // <testcase>, the second is the failure plus the teardown error.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-rerunfailures/teardown-error-reruns.xml"
+    ));
+    assert_eq!(r.testcase_elements(), 3);
+    assert_eq!(outcomes(&r.cases[0]), [Failed, Failed]);
+    assert_eq!(r.cases[0].run_outcome(), RunOutcome::Failed);
+}
+
+#[test]
+fn jest_junit_records_no_retries() {
+    // jest.retryTimes(2): jest-junit writes only each test's final result, so a test
+    // that passed on its second try reads as a plain pass.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/jest-junit/retry-times.xml"
+    ));
+    assert_eq!(r.testcase_elements(), 3);
+    assert_eq!(
+        outcomes(case(&r, "retries flaky once")),
+        [AttemptOutcome::Passed]
+    );
+    let broken = case(&r, "retries always fails");
+    assert_eq!(outcomes(broken), [AttemptOutcome::Failed]);
+    assert_eq!(broken.classname, "retries always fails");
+}
+
+#[test]
+fn unnamed_testcases_are_not_merged_into_one_flaky_test() {
+    let r = parse(
+        r#"<testsuites><testsuite><testcase/><testcase><skipped/></testcase>
+        <testcase><failure/></testcase><testcase name=" "><error/></testcase></testsuite></testsuites>"#,
+    );
+    assert_eq!(r.cases.len(), 4);
+    assert!(r.cases.iter().all(|c| c.attempts.len() == 1));
+    assert_eq!(r.cases[0].name, "(unnamed testcase 1)");
+    assert_eq!(r.cases[3].name, "(unnamed testcase 4)");
+    assert_eq!(r.cases[2].run_outcome(), RunOutcome::Failed);
+}
+
+#[test]
+fn suite_level_error_is_a_failed_init_case() {
+    // Ant writes this when the test class cannot load (JENKINS-6700): no <testcase> at all.
+    let r = parse(
+        r#"<testsuite errors="1" name="gda.XHDetectorTest" tests="1">
+        <properties><property name="a" value="b"/></properties>
+        <error message="gda/DAServer" type="java.lang.NoClassDefFoundError">java.lang.NoClassDefFoundError
+        at X</error><error message="second"/>
+        <system-out/></testsuite>"#,
+    );
+    assert_eq!(r.testcase_elements(), 0);
+    assert_eq!(r.info.suite_errors, 1);
+    assert_eq!(r.cases.len(), 1);
+    let c = &r.cases[0];
+    assert_eq!(
+        (c.classname.as_str(), c.name.as_str()),
+        ("gda.XHDetectorTest", SUITE_ERROR_CASE)
+    );
+    assert_eq!(c.run_outcome(), RunOutcome::Failed);
+    let f = c.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(f.kind.as_deref(), Some("java.lang.NoClassDefFoundError"));
+    assert_eq!(
+        f.body.as_deref(),
+        Some("java.lang.NoClassDefFoundError\n        at X")
+    );
+}
+
+#[test]
+fn nextest_retries_real_output() {
+    use AttemptOutcome::*;
+    // retries = 2: a flaky pass is <flakyFailure> + a passing case; a test failing every
+    // try is <failure> (the first try, which the case's time and timestamp describe)
+    // followed by one <rerunFailure> per retry.
+    let r = fixture(include_bytes!("../../fixtures/junit/nextest/retries.xml"));
+    assert_eq!(r.testcase_elements(), 3);
+    let flaky = case(&r, "tests::flaky_once");
+    assert_eq!(outcomes(flaky), [Failed, Passed]);
+    assert_eq!(flaky.run_outcome(), RunOutcome::Flaky);
+    assert_eq!(flaky.attempts[0].duration_s, Some(0.011));
+    assert_eq!(flaky.attempts[1].duration_s, Some(0.010));
+    let f = flaky.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(f.kind.as_deref(), Some("test failure with exit code 101"));
+    // The trace is the element's own text; its <system-out>/<system-err> stay out.
+    let body = f.body.as_deref().unwrap();
+    assert!(body.starts_with("thread 'tests::flaky_once' (29001) panicked at src/lib.rs:16:9:\nfails on the first attempt"), "{body}");
+    assert!(!body.contains("running 1 test"), "{body}");
+
+    let broken = case(&r, "tests::always_fails");
+    assert_eq!(outcomes(broken), [Failed, Failed, Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    let durations: Vec<_> = broken.attempts.iter().map(|a| a.duration_s).collect();
+    assert_eq!(durations, [Some(0.022), Some(0.012), Some(0.005)]);
+    assert_eq!(outcomes(case(&r, "tests::passes")), [Passed]);
+}

@@ -1,7 +1,14 @@
 //! Lenient parsing of the `time` attribute, which producers write in many shapes.
 
-/// Seconds from a `time` value: `1.5`, `1,234.5`, `0,5`, `1e-3`, `2.`, ` 3 `, `1.5s`.
-/// Returns `None` for empty, negative or non-numeric values.
+/// Seconds from a `time` value: `1.5`, `1,234.5`, `0,5`, `0,288`, `1.234,5`, `1e-3`, `2.`,
+/// ` 3 `, `1.5s`. Returns `None` for empty, negative or non-numeric values.
+///
+/// With both `,` and `.`, the last one is the decimal point and the other groups thousands
+/// (`1,234.5`, `1.234,5`). A lone separator repeated groups thousands (`1,234,567`); a
+/// single comma is a decimal comma: locale-formatted producers write `0,288` and `1,288`
+/// for 1.288 s (the xunit/MSTest conversions do), while thousands grouping in real
+/// reports comes with a decimal point (`2,503.1`). Reading `1,288` as 1288 s would be a
+/// thousandfold error on the far more common case.
 pub fn parse_time(raw: &str) -> Option<f64> {
     let text = raw.trim();
     let text = text.strip_suffix('s').unwrap_or(text).trim_end();
@@ -9,25 +16,33 @@ pub fn parse_time(raw: &str) -> Option<f64> {
         return None;
     }
     let normalised;
-    let text = if text.contains(',') {
-        normalised = if text.contains('.') {
-            // `1,234.5`: commas group thousands.
-            text.replace(',', "")
-        } else {
-            let (int, frac) = text.rsplit_once(',').unwrap_or((text, ""));
-            let grouping = text.matches(',').count() > 1
-                || (frac.len() == 3 && int != "0" && !int.is_empty() && !int.starts_with('-'));
-            if grouping {
-                // `1,234` or `1,234,567`: thousands.
-                text.replace(',', "")
-            } else {
-                // `0,5`: a decimal comma (European locales).
-                text.replace(',', ".")
-            }
-        };
-        normalised.as_str()
-    } else {
-        text
+    let text = match (text.rfind(','), text.rfind('.')) {
+        (None, _) if text.matches('.').count() <= 1 => text,
+        // `1.234.567`: dots grouping thousands.
+        (None, _) => {
+            normalised = text.replace('.', "");
+            &normalised
+        }
+        // `1,234.5`
+        (Some(comma), Some(dot)) if dot > comma => {
+            normalised = text.replace(',', "");
+            &normalised
+        }
+        // `1.234,5`
+        (Some(_), Some(_)) => {
+            normalised = text.replace('.', "").replace(',', ".");
+            &normalised
+        }
+        // `1,234,567`
+        (Some(_), None) if text.matches(',').count() > 1 => {
+            normalised = text.replace(',', "");
+            &normalised
+        }
+        // `0,5`, `0,288`
+        (Some(_), None) => {
+            normalised = text.replace(',', ".");
+            &normalised
+        }
     };
     let value: f64 = text.parse().ok()?;
     (value.is_finite() && value >= 0.0).then_some(value)
@@ -42,8 +57,18 @@ mod tests {
         assert_eq!(parse_time("1.5"), Some(1.5));
         assert_eq!(parse_time("1,234.5"), Some(1234.5));
         assert_eq!(parse_time("0,5"), Some(0.5));
-        assert_eq!(parse_time("1,234"), Some(1234.0));
+        // A single comma is a decimal comma, whatever the digits after it.
+        assert_eq!(parse_time("1,234"), Some(1.234));
+        assert_eq!(parse_time("0,288"), Some(0.288));
         assert_eq!(parse_time("12,5"), Some(12.5));
+        assert_eq!(parse_time("1,234,567"), Some(1_234_567.0));
+        assert_eq!(parse_time("2,503.1"), Some(2503.1));
+        assert_eq!(parse_time("1.234,5"), Some(1234.5));
+        assert_eq!(parse_time("1.234.567"), Some(1_234_567.0));
+        assert_eq!(
+            parse_time("4.50611114501953e-05"),
+            Some(4.50611114501953e-05)
+        );
         assert_eq!(parse_time("1e-3"), Some(0.001));
         assert_eq!(parse_time("2."), Some(2.0));
         assert_eq!(parse_time(" 3 "), Some(3.0));
@@ -57,5 +82,9 @@ mod tests {
         assert_eq!(parse_time("abc"), None);
         assert_eq!(parse_time("NaN"), None);
         assert_eq!(parse_time("inf"), None);
+        assert_eq!(parse_time("-999.88"), None);
+        assert_eq!(parse_time("$TIME"), None);
+        assert_eq!(parse_time("o99,999.881"), None);
+        assert_eq!(parse_time("{duration}"), None);
     }
 }
