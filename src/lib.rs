@@ -10,5 +10,6 @@ pub mod fingerprint;
 pub mod ingest;
 pub mod junit;
 pub mod model;
+pub mod sim;
 pub mod store;
 pub mod api;
