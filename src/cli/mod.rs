@@ -1,6 +1,7 @@
 //! The command line: argument parsing and one module per subcommand. Binary only, so
 //! clap stays out of the library.
 
+mod demo;
 mod ingest;
 mod output;
 mod query;
@@ -37,6 +38,10 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Simulate 30 days of CI, ingest it, and print the flaky list, backlog and report
+    Demo(demo::DemoArgs),
+    /// Write a simulated CI history (reports, runs.csv manifest, truth.json)
+    Simulate(demo::SimulateArgs),
     /// Store a run's JUnit reports (or backfill runs from a manifest)
     Ingest(ingest::IngestArgs),
     /// List the ingested runs
@@ -96,6 +101,8 @@ pub fn run(args: Args) -> Result<u8> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match args.command {
+        Command::Demo(a) => demo::demo(a, &mut out)?,
+        Command::Simulate(a) => demo::simulate_cmd(a, &mut out)?,
         Command::Ingest(a) => ingest::run(&args.db, a, &mut out)?,
         Command::Runs(a) => stored::runs(&args.db, a, &mut out)?,
         Command::Tests(a) => stored::tests(&args.db, a, &mut out)?,
