@@ -659,8 +659,35 @@ fn busy_server_answers_503_with_retry_after() {
     let a = post(&server, "commit=abc&job=unit&run_id=2", None, &body);
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.retry_after.is_some());
+    // The CLI meets the busy server, waits as told (Retry-After) and gets through once
+    // the slot is free; the token comes from the environment.
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("TEST-c.xml"), report("C", 7, &[])).unwrap();
+    let cli = Command::new(BIN)
+        .args([
+            "upload",
+            "--server",
+            &server.base,
+            "--commit",
+            "abc",
+            "--job",
+            "unit",
+        ])
+        .args(["--run-id", "3", "--retries", "3", "--strict"])
+        .arg(&reports)
+        .env("FLAKEHOUND_TOKEN", "ignored-without-a-token-file")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let response = finish_slow_upload(slow, &body);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let out = cli.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 tests"));
     assert_eq!(
         post(&server, "commit=abc&job=unit&run_id=2", None, &body).status,
         200
