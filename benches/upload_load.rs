@@ -109,7 +109,16 @@ fn main() {
             break addr.to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // FLAKEHOUND_LOAD_LOG=FILE keeps the server's log (e.g. with RUST_LOG=debug).
+    let mut keep =
+        std::env::var_os("FLAKEHOUND_LOAD_LOG").map(|p| std::fs::File::create(p).unwrap());
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(f) = keep.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
 
     eprintln!("generating {uploads} uploads of {tests} tests…");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);

@@ -625,6 +625,21 @@ fn start_slow_upload(addr: &str, run_id: &str, body: &[u8]) -> TcpStream {
     s
 }
 
+/// Wait until the server's only upload slot is taken (by a slow upload): a probe with an
+/// empty body is answered 503 then, 400 before (and stores nothing either way).
+fn wait_busy(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = post(server, "commit=abc&job=unit&run_id=probe", None, b"");
+        if a.status == 503 {
+            return;
+        }
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(Instant::now() < deadline, "the slow upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn finish_slow_upload(mut s: TcpStream, body: &[u8]) -> String {
     s.write_all(&body[body.len() / 2..]).unwrap();
     s.flush().unwrap();
@@ -640,12 +655,39 @@ fn busy_server_answers_503_with_retry_after() {
     let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
     let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
     let slow = start_slow_upload(&server.addr, "1", &body);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_busy(&server);
     let a = post(&server, "commit=abc&job=unit&run_id=2", None, &body);
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.retry_after.is_some());
+    // The CLI meets the busy server, waits as told (Retry-After) and gets through once
+    // the slot is free; the token comes from the environment.
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("TEST-c.xml"), report("C", 7, &[])).unwrap();
+    let cli = Command::new(BIN)
+        .args([
+            "upload",
+            "--server",
+            &server.base,
+            "--commit",
+            "abc",
+            "--job",
+            "unit",
+        ])
+        .args(["--run-id", "3", "--retries", "3", "--strict"])
+        .arg(&reports)
+        .env("FLAKEHOUND_TOKEN", "ignored-without-a-token-file")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let response = finish_slow_upload(slow, &body);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let out = cli.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 tests"));
     assert_eq!(
         post(&server, "commit=abc&job=unit&run_id=2", None, &body).status,
         200
@@ -656,13 +698,13 @@ fn busy_server_answers_503_with_retry_after() {
 fn sigterm_finishes_the_upload_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flakes.db");
-    let mut server = Server::start(&db, &[]);
+    let mut server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
     let body = tgz(&[
         ("TEST-a.xml", report("A", 200, &[1]).as_bytes()),
         ("TEST-b.xml", report("B", 200, &[]).as_bytes()),
     ]);
     let slow = start_slow_upload(&server.addr, "inflight", &body);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_busy(&server);
     server.sigterm();
     std::thread::sleep(Duration::from_millis(300));
     // Still running: the upload in flight holds it open.
@@ -676,4 +718,24 @@ fn sigterm_finishes_the_upload_in_flight() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["run_id"], "inflight");
     assert_eq!(stored[0]["reports"], 2);
+}
+
+#[test]
+fn a_stalled_upload_times_out_with_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--request-timeout", "1"]);
+    let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
+    let mut stalled = start_slow_upload(&server.addr, "stalled", &body);
+    let mut response = String::new();
+    let _ = stalled.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    // The server is still fine, and stored nothing of the stalled upload.
+    assert_eq!(
+        post(&server, "commit=abc&job=unit&run_id=ok", None, &body).status,
+        200
+    );
+    let stored = runs(&db);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["run_id"], "ok");
 }

@@ -90,11 +90,24 @@ pub fn spawn(
                             let _ = reply.send(Ok(s));
                         }
                     }
+                    Err(e) if uploads.len() > 1 => {
+                        // One bad upload must not fail the others queued with it: store
+                        // each in its own transaction.
+                        tracing::warn!(error = %e, uploads = uploads.len(), "batch failed; storing its uploads one by one");
+                        for (upload, reply) in uploads.iter().zip(replies) {
+                            let answer = write(&mut store, std::slice::from_ref(upload))
+                                .map(|mut s| s.remove(0))
+                                .map_err(|e| {
+                                    tracing::error!(error = %e, "cannot store an upload");
+                                    e.to_string()
+                                });
+                            let _ = reply.send(answer);
+                        }
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, uploads = uploads.len(), "cannot store uploads");
-                        let text = e.to_string();
+                        tracing::error!(error = %e, "cannot store an upload");
                         for reply in replies {
-                            let _ = reply.send(Err(text.clone()));
+                            let _ = reply.send(Err(e.to_string()));
                         }
                     }
                 }
@@ -173,4 +186,60 @@ fn write_one(batch: &mut crate::store::Batch<'_>, upload: &Upload) -> Result<Sto
         summary,
         rejected: upload.rejected.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(run_id: &str, xml: &str) -> Upload {
+        Upload {
+            meta: RunMeta {
+                commit: "abc".into(),
+                branch: "main".into(),
+                job: "unit".into(),
+                run_id: run_id.into(),
+                attempt: 1,
+                started_at: 1_700_000_000,
+                duration_s: None,
+            },
+            started_at_known: true,
+            files: vec![Parsed {
+                name: "TEST-a.xml".into(),
+                hash: blake3::hash(xml.as_bytes()).to_hex().to_string(),
+                report: crate::junit::parse_bytes(xml.as_bytes()).unwrap(),
+            }],
+            rejected: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stores_queued_uploads_and_drains_on_close() {
+        let xml = r#"<testsuite name="s"><testcase classname="A" name="x"/><testcase classname="A" name="y"><failure/></testcase></testsuite>"#;
+        let store = Store::open_in_memory().unwrap();
+        let (tx, thread) = spawn(store, 16, 8).unwrap();
+        let mut answers = Vec::new();
+        // Queued back to back, so that the writer takes several per transaction.
+        for run in ["1", "2", "1"] {
+            let (reply, answer) = oneshot::channel();
+            tx.blocking_send(Job {
+                upload: upload(run, xml),
+                reply,
+            })
+            .unwrap();
+            answers.push(answer);
+        }
+        drop(tx);
+        let summaries: Vec<Summary> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap().unwrap().summary)
+            .collect();
+        thread.join().unwrap();
+        assert_eq!(summaries[0].tests, 2);
+        assert_eq!(summaries[0].failed, 1);
+        assert_eq!(summaries[1].tests, 2);
+        // The same report for the same run again: nothing new.
+        assert_eq!(summaries[2].tests, 0);
+        assert_eq!(summaries[2].unchanged, 1);
+    }
 }
