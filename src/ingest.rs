@@ -250,6 +250,15 @@ pub fn ingest(
         });
 
         let mut batch = store.batch()?;
+        // A job attempt that left no report (an infrastructure failure, a crash before the
+        // tests ran) is still an attempt: its retry counts towards the job's retries.
+        for (i, input) in runs.iter().enumerate() {
+            if input.paths.is_empty() {
+                let (k, _) = batch.run(&input.meta)?;
+                run_keys[i] = Some(k);
+                summary.runs += 1;
+            }
+        }
         let mut in_batch = 0u64;
         let mut done = 0u64;
         for chunk in rx {

@@ -42,6 +42,7 @@ struct Known {
     reason: &'static str,
 }
 
+const DUPLICATES: &str = "the same classname and name appear again after a passing case; a runner reruns a test only after it failed, so the repeat is another test with the same name and counts as its own unique test; their unique count merges same-named cases";
 const MULTI: &str = "their run counts tally result elements (3 <skipped>, 2 <failure>, 1 <error> in 4 testcases; passed = 4 - 6 = -2); a testcase is one result, the most severe of its children; their per-test counts (1/1/1/1) equal ours";
 const NOCASES: &str = "the suite declares tests=6 failures=1 skipped=2 but holds no <testcase>; their run counts come from the declared attributes, ours from the cases present";
 const DISABLED: &str = "5 cases have status='disabled' and no result element: not run, so skipped; their run counts come from the suites' declared counts, which add disabled= only when skipped= is nonzero (here skipped='0'), so the 5 count as passed";
@@ -50,6 +51,34 @@ const MSTEST: &str = "MSTest conversion: the outer suite declares tests=3 failur
 
 /// Mirrors the table in `docs/conformance.md`; keep both in step.
 const KNOWN_DIFFERENCES: &[Known] = &[
+    Known {
+        file: "publish-unit-test-result-action/python__test__files__junit-xml__mocha__latex-utensils.xml",
+        field: "unique_tests",
+        ours: 109,
+        theirs: 101,
+        reason: DUPLICATES,
+    },
+    Known {
+        file: "publish-unit-test-result-action/python__test__files__nunit__nunit3__jenkins__NUnit-correct2.junit-xml",
+        field: "unique_tests",
+        ours: 218,
+        theirs: 183,
+        reason: DUPLICATES,
+    },
+    Known {
+        file: "publish-unit-test-result-action/python__test__files__xunit__mstest__fixie.junit-xml",
+        field: "unique_tests",
+        ours: 7,
+        theirs: 5,
+        reason: DUPLICATES,
+    },
+    Known {
+        file: "publish-unit-test-result-action/python__test__files__xunit__mstest__pickles.junit-xml",
+        field: "unique_tests",
+        ours: 4,
+        theirs: 3,
+        reason: DUPLICATES,
+    },
     Known {
         file: "publish-unit-test-result-action/python__test__files__junit-xml__junit.multiresult.xml",
         field: "passed",

@@ -253,6 +253,8 @@ fn io_error(e: std::io::Error) -> ParseError {
 pub struct Merger {
     index: HashMap<TestIdentity, usize>,
     cases: Vec<TestCase>,
+    /// Occurrences of a name that were kept apart as distinct tests.
+    duplicates: HashMap<TestIdentity, u32>,
 }
 
 /// The message pytest gives the `<error>` of a teardown that broke after the call failed.
@@ -312,7 +314,31 @@ impl Merger {
                             });
                         }
                     }
+                } else if dialect == Dialect::Jest
+                    || !earlier.attempts.iter().all(|a| a.outcome.is_failure())
+                {
+                    // Runners rerun a test only after it failed. A repeat after a pass
+                    // or a skip (or any repeat from jest-junit, which never writes
+                    // retries) is another test with the same name: keep it apart.
+                    let mut case = case;
+                    let nth = {
+                        let n = self.duplicates.entry(id).or_insert(1);
+                        *n += 1;
+                        *n
+                    };
+                    case.name = format!("{} [#{nth}]", case.name);
+                    let new_id = case.identity();
+                    if self.index.contains_key(&new_id) {
+                        // Pathological input (the suffixed name exists too): fold it in.
+                        let at = self.index[&new_id];
+                        self.cases[at].attempts.extend(case.attempts);
+                    } else {
+                        self.index.insert(new_id, self.cases.len());
+                        self.cases.push(case);
+                    }
+                    return;
                 }
+                let earlier = &mut self.cases[at];
                 earlier.attempts.extend(case.attempts);
             }
         }

@@ -25,6 +25,9 @@ pub enum Dialect {
     Generic,
     /// pytest's junitxml (`<testsuite name="pytest">`): repeated bare cases are reruns.
     Pytest,
+    /// jest-junit (`<testsuites name="jest tests">`): it never writes retries, so a repeated
+    /// case is another test with the same title, not a rerun.
+    Jest,
 }
 
 /// What the report says about itself, beyond its test cases.
@@ -39,6 +42,8 @@ pub struct ReportInfo {
     pub leaf_suites: u64,
     /// Sum of the `time` of the outermost suites, when they give one.
     pub time_s: Option<f64>,
+    /// Sum of the outermost suites' times; `time_s` falls back to it.
+    pub suites_time_s: Option<f64>,
     /// Suites with their own `<error>` or `<failure>` (Ant writes one when the test class
     /// cannot load): each is handed over as a failed test case named [`SUITE_ERROR_CASE`].
     pub suite_errors: u64,
@@ -312,6 +317,10 @@ where
         }
         buf.clear();
     }
+    // A root <testsuites time> is the whole; without it, the suites' times add up.
+    if info.time_s.is_none() {
+        info.time_s = info.suites_time_s;
+    }
     Ok(info)
 }
 
@@ -364,10 +373,11 @@ fn open_element(
         b"testsuites" if parent.is_none() => {
             attrs(e, |key, value| match key {
                 // The root's total wins over summing suites.
-                b"time" => info.time_s = parse_time(&value).or(info.time_s),
+                b"time" => info.time_s = parse_time(&value),
                 // Recent pytest names the root so; its suite name is configurable
                 // (`junit_suite_name`), so this is the surer sign.
                 b"name" if value == "pytest tests" => info.dialect = Dialect::Pytest,
+                b"name" if value == "jest tests" => info.dialect = Dialect::Jest,
                 _ => {}
             })?;
             Elem::Suites
@@ -391,10 +401,10 @@ fn open_element(
             attrs(e, |key, value| match key {
                 b"name" => frame.name = Some(value),
                 b"file" | b"filepath" => frame.file = Some(value),
-                b"time" if outermost && parent.is_none() => info.time_s = parse_time(&value),
+                // Outermost suites' times add up; a root <testsuites time> wins (see Eof).
                 b"time" if outermost => {
                     if let Some(t) = parse_time(&value) {
-                        *info.time_s.get_or_insert(0.0) += t;
+                        *info.suites_time_s.get_or_insert(0.0) += t;
                     }
                 }
                 b"timestamp"

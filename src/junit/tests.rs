@@ -414,3 +414,39 @@ fn nextest_retries_real_output() {
     assert_eq!(durations, [Some(0.022), Some(0.012), Some(0.005)]);
     assert_eq!(outcomes(case(&r, "tests::passes")), [Passed]);
 }
+
+#[test]
+fn root_time_is_not_added_to_the_suites_times() {
+    let r = parse(
+        r#"<testsuites time="10"><testsuite name="a" time="4"/><testsuite name="b" time="6"/></testsuites>"#,
+    );
+    assert_eq!(r.info.time_s, Some(10.0));
+    let r = parse(
+        r#"<testsuites><testsuite name="a" time="4"/><testsuite name="b" time="6"/></testsuites>"#,
+    );
+    assert_eq!(r.info.time_s, Some(10.0));
+}
+
+#[test]
+fn a_repeat_after_a_pass_is_another_test_not_a_rerun() {
+    // Two tests share a title; a runner reruns only after a failure, so this is no flake.
+    let r = parse(
+        r#"<testsuite><testcase classname="C" name="works"/>
+        <testcase classname="C" name="works"><failure message="x"/></testcase></testsuite>"#,
+    );
+    assert_eq!(r.cases.len(), 2);
+    assert_eq!(r.cases[1].name, "works [#2]");
+    assert!(r.cases.iter().all(|c| c.run_outcome() != RunOutcome::Flaky));
+}
+
+#[test]
+fn jest_junit_repeats_are_never_reruns() {
+    let r = parse(
+        r#"<testsuites name="jest tests"><testsuite name="Cart">
+        <testcase classname="Cart renders" name="Cart renders"><failure>boom</failure></testcase>
+        <testcase classname="Cart renders" name="Cart renders"/></testsuite></testsuites>"#,
+    );
+    assert_eq!(r.cases.len(), 2);
+    assert_eq!(r.cases[0].run_outcome(), RunOutcome::Failed);
+    assert_eq!(r.cases[1].run_outcome(), RunOutcome::Passed);
+}

@@ -116,6 +116,16 @@ pub(crate) fn estimate(
         }
         let failed = &failed_tests[pos];
         if failed.is_empty() {
+            // Retried with no failing test: it failed for another reason (the runner, the
+            // build, a crash before any report). Such failures are retried whatever the
+            // flaky tests do.
+            if by_attempt.contains_key(&(job, r.run_id.as_str(), r.commit.as_str(), r.attempt + 1))
+            {
+                s.failed_attempts += 1;
+                other_failures[job as usize] += 1;
+                failed_retriable[job as usize] += 1;
+                failed_retried[job as usize] += 1;
+            }
             continue;
         }
         s.failed_attempts += 1;

@@ -1,0 +1,79 @@
+//! The scorer and the impact model against the simulator's known truth: a 30-day history
+//! with several jobs and dialects, auto-retries, in-run reruns, PR breakages fixed in the
+//! next commit, main regressions and a platform-only breakage.
+
+use flakehound::eval::evaluate;
+use flakehound::score::{score, ScoreOptions, Status};
+use flakehound::sim::{simulate, Kind, SimConfig};
+use flakehound::store::Store;
+
+fn check(seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulate(&SimConfig::demo(seed), dir.path()).unwrap();
+    let manifest = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
+    assert!(manifest.starts_with("path,commit,branch,job,run_id,attempt,started_at,duration_s"));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_flakehound"))
+        .arg("--db")
+        .arg(dir.path().join("f.db"))
+        .args(["ingest", "--manifest"])
+        .arg(dir.path().join("runs.csv"))
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let store = Store::open_read_only(&dir.path().join("f.db")).unwrap();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let eval = evaluate(&scored, &sim.truth);
+    println!("seed {seed}: {eval:?}");
+    assert!(eval.precision >= 0.95, "precision {eval:?}");
+    assert!(eval.recall >= 0.9, "recall {eval:?}");
+    assert_eq!(eval.breakages_flagged, 0, "{eval:?}");
+    assert!(eval.spearman >= 0.8, "spearman {eval:?}");
+    assert!(eval.total_error.abs() <= 0.25, "total {eval:?}");
+
+    // Tests broken on one platform only are never flaky there or on the sibling job.
+    for t in sim
+        .truth
+        .tests
+        .iter()
+        .filter(|t| t.kind == Kind::PlatformBroken)
+    {
+        let s = scored
+            .tests
+            .iter()
+            .find(|s| s.test_id == t.id && s.job == t.job);
+        assert!(s.is_none_or(|s| s.status != Status::Flaky), "{t:?}");
+    }
+    // Re-ingesting the same manifest adds nothing.
+    let mut store = Store::open(&dir.path().join("f.db")).unwrap();
+    let before = store.test_counts().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
+    assert!(text.lines().count() > 1000);
+    drop(store);
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_flakehound"))
+        .arg("--db")
+        .arg(dir.path().join("f.db"))
+        .args(["ingest", "--json", "--manifest"])
+        .arg(dir.path().join("runs.csv"))
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(summary["tests"], 0);
+    store = Store::open(&dir.path().join("f.db")).unwrap();
+    assert_eq!(store.test_counts().unwrap(), before);
+}
+
+#[test]
+fn demo_history_seed_7() {
+    check(7);
+}
+
+#[test]
+fn demo_history_seed_3() {
+    check(3);
+}
