@@ -38,6 +38,22 @@ pub struct BacklogRow {
     pub test_id: String,
 }
 
+impl BacklogRow {
+    /// The cells in [`COLUMNS`] order.
+    pub fn cells(&self) -> [&String; 8] {
+        [
+            &self.priority,
+            &self.item,
+            &self.estimated_impact,
+            &self.retries_per_day,
+            &self.ci_minutes_per_day,
+            &self.flake_rate,
+            &self.evidence,
+            &self.test_id,
+        ]
+    }
+}
+
 pub const COLUMNS: [&str; 8] = [
     "Priority",
     "Item",
@@ -124,16 +140,7 @@ pub fn to_csv(rows: &[BacklogRow]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = w.write_record(COLUMNS);
     for r in rows {
-        let _ = w.write_record([
-            &r.priority,
-            &r.item,
-            &r.estimated_impact,
-            &r.retries_per_day,
-            &r.ci_minutes_per_day,
-            &r.flake_rate,
-            &r.evidence,
-            &r.test_id,
-        ]);
+        let _ = w.write_record(r.cells());
     }
     w.into_inner().unwrap_or_default()
 }
@@ -148,16 +155,7 @@ pub fn to_markdown(rows: &[BacklogRow]) -> String {
     out.push_str(&"---|".repeat(COLUMNS.len()));
     out.push('\n');
     for r in rows {
-        let cells = [
-            &r.priority,
-            &r.item,
-            &r.estimated_impact,
-            &r.retries_per_day,
-            &r.ci_minutes_per_day,
-            &r.flake_rate,
-            &r.evidence,
-            &r.test_id,
-        ];
+        let cells = r.cells();
         out.push_str("| ");
         out.push_str(&cells.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
         out.push_str(" |\n");

@@ -9,8 +9,9 @@ use flakehound::ingest::{ingest, report_files, Rejection, RunInput, Summary};
 use flakehound::model::RunMeta;
 use flakehound::store::Store;
 
-#[derive(Debug, clap::Args)]
-pub struct IngestArgs {
+/// The run's metadata flags, shared by `ingest` and `upload`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunMetaArgs {
     /// Commit SHA the run tested (default: from the CI environment)
     #[arg(long)]
     pub commit: Option<String>,
@@ -32,6 +33,12 @@ pub struct IngestArgs {
     /// The job's wall time in seconds (default: the sum of the reports' times)
     #[arg(long)]
     pub duration_s: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub meta: RunMetaArgs,
     /// Backfill from a CSV manifest: path,commit,branch,job,run_id,attempt,started_at[,duration_s]
     #[arg(long, conflicts_with_all = ["commit", "branch", "job", "run_id", "attempt", "started_at", "duration_s", "paths"])]
     pub manifest: Option<PathBuf>,
@@ -43,7 +50,7 @@ pub struct IngestArgs {
 }
 
 /// Build the run metadata from flags, then the CI environment, then defaults.
-pub fn run_meta(args: &IngestArgs) -> Result<(RunMeta, bool)> {
+pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
     let env = CiEnv::detect();
     if let Some(provider) = env.provider {
         tracing::info!(provider, "read run metadata from the CI environment");
@@ -190,7 +197,7 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
                 "nothing to ingest: give report files or folders, or --manifest".into(),
             ));
         }
-        let (meta, known) = run_meta(&args)?;
+        let (meta, known) = run_meta(&args.meta)?;
         let mut paths = Vec::new();
         let mut rejected = Vec::new();
         for p in &args.paths {

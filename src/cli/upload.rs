@@ -8,7 +8,7 @@ use flakehound::error::{exit, Error, Result};
 use flakehound::ingest::Summary;
 use flakehound::server::client::{self, Options, Outcome};
 
-use super::ingest::{print_summary, run_meta, IngestArgs};
+use super::ingest::{print_summary, run_meta, RunMetaArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -31,27 +31,8 @@ pub struct UploadArgs {
     /// API token with the `upload` scope
     #[arg(long, env = "FLAKEHOUND_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Commit SHA the run tested (default: from the CI environment)
-    #[arg(long)]
-    pub commit: Option<String>,
-    /// Branch (default: from the CI environment)
-    #[arg(long)]
-    pub branch: Option<String>,
-    /// Job name: runs are only compared within one job (default: from the CI environment)
-    #[arg(long)]
-    pub job: Option<String>,
-    /// The CI provider's run id (default: from the CI environment)
-    #[arg(long)]
-    pub run_id: Option<String>,
-    /// Attempt of the run: 1, then 2, 3, … for job re-runs (default: from the CI environment, else 1)
-    #[arg(long)]
-    pub attempt: Option<u32>,
-    /// When the run started, RFC 3339 (default: CI environment, else the reports' timestamp, else now)
-    #[arg(long)]
-    pub started_at: Option<String>,
-    /// The job's wall time in seconds (default: the sum of the reports' times)
-    #[arg(long)]
-    pub duration_s: Option<f64>,
+    #[command(flatten)]
+    pub meta: RunMetaArgs,
     /// Print the summary as a JSON object
     #[arg(long)]
     pub json: bool,
@@ -80,19 +61,7 @@ fn warn_or_fail(strict: bool, what: &str) -> u8 {
 }
 
 pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
-    let as_ingest = IngestArgs {
-        commit: args.commit.clone(),
-        branch: args.branch.clone(),
-        job: args.job.clone(),
-        run_id: args.run_id.clone(),
-        attempt: args.attempt,
-        started_at: args.started_at.clone(),
-        duration_s: args.duration_s,
-        manifest: None,
-        json: args.json,
-        paths: Vec::new(),
-    };
-    let (meta, known) = run_meta(&as_ingest)?;
+    let (meta, known) = run_meta(&args.meta)?;
     if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
         return Err(Error::Usage(format!(
             "--server {:?}: expected an http:// or https:// URL",
