@@ -82,10 +82,20 @@ pub(crate) fn estimate(
         let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
         flaky.entry(job).or_default().insert(id);
     }
-    // Which attempt follows which: (job, run id, commit, attempt) → position.
-    let mut by_attempt: HashMap<(u32, &str, &str, u32), usize> = HashMap::new();
-    for (pos, r) in runs.iter().enumerate() {
-        by_attempt.insert((job_of[pos], &r.run_id, &r.commit, r.attempt), pos);
+    // The re-run of a failed attempt is the next run of the same job on the same commit:
+    // the next attempt of the CI run, or a new run (providers such as CircleCI and Jenkins
+    // give a re-run a new id). Runs are in start order already.
+    let mut next_run: Vec<Option<usize>> = vec![None; runs.len()];
+    // 1 for the first run of a job on a commit, 2 for the next, …
+    let mut nth_on_commit: Vec<u32> = vec![1; runs.len()];
+    {
+        let mut last: HashMap<(u32, &str), usize> = HashMap::new();
+        for (pos, r) in runs.iter().enumerate() {
+            if let Some(prev) = last.insert((job_of[pos], r.commit.as_str()), pos) {
+                next_run[prev] = Some(pos);
+                nth_on_commit[pos] = nth_on_commit[prev] + 1;
+            }
+        }
     }
     let mut stats: Vec<JobImpact> = jobs
         .iter()
@@ -107,9 +117,9 @@ pub(crate) fn estimate(
         let job = job_of[pos];
         let s = &mut stats[job as usize];
         s.attempts += 1;
-        s.max_attempts = s.max_attempts.max(r.attempt);
+        s.max_attempts = s.max_attempts.max(r.attempt).max(nth_on_commit[pos]);
         duration_s[job as usize] += r.wall_time_s();
-        if r.attempt == 1 {
+        if nth_on_commit[pos] == 1 {
             first_attempts[job as usize] += 1;
         } else {
             s.retries += 1;
@@ -119,8 +129,7 @@ pub(crate) fn estimate(
             // Retried with no failing test: it failed for another reason (the runner, the
             // build, a crash before any report). Such failures are retried whatever the
             // flaky tests do.
-            if by_attempt.contains_key(&(job, r.run_id.as_str(), r.commit.as_str(), r.attempt + 1))
-            {
+            if next_run[pos].is_some() {
                 s.failed_attempts += 1;
                 other_failures[job as usize] += 1;
                 failed_retriable[job as usize] += 1;
@@ -136,7 +145,7 @@ pub(crate) fn estimate(
         } else {
             other_failures[job as usize] += 1;
         }
-        let next = by_attempt.get(&(job, r.run_id.as_str(), r.commit.as_str(), r.attempt + 1));
+        let next = next_run[pos].as_ref();
         failed_retriable[job as usize] += 1;
         if let Some(&next_pos) = next {
             failed_retried[job as usize] += 1;
