@@ -109,5 +109,45 @@ fn scoring_and_outputs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, ingest_runs, scoring_and_outputs);
+/// Scoring a 10-million-result history (12,500 runs × 800 tests over 25 days). Building it
+/// takes a while, so it runs only with `FLAKEHOUND_BENCH_10M=1 cargo bench -- score_10m`.
+fn scoring_10m(c: &mut Criterion) {
+    if std::env::var_os("FLAKEHOUND_BENCH_10M").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_runs(dir.path(), 1000, 800);
+    let runs: Vec<RunInput> = (0..12_500usize)
+        .map(|r| {
+            let mut input = files[r % 1000].clone();
+            input.meta.commit = format!("{:040x}", r / 2);
+            input.meta.run_id = format!("{}", r / 2);
+            input.meta.attempt = 1 + (r % 2) as u32;
+            input.meta.started_at = 1_763_000_000 + r as i64 * 172;
+            input
+        })
+        .collect();
+    let db = dir.path().join("history.db");
+    let mut store = Store::open(&db).unwrap();
+    for chunk in runs.chunks(500) {
+        ingest(&mut store, chunk, None).unwrap();
+    }
+    drop(store);
+    let store = Store::open_read_only(&db).unwrap();
+    let mut g = c.benchmark_group("score");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(10_000_000));
+    g.bench_function("score_10m_results", |b| {
+        b.iter(|| score(&store, &ScoreOptions::default()).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse,
+    ingest_runs,
+    scoring_and_outputs,
+    scoring_10m
+);
 criterion_main!(benches);
