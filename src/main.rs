@@ -6,7 +6,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse(); // clap exits 2 on bad usage
-    cli::init_tracing(args.verbose);
+    // A server logs every request (info) by default; the other commands only warnings.
+    let verbose = if matches!(args.command, cli::Command::Serve(_)) {
+        args.verbose.max(1)
+    } else {
+        args.verbose
+    };
+    cli::init_tracing(verbose);
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
