@@ -3,8 +3,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use common::{flakehound, BIN};
 
@@ -206,5 +206,80 @@ fn report_over_the_streaming_threshold_is_stored_whole_or_not_at_all() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let (runs, files, results) = assert_whole_files(&conn);
     assert_eq!((runs, files, results), (1, 1, n as i64));
+    assert_eq!(json(&db, &["tests", "--format", "json"]), before);
+}
+
+// ---------------------------------------------------------------------------------------
+// Read-only database: needs a mount (root); skipped otherwise.
+
+/// A mount point, unmounted on drop (also when the test fails).
+struct Mount(PathBuf);
+
+impl Mount {
+    fn run(args: &[&str]) -> bool {
+        Command::new("mount")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn read_only_bind(from: &Path, at: &Path) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        if !Self::run(&["--bind", from.to_str()?, at.to_str()?]) {
+            return None;
+        }
+        let m = Mount(at.into());
+        Self::run(&["-o", "remount,bind,ro", at.to_str()?]).then_some(m)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn read_only_database_is_exit_2_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = dir.path().join("rw");
+    std::fs::create_dir(&rw).unwrap();
+    let db = rw.join("f.db");
+    let first = dir.path().join("first.xml");
+    std::fs::write(&first, report("Ro", 20, 4, 0)).unwrap();
+    let out = ingest(&db, "1", &[&first]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before = json(&db, &["tests", "--format", "json"]);
+    let second = dir.path().join("second.xml");
+    std::fs::write(&second, report("Ro2", 20, 4, 0)).unwrap();
+    // A reader leaves the -wal and -shm files behind; a writer's clean close removes
+    // them. A read-only mount can freeze the folder in either state: try both.
+    for state in ["with -wal and -shm", "clean"] {
+        if state == "clean" {
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(rw.join(format!("f.db{suffix}")));
+            }
+        }
+        let bytes_before = std::fs::read(&db).unwrap();
+        let Some(mount) = Mount::read_only_bind(&rw, &dir.path().join("ro")) else {
+            eprintln!("SKIPPED: cannot bind-mount read-only here (needs root)");
+            return;
+        };
+        let ro_db = mount.0.join("f.db");
+        let out = ingest(&ro_db, "2", &[&second]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{state}: {err}");
+        assert!(err.contains("the database is read-only"), "{state}: {err}");
+        assert!(stdout(&out).is_empty());
+        drop(mount);
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            bytes_before,
+            "{state}: file changed"
+        );
+    }
     assert_eq!(json(&db, &["tests", "--format", "json"]), before);
 }
