@@ -1,10 +1,16 @@
-//! Nothing lost, nothing corrupted: reports run against the binary as a CI post-step
-//! runs it. See docs/reliability.md.
+//! Nothing lost, nothing corrupted: hostile reports, huge reports, concurrent writers,
+//! kill -9 during a backfill, a full disk and a read-only database, run against the
+//! binary as a CI post-step runs it. See docs/reliability.md for the figures.
+//!
+//! Long loops live in scripts/ (kill9-loop.sh, huge-report.sh, disk-full.sh); the
+//! variants here are bounded so that the whole file stays within seconds.
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{flakehound, BIN};
 
@@ -120,6 +126,273 @@ fn report(prefix: &str, n: usize, fail_every: usize, sysout: usize) -> String {
     s
 }
 
+// ---------------------------------------------------------------------------------------
+// Hostile XML
+
+#[derive(Debug)]
+enum Expect {
+    /// Rejected (exit 1) with this in the message, nothing stored.
+    Rejected(&'static str),
+    /// Stored (exit 0) with this many tests.
+    Stored(u64),
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+fn utf16(text: &str, little: bool) -> Vec<u8> {
+    let mut out = if little {
+        vec![0xFF, 0xFE]
+    } else {
+        vec![0xFE, 0xFF]
+    };
+    for unit in text.encode_utf16() {
+        out.extend(if little {
+            unit.to_le_bytes()
+        } else {
+            unit.to_be_bytes()
+        });
+    }
+    out
+}
+
+const LAUGHS: &str = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<testsuite name="laughs"><testcase classname="Laughs" name="&lol9;"><failure message="&lol9;" type="&lol9;">&lol9;</failure></testcase></testsuite>
+"#;
+
+const XXE: &str = r#"<?xml version="1.0"?>
+<!DOCTYPE testsuite SYSTEM "http://127.0.0.1:9/evil.dtd" [
+ <!ENTITY xxe SYSTEM "file:///etc/passwd">
+ <!ENTITY % pe SYSTEM "file:///etc/hostname">
+ %pe;
+]>
+<testsuite name="xxe"><testcase classname="Xxe" name="&xxe;"><failure message="&xxe;">&xxe;</failure></testcase></testsuite>
+"#;
+
+fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
+    let plain = common::surefire_xml(&[
+        ("A", "x", common::O::Pass),
+        ("A", "y", common::O::FlakyInRun),
+        ("A", "z", common::O::Fail),
+    ]);
+    let deep = format!(
+        "<testsuite name=\"deep\">{}{}</testsuite>",
+        "<a>".repeat(100_000),
+        "</a>".repeat(100_000)
+    );
+    let mut deep_case = String::from("<testsuite><testcase classname=\"D\" name=\"d\">");
+    deep_case.push_str(&"<system-out>".repeat(300));
+    let gz = gzip(plain.as_bytes());
+    let mut junk = vec![0u8; 64 * 1024];
+    let mut x: u32 = 0x1234_5678;
+    for b in junk.iter_mut() {
+        // xorshift: deterministic binary junk that is neither gzip nor UTF-16 nor XML
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = (x >> 24) as u8;
+    }
+    junk[0] = 0x7F;
+    let mut bad_utf8 = b"<testsuite name=\"s\"><testcase classname=\"C\" name=\"bad-".to_vec();
+    bad_utf8.extend([0xFF, 0xC3, 0x28, 0xED, 0xA0, 0x80]);
+    bad_utf8
+        .extend(b"\"><failure message=\"m\xFF\">trace \xFE\xFF</failure></testcase></testsuite>");
+    let nul_name =
+        b"<testsuite name=\"s\"><testcase classname=\"C\" name=\"a\0b\"/></testsuite>".to_vec();
+    let nul_text =
+        b"<testsuite name=\"s\">\0\0\0<testcase classname=\"C\" name=\"n\"/></testsuite>".to_vec();
+    let nul_lead = b"\0\0\0\0<testsuite/>".to_vec();
+    let truncated_gz = gz[..gz.len() / 2].to_vec();
+    vec![
+        (
+            "deeply nested",
+            deep.into_bytes(),
+            Expect::Rejected("elements nested deeper than 256 levels"),
+        ),
+        (
+            "deeply nested in a testcase",
+            deep_case.into_bytes(),
+            Expect::Rejected("elements nested deeper than 256 levels"),
+        ),
+        (
+            "billion laughs",
+            LAUGHS.as_bytes().to_vec(),
+            Expect::Stored(1),
+        ),
+        (
+            "external entity",
+            XXE.as_bytes().to_vec(),
+            Expect::Stored(1),
+        ),
+        ("invalid UTF-8", bad_utf8, Expect::Stored(1)),
+        // Lenient on values, like invalid UTF-8: quick-xml does not reject NUL characters.
+        ("NUL in an attribute", nul_name, Expect::Stored(1)),
+        ("NUL between elements", nul_text, Expect::Stored(1)),
+        (
+            "NUL before the root",
+            nul_lead,
+            Expect::Rejected("not a JUnit report: text before the root element"),
+        ),
+        ("UTF-16LE with BOM", utf16(&plain, true), Expect::Stored(3)),
+        ("UTF-16BE with BOM", utf16(&plain, false), Expect::Stored(3)),
+        ("gzip'd as .xml", gz, Expect::Stored(3)),
+        (
+            "truncated gzip",
+            truncated_gz,
+            Expect::Rejected("incomplete deflate stream"),
+        ),
+        ("binary junk", junk, Expect::Rejected("")),
+        (
+            "empty file",
+            Vec::new(),
+            Expect::Rejected("empty report: no root element"),
+        ),
+        (
+            "whitespace only",
+            b" \n\t\n".to_vec(),
+            Expect::Rejected("empty report: no root element"),
+        ),
+        (
+            "only <testsuite/>",
+            b"<testsuite/>".to_vec(),
+            Expect::Stored(0),
+        ),
+        (
+            "truncated inside a tag",
+            plain.as_bytes()[..plain.len() - 30].to_vec(),
+            Expect::Rejected("malformed XML: syntax error: tag not closed"),
+        ),
+        (
+            "truncated between tags",
+            plain.as_bytes()[..plain.rfind("</testsuite>").unwrap()].to_vec(),
+            Expect::Rejected("unexpected end of file: <testsuite> (1 element(s)) still open"),
+        ),
+        (
+            "HTML error page",
+            b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>".to_vec(),
+            Expect::Rejected("not a JUnit report: root element is <html>"),
+        ),
+    ]
+}
+
+#[test]
+fn hostile_reports_get_a_clear_error_or_a_correct_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let mut stored_runs = 0;
+    let mut failures = Vec::new();
+    for (i, (what, bytes, expect)) in hostile_cases().into_iter().enumerate() {
+        let path = dir.path().join(format!("case{i}.xml"));
+        std::fs::write(&path, &bytes).unwrap();
+        let started = Instant::now();
+        let out = ingest(&db, &format!("hostile-{i}"), &[&path]);
+        let took = started.elapsed();
+        let err = stderr(&out);
+        assert!(
+            !err.contains("panicked"),
+            "{what}: the ingest panicked: {err}"
+        );
+        assert!(took < Duration::from_secs(20), "{what}: took {took:?}");
+        let ok = match &expect {
+            Expect::Rejected(reason) => {
+                let s = summary(&out);
+                out.status.code() == Some(1)
+                    && err.contains(&format!("case{i}.xml:"))
+                    && err.contains(reason)
+                    && s["rejected"] == 1
+                    && s["tests"] == 0
+            }
+            Expect::Stored(n) => {
+                stored_runs += 1;
+                let s = summary(&out);
+                out.status.code() == Some(0) && s["tests"] == *n && s["rejected"] == 0
+            }
+        };
+        if !ok {
+            failures.push(format!(
+                "{what}: expected {expect:?}, got exit {:?}\n  stdout: {}\n  stderr: {}",
+                out.status.code(),
+                stdout(&out).trim(),
+                err.trim()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Rejected reports left nothing behind: one run per stored report, all whole.
+    let conn = open(&db);
+    let (runs, files, _) = assert_whole_files(&conn);
+    assert_eq!(runs, stored_runs);
+    assert_eq!(files, stored_runs);
+
+    // No entity was expanded, internal or external: the text is kept as written.
+    let texts: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM test UNION ALL SELECT classname FROM test
+             UNION ALL SELECT COALESCE(message, '') FROM failure
+             UNION ALL SELECT COALESCE(type, '') FROM failure
+             UNION ALL SELECT normalized FROM fingerprint UNION ALL SELECT sample FROM fingerprint",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let first_line = passwd.lines().next().unwrap_or("root:x:0:0");
+    for t in &texts {
+        assert!(t.len() < 1000, "expanded text stored: {} bytes", t.len());
+        assert!(!t.contains("lollol"), "entity expanded: {t}");
+        assert!(!t.contains(first_line), "external entity read: {t}");
+        assert!(!t.contains("root:x:0"), "external entity read: {t}");
+    }
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM test WHERE classname IN ('Laughs', 'Xxe') ORDER BY classname")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(names, ["&lol9;", "&xxe;"]);
+    let messages: Vec<String> = conn
+        .prepare("SELECT message FROM failure ORDER BY message")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(messages.contains(&"&lol9;".to_string()), "{messages:?}");
+    assert!(messages.contains(&"&xxe;".to_string()), "{messages:?}");
+    // Invalid UTF-8 is stored with replacement characters, never as invalid TEXT.
+    let bad: String = conn
+        .query_row("SELECT name FROM test WHERE name LIKE 'bad-%'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(bad.contains('\u{FFFD}'), "{bad:?}");
+    // The database stayed small: nothing blew up.
+    let size = std::fs::metadata(&db).unwrap().len();
+    assert!(size < 2 << 20, "database grew to {size} bytes");
+}
+
+// ---------------------------------------------------------------------------------------
+// Huge reports: above the streaming threshold, stored whole or not at all
+
 /// Peak RSS in KiB of a command, when GNU time is there to measure it.
 fn with_peak_rss(mut cmd: Command) -> (Output, Option<u64>) {
     let time = Path::new("/usr/bin/time");
@@ -210,7 +483,249 @@ fn report_over_the_streaming_threshold_is_stored_whole_or_not_at_all() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Read-only database: needs a mount (root); skipped otherwise.
+// Concurrent writers
+
+#[test]
+fn sixteen_concurrent_writers_store_every_run_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let runs = 12;
+    let tests = 400;
+    // Run r fails test i when (i + r) % 10 == 0: each test fails in a known number of runs.
+    let mut files = Vec::new();
+    for r in 0..runs {
+        let mut cases = Vec::new();
+        for i in 0..tests {
+            let o = if (i + r) % 10 == 0 {
+                common::O::Fail
+            } else {
+                common::O::Pass
+            };
+            cases.push(("com.acme.Shared".to_string(), format!("t{i}"), o));
+        }
+        let borrowed: Vec<(&str, &str, common::O)> = cases
+            .iter()
+            .map(|(c, n, o)| (c.as_str(), n.as_str(), *o))
+            .collect();
+        let path = dir.path().join(format!("run{r}.xml"));
+        std::fs::write(&path, common::surefire_xml(&borrowed)).unwrap();
+        files.push(path);
+    }
+    // 16 processes on a database that does not exist yet: 12 runs, 4 of them twice.
+    let jobs: Vec<usize> = (0..runs).chain(0..4).collect();
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|&r| {
+            let mut cmd = ingest_cmd(&db, &format!("run-{r}"), &[&files[r]]);
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            (r, cmd.spawn().unwrap())
+        })
+        .collect();
+    let mut stored_tests = 0u64;
+    let mut unchanged = 0u64;
+    for (r, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "run {r}: {err}");
+        assert!(!err.to_lowercase().contains("locked"), "run {r}: {err}");
+        assert!(!err.to_lowercase().contains("busy"), "run {r}: {err}");
+        let s = summary(&out);
+        stored_tests += s["tests"].as_u64().unwrap();
+        unchanged += s["unchanged"].as_u64().unwrap();
+    }
+    // Every run exactly once; the duplicates found their report already stored.
+    assert_eq!(stored_tests, (runs * tests) as u64);
+    assert_eq!(unchanged, 4);
+    let listed = json(&db, &["runs", "--format", "json"]);
+    let mut ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["reports"], 1);
+            r["run_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..runs).map(|r| format!("run-{r}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let counts = json(&db, &["tests", "--format", "json"]);
+    let counts = counts.as_array().unwrap();
+    assert_eq!(counts.len(), tests);
+    for t in counts {
+        let i: usize = t["name"].as_str().unwrap()[1..].parse().unwrap();
+        let fails = (0..runs).filter(|r| (i + r) % 10 == 0).count() as u64;
+        assert_eq!(t["runs"], runs as u64, "{t}");
+        assert_eq!(t["failed"], fails, "{t}");
+        assert_eq!(t["passed"], runs as u64 - fails, "{t}");
+    }
+    let conn = open(&db);
+    let (r, f, results) = assert_whole_files(&conn);
+    assert_eq!(
+        (r, f, results),
+        (runs as i64, runs as i64, (runs * tests) as i64)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// kill -9 during a backfill
+
+/// A backfill manifest of `runs` runs, each one report of `tests` tests, in `dir`.
+fn backfill(dir: &Path, runs: usize, tests: usize) -> PathBuf {
+    let mut manifest = String::from("path,commit,branch,job,run_id,attempt,started_at\n");
+    for r in 0..runs {
+        let folder = dir.join(format!("runs/{r:03}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("TEST-a.xml"),
+            report(&format!("Backfill{}", r % 3), tests, 13 + r % 5, 0),
+        )
+        .unwrap();
+        // A second, small file per run: whole runs need every file.
+        std::fs::write(
+            folder.join("TEST-b.xml"),
+            report(&format!("Small{r}"), 5, 2, 0),
+        )
+        .unwrap();
+        manifest.push_str(&format!(
+            "runs/{r:03},c{},main,unit,{r},1,2026-11-{:02}T10:00:00Z\n",
+            r / 2,
+            1 + r % 28
+        ));
+    }
+    let path = dir.join("backfill.csv");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
+/// Iterations of kill -9 and their figures.
+struct KillLoop {
+    iterations: usize,
+    killed: usize,
+    completed: usize,
+    /// Kills that left some runs but not all stored: a resumable half-done backfill.
+    partial: usize,
+    integrity_failures: usize,
+}
+
+/// Start the backfill, SIGKILL it after a random delay, check the database; repeat.
+/// Each iteration resumes the previous one's database, as a CI retry would.
+fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = backfill(dir.path(), 48, 6_000);
+    let m = manifest.to_str().unwrap();
+    let db = dir.path().join("backfill.db");
+
+    // A clean ingest, for the reference counts and the time a full backfill takes.
+    let reference = dir.path().join("reference.db");
+    let started = Instant::now();
+    let out = flakehound(&reference, &["ingest", "--manifest", m, "--json"]);
+    let full = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = json(&reference, &["tests", "--format", "json"]);
+    let expected_runs = json(&reference, &["runs", "--format", "json"]);
+    eprintln!("full backfill takes {full:?}");
+
+    let mut stats = KillLoop {
+        iterations: 0,
+        killed: 0,
+        completed: 0,
+        partial: 0,
+        integrity_failures: 0,
+    };
+    let deadline = Instant::now() + budget;
+    let mut seed: u64 = std::env::var("KILL9_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15);
+    while stats.iterations < iterations && Instant::now() < deadline {
+        stats.iterations += 1;
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Anywhere from start-up to a little past the time a whole backfill takes.
+        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0 * 1.1);
+        let mut child = Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["ingest", "--manifest", m])
+            .env("CI", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                assert_eq!(status.code(), Some(0));
+                stats.completed += 1;
+            }
+            None => {
+                // SIGKILL on unix.
+                child.kill().unwrap();
+                child.wait().unwrap();
+                stats.killed += 1;
+            }
+        }
+        if db.exists() {
+            let conn = open(&db);
+            let sound = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+                .map(|v| v == "ok")
+                .unwrap_or(false);
+            if !sound {
+                stats.integrity_failures += 1;
+                eprintln!("iteration {}: integrity_check failed", stats.iterations);
+                continue;
+            }
+            let (runs, _, _) = assert_whole_files(&conn);
+            if runs > 0 && runs < 48 {
+                stats.partial += 1;
+            }
+        }
+        if stats.completed > 0 && stats.iterations % 4 == 0 {
+            // Start over now and then, so that kills keep landing on a young database.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+        }
+    }
+    // The same backfill again completes it, storing nothing twice.
+    let out = flakehound(&db, &["ingest", "--manifest", m, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let conn = open(&db);
+    let (runs, files, results) = assert_whole_files(&conn);
+    let (rr, rf, rres) = assert_whole_files(&open(&reference));
+    assert_eq!((runs, files, results), (rr, rf, rres));
+    assert_eq!(json(&db, &["tests", "--format", "json"]), expected);
+    assert_eq!(json(&db, &["runs", "--format", "json"]), expected_runs);
+    stats
+}
+
+#[test]
+fn kill_9_during_a_backfill_leaves_whole_files_and_resumes() {
+    let iterations = std::env::var("KILL9_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let budget = Duration::from_secs(
+        std::env::var("KILL9_BUDGET_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    );
+    let stats = kill_loop(iterations, budget);
+    eprintln!(
+        "kill-9 loop: iterations={} killed={} completed={} partial={} integrity_failures={}",
+        stats.iterations, stats.killed, stats.completed, stats.partial, stats.integrity_failures
+    );
+    assert_eq!(stats.integrity_failures, 0);
+    assert!(stats.iterations >= 3, "too few iterations in the budget");
+}
+
+// ---------------------------------------------------------------------------------------
+// Disk full and read-only database: these need mounts (root); skipped otherwise.
 
 /// A mount point, unmounted on drop (also when the test fails).
 struct Mount(PathBuf);
@@ -224,6 +739,12 @@ impl Mount {
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
+    }
+
+    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        let opt = format!("size={size}");
+        Self::run(&["-t", "tmpfs", "-o", &opt, "tmpfs", at.to_str()?]).then(|| Mount(at.into()))
     }
 
     fn read_only_bind(from: &Path, at: &Path) -> Option<Mount> {
@@ -240,6 +761,47 @@ impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+#[test]
+fn full_disk_is_exit_2_and_keeps_what_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mount) = Mount::tmpfs(&dir.path().join("small"), "1m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let db = mount.0.join("f.db");
+    let small = dir.path().join("small.xml");
+    std::fs::write(&small, report("Before", 50, 5, 0)).unwrap();
+    let out = ingest(&db, "1", &[&small]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before = json(&db, &["tests", "--format", "json"]);
+
+    // Distinct failure messages that do not fingerprint alike: far more than 1 MB.
+    let mut big = String::from("<testsuite name=\"full\">\n");
+    for i in 0..6_000 {
+        let word: String = format!("{i:x}")
+            .chars()
+            .map(|c| (b'g' + c.to_digit(16).unwrap() as u8) as char)
+            .collect();
+        big.push_str(&format!(
+            "<testcase classname=\"Full\" name=\"t{i}\"><failure message=\"cause {word} {}\" type=\"E\"/></testcase>\n",
+            "z".repeat(200)
+        ));
+    }
+    big.push_str("</testsuite>\n");
+    let big_path = dir.path().join("big.xml");
+    std::fs::write(&big_path, big).unwrap();
+    let out = ingest(&db, "2", &[&big_path]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the disk is full"), "{err}");
+    assert!(stdout(&out).is_empty(), "no summary after a failure");
+
+    // What was stored before is still there, whole, and the database is sound.
+    assert_eq!(json(&db, &["tests", "--format", "json"]), before);
+    let (runs, _, results) = assert_whole_files(&open(&db));
+    assert_eq!((runs, results), (1, 50));
 }
 
 #[test]
@@ -282,4 +844,32 @@ fn read_only_database_is_exit_2_and_untouched() {
         );
     }
     assert_eq!(json(&db, &["tests", "--format", "json"]), before);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fuzz regressions: every input the fuzzer ever crashed on stays fixed.
+
+#[test]
+fn fuzz_regressions_parse_without_panicking() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz-regressions");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if !path.is_file() || path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        match flakehound::junit::parse_bytes(&bytes) {
+            Ok(r) => assert!(
+                r.cases.len() as u64 <= r.info.testcases,
+                "{}",
+                path.display()
+            ),
+            Err(e) => {
+                let _ = flakehound::junit::located_in(&bytes, &e);
+            }
+        }
+    }
 }
