@@ -252,6 +252,17 @@ fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
         ("UTF-16BE with BOM", utf16(&plain, false), Expect::Stored(3)),
         ("gzip'd as .xml", gz, Expect::Stored(3)),
         (
+            "UTF-8 with BOM",
+            [&b"\xEF\xBB\xBF"[..], plain.as_bytes()].concat(),
+            Expect::Stored(3),
+        ),
+        (
+            // Not transcoded: the BOM is looked for before decompression only.
+            "gzip'd UTF-16",
+            gzip(&utf16(&plain, true)),
+            Expect::Rejected("not a JUnit report: text before the root element"),
+        ),
+        (
             "truncated gzip",
             truncated_gz,
             Expect::Rejected("incomplete deflate stream"),
@@ -613,7 +624,13 @@ struct KillLoop {
 /// Each iteration resumes the previous one's database, as a CI retry would.
 fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = backfill(dir.path(), 48, 6_000);
+    // 48 runs of 6,000 tests cross the ingest's 250,000-results commit once; the script
+    // sets KILL9_RUNS higher for more commits, so more kills land between two of them.
+    let run_count: usize = std::env::var("KILL9_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(48);
+    let manifest = backfill(dir.path(), run_count, 6_000);
     let m = manifest.to_str().unwrap();
     let db = dir.path().join("backfill.db");
 
@@ -656,18 +673,20 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
             .spawn()
             .unwrap();
         std::thread::sleep(delay);
-        match child.try_wait().unwrap() {
+        let child_killed = match child.try_wait().unwrap() {
             Some(status) => {
                 assert_eq!(status.code(), Some(0));
                 stats.completed += 1;
+                false
             }
             None => {
                 // SIGKILL on unix.
                 child.kill().unwrap();
                 child.wait().unwrap();
                 stats.killed += 1;
+                true
             }
-        }
+        };
         if db.exists() {
             let conn = open(&db);
             let sound = conn
@@ -679,10 +698,15 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
                 eprintln!("iteration {}: integrity_check failed", stats.iterations);
                 continue;
             }
-            let (runs, _, _) = assert_whole_files(&conn);
-            if runs > 0 && runs < 48 {
+            let (runs, files, results) = assert_whole_files(&conn);
+            if runs > 0 && runs < run_count as i64 {
                 stats.partial += 1;
             }
+            eprintln!(
+                "iteration {}: {} after {delay:.1?}; stored {runs} runs, {files} files, {results} results; integrity ok",
+                stats.iterations,
+                if child_killed { "killed" } else { "completed" },
+            );
         }
         if stats.completed > 0 && stats.iterations % 4 == 0 {
             // Start over now and then, so that kills keep landing on a young database.
