@@ -280,6 +280,13 @@ pub fn ingest(
                     } => (hash, Some((report, prepared))),
                     Parsed::Huge { hash } => (hash, None),
                 };
+                // A streamed report is stored inside a savepoint taken before its run
+                // may be created, so that rejecting it halfway leaves no empty run.
+                let streamed = report.is_none();
+                if streamed {
+                    batch.savepoint()?;
+                }
+                let new_run = run_keys[file.run].is_none();
                 let run_key = match run_keys[file.run] {
                     Some(k) => k,
                     None => {
@@ -298,6 +305,9 @@ pub fn ingest(
                     }
                 };
                 if batch.has_file(run_key, &hash)? {
+                    if streamed {
+                        batch.release_savepoint()?;
+                    }
                     summary.unchanged += 1;
                     continue;
                 }
@@ -314,10 +324,14 @@ pub fn ingest(
                     )?,
                     None => {
                         // Parse straight into this batch; on a parse error the batch is
-                        // rolled back to before this file by the savepoint.
+                        // rolled back to the savepoint, before this file and its run.
                         match stream_huge(&mut batch, run_key, &hash, &file.path)? {
                             Ok(t) => t,
                             Err(r) => {
+                                if new_run {
+                                    run_keys[file.run] = None;
+                                    summary.runs -= 1;
+                                }
                                 summary.rejected += 1;
                                 rejections.push(r);
                                 continue;
@@ -351,8 +365,9 @@ pub fn ingest(
     Ok((summary, rejections))
 }
 
-/// Stream a huge report into the batch in chunks of cases, inside a savepoint so that a
-/// parse error halfway leaves nothing of the file.
+/// Stream a huge report into the batch in chunks of cases, inside the savepoint the
+/// caller took, so that a parse error halfway leaves nothing of the file: the savepoint is
+/// released on success and rolled back to on a parse error.
 fn stream_huge(
     batch: &mut crate::store::Batch<'_>,
     run_key: i64,
@@ -360,7 +375,6 @@ fn stream_huge(
     path: &Path,
 ) -> Result<std::result::Result<crate::store::FileTally, Rejection>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open report", e))?;
-    batch.savepoint()?;
     let mut tally = crate::store::FileTally::default();
     let mut pending: Vec<TestCase> = Vec::with_capacity(STREAM_CHUNK);
     let mut store_error: Option<Error> = None;

@@ -123,6 +123,11 @@ pub(crate) fn db_error(path: &Path, context: &str, source: rusqlite::Error) -> E
         Some(rusqlite::ErrorCode::ReadOnly) => {
             format!("{context}: the database is read-only (check file and folder permissions)")
         }
+        // A WAL database whose -wal and -shm files cannot be created (a read-only mount)
+        // fails to open rather than opening read-only: say so, not "does the folder exist".
+        Some(rusqlite::ErrorCode::CannotOpen) if is_read_only(path) => {
+            format!("{context}: the database is read-only (a read-only file or mount; SQLite also needs its folder writable for the -wal and -shm files)")
+        }
         Some(rusqlite::ErrorCode::CannotOpen) => {
             format!("{context}: cannot open the file (does the folder exist?)")
         }
@@ -136,6 +141,20 @@ pub(crate) fn db_error(path: &Path, context: &str, source: rusqlite::Error) -> E
         context,
         source,
     }
+}
+
+/// Whether an existing database file cannot be opened for writing because it, or the
+/// file system it is on, is read-only. Opening for writing without truncating changes
+/// nothing.
+fn is_read_only(path: &Path) -> bool {
+    path.is_file()
+        && matches!(
+            std::fs::OpenOptions::new().write(true).open(path),
+            Err(e) if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            )
+        )
 }
 
 #[cfg(test)]
