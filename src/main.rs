@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse(); // clap exits 2 on bad usage
-    // A server logs every request (info) by default; the other commands only warnings.
+                                   // A server logs every request (info) by default; the other commands only warnings.
     let verbose = if matches!(args.command, cli::Command::Serve(_)) {
         args.verbose.max(1)
     } else {
