@@ -85,15 +85,25 @@ pub(crate) fn estimate(
     // The re-run of a failed attempt is the next run of the same job on the same commit:
     // the next attempt of the CI run, or a new run (providers such as CircleCI and Jenkins
     // give a re-run a new id). Runs are in start order already.
+    // A run is a retry when it follows, on the same job and commit, a run that failed (a
+    // failing test) or that it re-runs (a higher attempt of the CI run, e.g. after an
+    // infrastructure failure). A later run after a passing one (a nightly, a manual re-run)
+    // starts a new chain: it is a first attempt that flakiness can fail in turn.
     let mut next_run: Vec<Option<usize>> = vec![None; runs.len()];
-    // 1 for the first run of a job on a commit, 2 for the next, …
-    let mut nth_on_commit: Vec<u32> = vec![1; runs.len()];
+    let mut is_retry: Vec<bool> = vec![false; runs.len()];
+    // 1 for the first attempt of a chain, 2 for its first retry, …
+    let mut nth_attempt: Vec<u32> = vec![1; runs.len()];
     {
         let mut last: HashMap<(u32, &str), usize> = HashMap::new();
         for (pos, r) in runs.iter().enumerate() {
             if let Some(prev) = last.insert((job_of[pos], r.commit.as_str()), pos) {
-                next_run[prev] = Some(pos);
-                nth_on_commit[pos] = nth_on_commit[prev] + 1;
+                let retry = !failed_tests[prev].is_empty()
+                    || (r.run_id == runs[prev].run_id && r.attempt > runs[prev].attempt);
+                if retry {
+                    next_run[prev] = Some(pos);
+                    is_retry[pos] = true;
+                    nth_attempt[pos] = nth_attempt[prev] + 1;
+                }
             }
         }
     }
@@ -117,12 +127,12 @@ pub(crate) fn estimate(
         let job = job_of[pos];
         let s = &mut stats[job as usize];
         s.attempts += 1;
-        s.max_attempts = s.max_attempts.max(r.attempt).max(nth_on_commit[pos]);
+        s.max_attempts = s.max_attempts.max(r.attempt).max(nth_attempt[pos]);
         duration_s[job as usize] += r.wall_time_s();
-        if nth_on_commit[pos] == 1 {
-            first_attempts[job as usize] += 1;
-        } else {
+        if is_retry[pos] {
             s.retries += 1;
+        } else {
+            first_attempts[job as usize] += 1;
         }
         let failed = &failed_tests[pos];
         if failed.is_empty() {
