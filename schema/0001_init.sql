@@ -57,11 +57,12 @@ CREATE TABLE fingerprint (
     sample      TEXT NOT NULL       -- the first message seen with this fingerprint
 );
 
--- A report file stored for a run, recognised by the blake3 hash of its bytes.
+-- A report file stored for a run, recognised by the blake3 hash of its bytes (the first
+-- 16 bytes: collisions are out of reach, and many small files stay cheap to record).
 CREATE TABLE report_file (
     run_key      INTEGER NOT NULL,
-    content_hash TEXT    NOT NULL,
+    content_hash BLOB    NOT NULL,
     path         TEXT    NOT NULL,
     testcases    INTEGER NOT NULL,
     PRIMARY KEY (run_key, content_hash)
-);
+) WITHOUT ROWID;
