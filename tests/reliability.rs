@@ -862,6 +862,12 @@ fn read_only_database_is_exit_2_and_untouched() {
         assert_eq!(out.status.code(), Some(2), "{state}: {err}");
         assert!(err.contains("the database is read-only"), "{state}: {err}");
         assert!(stdout(&out).is_empty());
+        // Reading still works: the history can be scored straight off the mount.
+        assert_eq!(
+            json(&ro_db, &["tests", "--format", "json"]),
+            before,
+            "{state}"
+        );
         drop(mount);
         assert_eq!(
             std::fs::read(&db).unwrap(),
