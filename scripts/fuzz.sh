@@ -15,10 +15,14 @@ command -v cargo-fuzz > /dev/null || cargo install cargo-fuzz --locked
 mkdir -p corpus/parse
 cp seeds/* corpus/parse/
 cp "$root"/fixtures/fuzz-regressions/*.xml corpus/parse/ 2> /dev/null || true
+parallel=()
+if (( jobs > 1 )); then
+  parallel=(-jobs="$jobs" -workers="$jobs") # each job logs to fuzz-N.log
+fi
 status=0
 cargo +nightly fuzz run parse corpus/parse -- \
   -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
-  -jobs="$jobs" -workers="$jobs" -print_final_stats=1 || status=$?
+  -print_final_stats=1 ${parallel[@]+"${parallel[@]}"} || status=$?
 shopt -s nullglob
 for crash in artifacts/parse/crash-* artifacts/parse/timeout-* artifacts/parse/oom-*; do
   name=$(basename "$crash")

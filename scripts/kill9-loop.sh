@@ -8,8 +8,8 @@
 #
 # It drives the same loop as the bounded test in tests/reliability.rs
 # (kill_9_during_a_backfill_leaves_whole_files_and_resumes), with more iterations.
-# RUNS runs of 6,000 tests each: 130 make ~780,000 results, three commits of the ingest's
-# 250,000-result batches, so that many kills land between commits (a half-done backfill).
+# RUNS runs of 6,000 tests each: 130 make ~780,000 results, in the ingest's
+# 250,000-result batches (four commits), so that many kills land between commits.
 # Env: KILL9_SEED to vary the kill points.
 set -euo pipefail
 iterations=${1:-50}

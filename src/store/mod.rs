@@ -49,7 +49,28 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| db_error(path, "cannot open", e))?;
-        Self::setup(conn, path, false)
+        match Self::setup(conn, path, false) {
+            // A WAL database on a read-only mount cannot create its -shm file. With no
+            // -wal file to replay, the database file is complete and nobody can change
+            // it, so read it as immutable (which needs no -shm).
+            Err(Error::Db { source, .. })
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen)
+                    && is_read_only(path)
+                    && !wal_has_frames(path) =>
+            {
+                let uri =
+                    immutable_uri(path).ok_or_else(|| db_error(path, "cannot open", source))?;
+                let conn = Connection::open_with_flags(
+                    uri,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| db_error(path, "cannot open", e))?;
+                Self::setup(conn, path, false)
+            }
+            other => other,
+        }
     }
 
     /// An in-memory database, for tests and benches.
@@ -155,6 +176,29 @@ fn is_read_only(path: &Path) -> bool {
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
             )
         )
+}
+
+/// Whether the database's -wal file holds anything a reader would have to replay.
+fn wal_has_frames(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// `file:<path>?immutable=1`, or `None` for a path that is not UTF-8.
+fn immutable_uri(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let mut uri = String::from("file:");
+    for c in text.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
 }
 
 #[cfg(test)]
