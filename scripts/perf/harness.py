@@ -23,10 +23,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import peers  # noqa: E402
 
-FH = os.environ.get("FH", "/work/target-perf/release/flakehound")
+FH = os.environ.get("FH", os.path.join(HERE, "..", "..", "target", "release", "flakehound"))
 FLOORS_BIN = os.environ.get("FLOORS_BIN", "")
 VENV = os.environ.get("PEERS_VENV", "")
-W = os.environ.get("PERF_WORK", "/work/perf-data")
+W = os.environ.get("PERF_WORK", "/tmp/flakehound-perf")
 REPEAT = int(os.environ.get("PERF_REPEAT", "3"))
 SCALES = [int(s) for s in os.environ.get("PERF_SCALES", "1,10").split(",") if s]
 ONLY = set(filter(None, os.environ.get("PERF_ONLY", "").split(",")))
