@@ -579,6 +579,44 @@ fn sixteen_concurrent_writers_store_every_run_exactly_once() {
     );
 }
 
+#[test]
+fn writers_racing_to_create_a_database_all_succeed() {
+    // The riskiest moment is the first: every process finds no database and converts it to
+    // WAL. Many short rounds of 16 processes on a fresh file each.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.xml");
+    std::fs::write(&path, common::surefire_xml(&[("A", "t", common::O::Pass)])).unwrap();
+    let rounds = 30;
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        let db = dir.path().join(format!("fresh{round}.db"));
+        let failed_before = failures.len();
+        let children: Vec<_> = (0..16)
+            .map(|p| {
+                let mut cmd = ingest_cmd(&db, &format!("run-{p}"), &[&path]);
+                cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+                cmd.spawn().unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            if out.status.code() != Some(0) {
+                failures.push(format!("round {round}: {}", stderr(&out).trim()));
+            }
+        }
+        if failures.len() == failed_before {
+            let runs = json(&db, &["runs", "--format", "json"]);
+            assert_eq!(runs.as_array().unwrap().len(), 16, "round {round}");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // kill -9 during a backfill
 

@@ -86,8 +86,7 @@ impl Store {
         // Refuse a newer schema before anything (even the WAL switch) touches the file.
         migrate::check_version(&conn, path)?;
         if writable {
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| db_error(path, "cannot enable WAL", e))?;
+            enable_wal(&conn, path)?;
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(|e| db_error(path, "cannot set synchronous", e))?;
             migrate::migrate(&conn, path)?;
@@ -176,6 +175,27 @@ fn is_read_only(path: &Path) -> bool {
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
             )
         )
+}
+
+/// Switch the database to WAL (a no-op once it is). Processes that open a fresh database
+/// at once race to convert it: each holds a read lock and wants the write lock, and SQLite
+/// breaks that deadlock by failing all but one with SQLITE_BUSY at once, without waiting
+/// for the busy timeout. The winner's conversion is short, so retry.
+fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let mut tries = 0u64;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10 * tries.min(20)));
+            }
+            Err(e) => return Err(db_error(path, "cannot enable WAL", e)),
+        }
+    }
 }
 
 /// Whether the database's -wal file holds anything a reader would have to replay.
