@@ -525,7 +525,7 @@ fn jest(w: &World, rec: &AttemptRec) -> Vec<(String, String)> {
                 let m = failure_msg(w, rec, c.t, r, cause);
                 let col = 5 + c.test.line % 30;
                 let body = format!(
-                    "{}\n    at Object.<anonymous> (/home/runner/work/web/web/{}:{}:{col})\n    at processTicksAndRejections (node:internal/process/task_queues:95:5)",
+                    "{}\n    at Object.<anonymous> (/builds/acme/web/{}:{}:{col})\n    at processTicksAndRejections (node:internal/process/task_queues:95:5)",
                     m.message, c.test.src, c.test.line
                 );
                 xml.push_str("      <failure>");
