@@ -625,19 +625,37 @@ fn start_slow_upload(addr: &str, run_id: &str, body: &[u8]) -> TcpStream {
     s
 }
 
-/// Wait until the server's only upload slot is taken (by a slow upload): a probe with an
-/// empty body is answered 503 then, 400 before (and stores nothing either way).
-fn wait_busy(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Start a slow upload and wait until it holds the server's only upload slot: a probe with
+/// an empty body is answered 503 then, 400 before (and stores nothing either way). A probe
+/// holds the slot for an instant itself, so the slow upload can be refused (503) if its
+/// head arrives just then; it is started again in that case.
+fn start_busy(server: &Server, run_id: &str, body: &[u8]) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let a = post(server, "commit=abc&job=unit&run_id=probe", None, b"");
-        if a.status == 503 {
-            return;
+        let slow = start_slow_upload(&server.addr, run_id, body);
+        loop {
+            std::thread::sleep(Duration::from_millis(30));
+            if answered(&slow) {
+                break; // refused while a probe held the slot: start again
+            }
+            let a = post(server, "commit=abc&job=unit&run_id=probe", None, b"");
+            if a.status == 503 {
+                return slow;
+            }
+            assert_eq!(a.status, 400, "{}", a.body);
+            assert!(Instant::now() < deadline, "the slow upload never started");
         }
-        assert_eq!(a.status, 400, "{}", a.body);
         assert!(Instant::now() < deadline, "the slow upload never started");
-        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether the server already answered on this connection.
+fn answered(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let got = matches!(s.peek(&mut byte), Ok(n) if n > 0);
+    s.set_nonblocking(false).unwrap();
+    got
 }
 
 fn finish_slow_upload(mut s: TcpStream, body: &[u8]) -> String {
@@ -654,8 +672,7 @@ fn busy_server_answers_503_with_retry_after() {
     let db = dir.path().join("flakes.db");
     let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
     let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
-    let slow = start_slow_upload(&server.addr, "1", &body);
-    wait_busy(&server);
+    let slow = start_busy(&server, "1", &body);
     let a = post(&server, "commit=abc&job=unit&run_id=2", None, &body);
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.retry_after.is_some());
@@ -703,8 +720,7 @@ fn sigterm_finishes_the_upload_in_flight() {
         ("TEST-a.xml", report("A", 200, &[1]).as_bytes()),
         ("TEST-b.xml", report("B", 200, &[]).as_bytes()),
     ]);
-    let slow = start_slow_upload(&server.addr, "inflight", &body);
-    wait_busy(&server);
+    let slow = start_busy(&server, "inflight", &body);
     server.sigterm();
     std::thread::sleep(Duration::from_millis(300));
     // Still running: the upload in flight holds it open.
