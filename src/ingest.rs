@@ -116,7 +116,10 @@ pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             let kind = entry.file_type()?;
             if kind.is_dir() {
                 stack.push(p);
-            } else if is_report_name(&p) {
+            } else if p
+                .file_name()
+                .is_some_and(|n| is_report_name(&n.to_string_lossy()))
+            {
                 out.push(p);
             }
         }
@@ -125,11 +128,10 @@ pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn is_report_name(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+/// Whether a file name is one a folder's reports are picked by (`*.xml`, `*.junit-xml`,
+/// `*.xml.gz`, any case). Uploads use the same rule, so that uploading and ingesting agree.
+pub fn is_report_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
     name.ends_with(".xml") || name.ends_with(".junit-xml") || name.ends_with(".xml.gz")
 }
 

@@ -5,6 +5,7 @@
 //! `.xml.gz` entries included, so a zip bomb stops at the limit. Entries that could
 //! escape a folder if unpacked (`..`, absolute paths, links, devices) refuse the upload.
 
+use crate::ingest::is_report_name;
 use std::cell::Cell;
 use std::io::Read;
 use std::path::{Component, Path};
@@ -41,12 +42,6 @@ pub struct Entry<'a> {
     pub hash: String,
     /// The report, decompressed.
     pub xml: std::borrow::Cow<'a, [u8]>,
-}
-
-/// Whether a name is one `ingest` would pick up in a folder.
-pub fn is_report_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.ends_with(".xml") || name.ends_with(".junit-xml") || name.ends_with(".xml.gz")
 }
 
 /// Counts bytes read against a shared budget.
