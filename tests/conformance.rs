@@ -1,5 +1,5 @@
-//! Conformance of the JUnit parser against the shared corpus of real reports
-//! (`../shared/corpus`, read in place; see its README.md and `docs/conformance.md`).
+//! Conformance of the JUnit parser against the corpus of real reports in
+//! `fixtures/corpus/` (see its README.md and `docs/conformance.md`).
 //!
 //! * every positive report parses;
 //! * every negative report (`malformed`, `non-junit-root`, `empty`) is rejected with a
@@ -9,7 +9,8 @@
 //! * every report with rerun elements yields the attempts those elements imply;
 //! * external entities are never resolved.
 //!
-//! When the corpus is absent the tests print a notice and pass.
+//! When the corpus is absent (or its manifest names a file that is not there) the tests
+//! fail: a missing corpus must never read as a passing parser.
 //!
 //! How our model maps to the expected counts. Those are publish-unit-test-result-action's
 //! published stats: `testcases`/`passed`/`failed`/`errors`/`skipped` are its "runs"
@@ -31,7 +32,7 @@ use std::path::{Path, PathBuf};
 use flakehound::junit::{self, parse_any, parse_file, FileError, SUITE_ERROR_CASE};
 use flakehound::model::{AttemptOutcome, RunOutcome, TestCase};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus");
 
 /// A difference from publish-unit-test-result-action that we keep on purpose.
 struct Known {
@@ -231,16 +232,15 @@ fn corpus() -> PathBuf {
     PathBuf::from(CORPUS)
 }
 
-/// The manifest rows, or `None` (after a notice) when the corpus is not there.
-fn manifest() -> Option<Vec<Row>> {
+/// The manifest rows. Panics when the corpus is not there: the tests fail, never skip.
+fn manifest() -> Vec<Row> {
     let path = corpus().join("MANIFEST.tsv");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "NOTICE: conformance corpus not found at {} — skipping corpus conformance tests",
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "conformance corpus missing: cannot read {} ({e}); it is part of the repository (fixtures/corpus/), restore it with `git checkout -- fixtures/corpus`",
             path.display()
-        );
-        return None;
-    };
+        )
+    });
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("manifest header").split('\t').collect();
     let col = |name: &str| {
@@ -276,7 +276,7 @@ fn manifest() -> Option<Vec<Row>> {
         })
         .collect();
     assert!(!rows.is_empty(), "empty manifest {}", path.display());
-    Some(rows)
+    rows
 }
 
 /// Per-element tallies, mapped as described at the top of this file.
@@ -363,7 +363,7 @@ fn their_counts(path: &Path) -> BTreeMap<&'static str, i64> {
 
 #[test]
 fn positive_reports_parse() {
-    let Some(rows) = manifest() else { return };
+    let rows = manifest();
     let mut failures = String::new();
     let mut parsed = 0;
     for row in rows.iter().filter(|r| !r.negative()) {
@@ -397,7 +397,7 @@ fn positive_reports_parse() {
 
 #[test]
 fn negative_reports_are_rejected_with_a_location() {
-    let Some(rows) = manifest() else { return };
+    let rows = manifest();
     let mut failures = String::new();
     let mut rejected = 0;
     for row in rows.iter().filter(|r| r.negative()) {
@@ -448,7 +448,7 @@ fn negative_reports_are_rejected_with_a_location() {
 
 #[test]
 fn counts_match_publish_unit_test_result_action() {
-    let Some(rows) = manifest() else { return };
+    let rows = manifest();
     let mut unexplained = String::new();
     let mut used = vec![false; KNOWN_DIFFERENCES.len()];
     let mut compared = 0;
@@ -569,7 +569,7 @@ fn rerun_shapes(path: &Path) -> Vec<RerunShape> {
 
 #[test]
 fn rerun_elements_become_attempts() {
-    let Some(rows) = manifest() else { return };
+    let rows = manifest();
     let mut failures = String::new();
     let mut checked = 0;
     let mut attempts_seen = 0;
@@ -677,7 +677,7 @@ fn rerun_elements_become_attempts() {
 
 #[test]
 fn external_entities_are_not_resolved() {
-    let Some(rows) = manifest() else { return };
+    let rows = manifest();
     let xxe: Vec<&Row> = rows.iter().filter(|r| r.has("xxe")).collect();
     assert!(!xxe.is_empty(), "the corpus has no `xxe` report");
     for row in xxe {
@@ -719,5 +719,75 @@ fn external_entities_are_not_resolved() {
         );
         assert_eq!(case.name, "t&xxe;", "entity reference kept as written");
         assert_eq!(failure.body.as_deref(), Some("&xxe;&oob;"));
+    }
+}
+
+/// The corpus in the repository is whole: every manifest row's report is there with the
+/// manifest's byte size (so no checkout rewrote line endings or a BOM), every expected
+/// result beside it, every source folder with its licence, and no file over 2 MB.
+#[test]
+fn corpus_is_complete_and_byte_identical() {
+    let path = corpus().join("MANIFEST.tsv");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("conformance corpus missing: {} ({e})", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("manifest header").split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (file, bytes, expected) = (col("file"), col("bytes"), col("expected_results"));
+    let mut checked = 0;
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let cells: Vec<&str> = line.split('\t').collect();
+        let report = corpus().join(cells[file]);
+        let meta = std::fs::metadata(&report)
+            .unwrap_or_else(|e| panic!("{}: listed in MANIFEST.tsv but {e}", report.display()));
+        let want: u64 = cells[bytes].parse().expect("bytes column");
+        assert_eq!(
+            meta.len(),
+            want,
+            "{}: size differs from MANIFEST.tsv",
+            report.display()
+        );
+        for e in cells[expected]
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let p = report.parent().unwrap().join(e);
+            assert!(p.is_file(), "{}: expected result missing", p.display());
+        }
+        checked += 1;
+    }
+    assert!(checked > 600, "only {checked} manifest rows");
+    let mut folders = 0;
+    for entry in std::fs::read_dir(corpus()).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let dir = entry.path();
+        let licence = if entry.file_name() == "_schemas" {
+            dir.join("LICENSES")
+        } else {
+            dir.join("LICENSE")
+        };
+        assert!(licence.exists(), "{}: no licence", dir.display());
+        folders += 1;
+    }
+    assert!(folders > 30, "only {folders} source folders");
+    let mut stack = vec![corpus()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let len = entry.metadata().unwrap().len();
+                assert!(
+                    len <= 2 << 20,
+                    "{}: {len} bytes, over 2 MB",
+                    entry.path().display()
+                );
+            }
+        }
     }
 }
