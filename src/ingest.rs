@@ -82,7 +82,7 @@ impl Summary {
 }
 
 /// A rejected report: printed as `path:line:column: reason`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Rejection {
     pub path: String,
     pub line: u64,
@@ -439,7 +439,37 @@ fn add_tally(into: &mut crate::store::FileTally, t: crate::store::FileTally) {
     into.skipped += t.skipped;
 }
 
-/// A suite's `timestamp` attribute as Unix seconds (no zone means UTC).
+/// A suite's `timestamp` attribute as Unix seconds (no zone means UTC); `None` when it is
+/// more than a day in the future (a runner's broken clock), so the time of ingest is used.
 pub fn report_timestamp(text: &str) -> Option<i64> {
-    crate::ci_env::parse_timestamp(text).ok()
+    crate::ci_env::parse_timestamp(text)
+        .ok()
+        .filter(|&t| future_start(t).is_none())
+}
+
+/// Why a run's start is refused: more than [`crate::model::MAX_FUTURE_S`] after the wall
+/// clock. `None` when it is acceptable.
+pub fn future_start(started_at: i64) -> Option<String> {
+    let now = chrono::Utc::now().timestamp();
+    (started_at > now + crate::model::MAX_FUTURE_S).then(|| {
+        format!(
+            "{} is more than a day in the future (the clock here says {}); check the runner's clock or the value given",
+            crate::score::rfc3339(started_at),
+            crate::score::rfc3339(now)
+        )
+    })
+}
+
+/// A default run id when neither a flag nor the CI environment gives one: unique per
+/// call (time to the nanosecond, process id and a random part), so that separate ingests
+/// never merge into one run. Re-ingesting the same reports without a run id therefore
+/// records a new run: pass `--run-id` for idempotent re-ingests.
+pub fn default_run_id() -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "local-{}-{:x}-{:08x}",
+        now.format("%Y%m%dT%H%M%S%.9fZ"),
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }

@@ -10,6 +10,7 @@ pub mod ci_env;
 pub mod error;
 pub mod eval;
 pub mod fingerprint;
+pub mod gate;
 pub mod ingest;
 pub mod junit;
 pub mod model;

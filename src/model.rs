@@ -180,6 +180,10 @@ pub fn readable_name(classname: &str, name: &str) -> String {
     }
 }
 
+/// How far ahead of the wall clock a run may start: ingest refuses later starts, and the
+/// default "now" of the queries ignores them.
+pub const MAX_FUTURE_S: i64 = 86_400;
+
 /// Everything that identifies one run: one execution (attempt) of a job on a commit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunMeta {

@@ -64,6 +64,8 @@ pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
         .commit
         .clone()
         .or(env.commit)
+        .map(|c| flakehound::store::normalize_commit(&c))
+        .filter(|c| !c.is_empty())
         .ok_or_else(|| missing("commit", "--commit"))?;
     let job = args
         .job
@@ -80,12 +82,14 @@ pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
         (None, Some(t)) => (t, true),
         (None, None) => (chrono::Utc::now().timestamp(), false),
     };
+    if let Some(why) = flakehound::ingest::future_start(started_at) {
+        return Err(Error::Usage(format!("the run's start time: {why}")));
+    }
     let run_id = args
         .run_id
         .clone()
         .or(env.run_id)
-        // Without a run id, one commit's runs of a job are told apart by their start.
-        .unwrap_or_else(|| format!("local-{started_at}"));
+        .unwrap_or_else(flakehound::ingest::default_run_id);
     Ok((
         RunMeta {
             commit,
@@ -158,6 +162,13 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
                 row.path
             ))
         })?;
+        if let Some(why) = flakehound::ingest::future_start(started_at) {
+            return Err(Error::Usage(format!(
+                "{}: started_at of {}: {why}",
+                path.display(),
+                row.path
+            )));
+        }
         let report_path = base.join(&row.path);
         let paths = match report_files(&report_path) {
             Ok(p) => p,
@@ -173,7 +184,7 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
         };
         runs.push(RunInput {
             meta: RunMeta {
-                commit: row.commit,
+                commit: flakehound::store::normalize_commit(&row.commit),
                 branch: row.branch,
                 job: row.job,
                 run_id: row.run_id,
@@ -211,6 +222,26 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
                 }),
             }
         }
+        if paths.is_empty() {
+            // A crashed job leaves no reports: storing a clean run would count it as a
+            // pass forever. Store nothing and fail the step.
+            for r in &rejected {
+                eprintln!("{r}");
+            }
+            eprintln!(
+                "error: no report files (*.xml, *.junit-xml, *.xml.gz) in {}; nothing stored (did the tests run?)",
+                shown_paths(&args.paths)
+            );
+            print_summary(
+                &Summary {
+                    rejected: rejected.len() as u64,
+                    ..Summary::default()
+                },
+                args.json,
+                out,
+            )?;
+            return Ok(exit::REJECTED);
+        }
         (
             vec![RunInput {
                 meta,
@@ -243,6 +274,15 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         exit::REJECTED
     })
+}
+
+/// The paths as given, for messages.
+pub fn shown_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn print_summary(summary: &Summary, json: bool, out: &mut dyn Write) -> Result<()> {

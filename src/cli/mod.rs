@@ -2,6 +2,7 @@
 //! clap stays out of the library.
 
 mod demo;
+mod gate;
 mod ingest;
 mod output;
 mod query;
@@ -44,6 +45,8 @@ pub enum Command {
     Simulate(demo::SimulateArgs),
     /// Store a run's JUnit reports (or backfill runs from a manifest)
     Ingest(ingest::IngestArgs),
+    /// After the tests ran: exit 0 when every failure is a known flaky or quarantined test of this job, else 1
+    Gate(gate::GateArgs),
     /// List the ingested runs
     Runs(stored::ListArgs),
     /// List the tests with their pass, fail and skip counts
@@ -104,6 +107,7 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Demo(a) => demo::demo(a, &mut out)?,
         Command::Simulate(a) => demo::simulate_cmd(a, &mut out)?,
         Command::Ingest(a) => ingest::run(&args.db, a, &mut out)?,
+        Command::Gate(a) => gate::run(&args.db, a, &mut out)?,
         Command::Runs(a) => stored::runs(&args.db, a, &mut out)?,
         Command::Tests(a) => stored::tests(&args.db, a, &mut out)?,
         Command::Flaky(a) => query::flaky(&args.db, a, &mut out)?,

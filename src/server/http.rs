@@ -291,6 +291,9 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
                 Err(_) => crate::ci_env::parse_timestamp(&t)
                     .map_err(|e| format!("started_at {t:?}: {e} (expected RFC 3339)"))?,
             };
+            if let Some(why) = crate::ingest::future_start(secs) {
+                return Err(format!("started_at {t:?}: {why}"));
+            }
             (secs, true)
         }
     };

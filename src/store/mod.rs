@@ -4,6 +4,7 @@
 //! retried on `SQLITE_BUSY`), so a crash leaves whole report files or nothing. Reads are
 //! plain methods on [`Store`] that return domain rows.
 
+mod lookup;
 mod migrate;
 mod quarantine;
 mod read;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub use lookup::normalize_commit;
 pub use migrate::SCHEMA_VERSION;
 pub use quarantine::{QuarantineChange, QuarantineEventRow, QuarantineRow};
 pub use read::{FailureRow, FingerprintRow, ResultRow, RunFilter, RunRow, TestCounts, TestRow};

@@ -109,10 +109,19 @@ pub type FailureMessage = (u32, Option<String>, Option<String>);
 const CHUNK: usize = 500;
 
 impl Store {
-    /// The start of the newest run, the default "now" of every query.
+    /// The start of the newest run, the default "now" of every query. Runs that start
+    /// more than [`crate::model::MAX_FUTURE_S`] after the wall clock are ignored (a runner
+    /// with a broken clock must not move "now" years ahead and empty every window); ingest
+    /// refuses such runs, so for a database it wrote the answer depends on the data only.
     pub fn newest_run_start(&self) -> Result<Option<i64>> {
+        let horizon = chrono::Utc::now().timestamp() + crate::model::MAX_FUTURE_S;
         self.conn
-            .query_row("SELECT MAX(started_at) FROM run", [], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE((SELECT MAX(started_at) FROM run WHERE started_at <= ?1),
+                                 (SELECT MAX(started_at) FROM run))",
+                params![horizon],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err("cannot read runs", e))
     }
 

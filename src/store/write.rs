@@ -74,8 +74,22 @@ impl Batch<'_> {
         db_error(self.store_path, context, e)
     }
 
-    /// The run's key, creating the run if it is new. Returns `(run_key, created)`.
+    /// The run's key, creating the run if it is new. Returns `(run_key, created)`. The
+    /// commit is stored normalised (see `lookup::full_commit_on`): lower case, and a
+    /// short SHA as the one full SHA of the job it prefixes.
     pub fn run(&mut self, meta: &RunMeta) -> Result<(i64, bool)> {
+        let commit = super::lookup::full_commit_on(self.tx, &meta.job, &meta.commit)
+            .map_err(|e| self.err("cannot look up commits", e))?;
+        let normalized;
+        let meta = if commit == meta.commit {
+            meta
+        } else {
+            normalized = RunMeta {
+                commit,
+                ..meta.clone()
+            };
+            &normalized
+        };
         let existing: Option<(i64, Option<f64>)> = self
             .tx
             .prepare_cached(

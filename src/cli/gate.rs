@@ -1,0 +1,182 @@
+//! `flakehound gate`: after the tests ran, fail the job only for failures that are not
+//! known flakes (see `flakehound::gate` for the rules).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flakehound::error::{exit, Error, Result};
+use flakehound::gate::{judge, GateOptions, Verdict};
+use flakehound::ingest::{ingest, report_files, Rejection, RunInput};
+use flakehound::junit::{self, FileError};
+use flakehound::model::{RunMeta, TestCase};
+use flakehound::store::Store;
+
+use super::ingest::{print_summary, run_meta, shown_paths, RunMetaArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exit status:
+  0  every failed test is known flaky or quarantined in this job (or nothing failed)
+  1  a failure is not forgiven (new, or broken: a broken test is never forgiven), a
+     report could not be read, or no report files were found
+  2  usage, database or I/O error
+
+By default the run is also stored, like `ingest`, so that the evidence keeps flowing
+(run-but-ignore quarantine); --no-ingest only judges. The Markdown summary is appended
+to $GITHUB_STEP_SUMMARY when it is set, and written to --summary FILE when given.")]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub meta: RunMetaArgs,
+    /// History scored to decide whether a test is known flaky (e.g. 30d, 2w)
+    #[arg(long, default_value = "30d")]
+    pub window: String,
+    /// Only judge: do not store this run (default: store it, like `ingest`)
+    #[arg(long)]
+    pub no_ingest: bool,
+    /// Write the Markdown summary to this file (GitHub Actions: $GITHUB_STEP_SUMMARY is used when set)
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Print the verdict as a JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Report files or folders of this run (searched for *.xml, *.junit-xml, *.xml.gz)
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The run's report files and their parsed cases; unreadable ones as rejections.
+pub fn read_reports(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<TestCase>, Vec<Rejection>) {
+    let mut files = Vec::new();
+    let mut cases = Vec::new();
+    let mut rejected = Vec::new();
+    for p in paths {
+        match report_files(p) {
+            Ok(found) => files.extend(found),
+            Err(e) => rejected.push(Rejection {
+                path: p.display().to_string(),
+                line: 0,
+                column: 0,
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    for f in &files {
+        match junit::parse_file(f) {
+            Ok(report) => cases.extend(report.cases),
+            Err(e) => {
+                let (line, column, reason) = match e {
+                    FileError::Io(e) => (0, 0, format!("cannot read: {e}")),
+                    FileError::Parse(e) => (e.line, e.column, e.reason),
+                };
+                rejected.push(Rejection {
+                    path: f.display().to_string(),
+                    line,
+                    column,
+                    reason,
+                });
+            }
+        }
+    }
+    (files, cases, rejected)
+}
+
+/// Print the verdict, write the summaries, and give the exit code.
+pub fn publish(
+    verdict: &Verdict,
+    json: bool,
+    summary: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let text = if json {
+        let mut t = serde_json::to_string_pretty(verdict).unwrap_or_default();
+        t.push('\n');
+        t
+    } else {
+        verdict.to_text()
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::io("stdout", "cannot write", e))?;
+    let markdown = verdict.to_markdown();
+    if let Some(step) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        // GitHub collects every step's summary from this one file: append, never replace.
+        let step = PathBuf::from(step);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&step)
+            .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()))
+            .map_err(|e| Error::io(&step, "cannot append the step summary", e))?;
+    }
+    if let Some(path) = summary {
+        std::fs::write(path, &markdown)
+            .map_err(|e| Error::io(path, "cannot write the summary", e))?;
+    }
+    Ok(if verdict.pass {
+        exit::OK
+    } else {
+        exit::REJECTED
+    })
+}
+
+/// The verdict for a run that left no report files.
+pub fn no_reports(meta: &RunMeta, rejected: Vec<Rejection>, paths: &[PathBuf]) -> Verdict {
+    eprintln!(
+        "error: no report files (*.xml, *.junit-xml, *.xml.gz) in {}; the gate fails (did the tests run?)",
+        shown_paths(paths)
+    );
+    Verdict {
+        pass: false,
+        job: meta.job.clone(),
+        commit: meta.commit.clone(),
+        branch: meta.branch.clone(),
+        run_id: meta.run_id.clone(),
+        attempt: meta.attempt,
+        tests: 0,
+        failed: 0,
+        unforgiven: vec![],
+        forgiven: vec![],
+        rejected,
+        since: None,
+        as_of: None,
+    }
+}
+
+pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
+    let (meta, known) = run_meta(&args.meta)?;
+    let window_s = flakehound::api::parse_duration(&args.window)
+        .map_err(|e| Error::Usage(format!("--window: {e}")))?;
+    let (files, cases, rejected) = read_reports(&args.paths);
+    for r in &rejected {
+        eprintln!("{r}");
+    }
+    if files.is_empty() {
+        let verdict = no_reports(&meta, rejected, &args.paths);
+        return publish(&verdict, args.json, args.summary.as_deref(), out);
+    }
+    let opts = GateOptions { window_s };
+    let verdict = if args.no_ingest {
+        // Without a database nothing is known flaky yet; judging must not create one.
+        let store = if db.exists() {
+            Some(Store::open_read_only(db)?)
+        } else {
+            None
+        };
+        judge(store.as_ref(), &meta, &cases, rejected, &opts)?
+    } else {
+        let mut store = Store::open(db)?;
+        // Judged on the history before this run, then the run is stored.
+        let verdict = judge(Some(&store), &meta, &cases, rejected, &opts)?;
+        let input = RunInput {
+            meta: meta.clone(),
+            started_at_known: known,
+            paths: files,
+        };
+        let (summary, _) = ingest(&mut store, &[input], None)?;
+        // The ingest summary goes to stderr: stdout is the verdict.
+        let mut line = Vec::new();
+        print_summary(&summary, false, &mut line)?;
+        eprint!("stored: {}", String::from_utf8_lossy(&line));
+        verdict
+    };
+    publish(&verdict, args.json, args.summary.as_deref(), out)
+}

@@ -1,0 +1,520 @@
+//! The CI gate: after a run's tests, forgive the failures of tests already known to be
+//! flaky (or quarantined) in this job, and fail the job on everything else.
+//!
+//! This is the run-but-ignore quarantine: the tests keep running, so their evidence keeps
+//! flowing into the history, but a known flake no longer fails the job.
+//!
+//! A failed test (every executed attempt in this run failed; a test that passed on an
+//! in-run rerun did not fail the run) is **forgiven** when, in order:
+//! 1. it is *not* broken here: on this commit in this job no attempt ever passed (this run
+//!    and the stored runs) and there were at least two attempts (in-run reruns or job
+//!    re-runs) — the scorer's broken-commit rule. A broken test is never forgiven;
+//! 2. it is not `broken` in this job by the stored history either;
+//! 3. it is actively quarantined in this job (`quarantine --apply`) and the quarantine has
+//!    not expired at this run's start; or its status in this job, scored from the history
+//!    *before* this run, is `flaky`.
+//!
+//! Everything else is **not forgiven**: a new failure, a `suspect`, `fixed` or `stable`
+//! test, a test never seen before. A report that cannot be read fails the gate too, and so
+//! does a run with no reports at all: silence is not evidence.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::ingest::Rejection;
+use crate::model::{readable_name, RunMeta, RunOutcome, TestCase};
+use crate::score::{self, rfc3339, ScoreOptions, Status};
+use crate::store::{RunFilter, Store};
+
+/// The gate's knobs; each is a flag of `flakehound gate`.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// History scored to decide whether a test is known flaky (default 30 days).
+    pub window_s: i64,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions {
+            window_s: 30 * 86_400,
+        }
+    }
+}
+
+/// Why a failure was or was not forgiven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    /// Known flaky in this job.
+    Flaky,
+    /// Quarantined in this job.
+    Quarantined,
+    /// Broken: failed every attempt on this commit, or broken in the history.
+    Broken,
+    /// Not known flaky: a new failure.
+    New,
+}
+
+/// One failed test of the run and the gate's decision on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateTest {
+    pub test_id: String,
+    pub classname: String,
+    pub name: String,
+    pub file: Option<String>,
+    pub forgiven: bool,
+    pub why: Why,
+    /// The decision in words, e.g. `known flaky: flake rate 12.0% [5.1–22.3%] per attempt, 4 flaky commits`.
+    pub reason: String,
+    /// Its status in this job before this run (`flaky`, `suspect`, …), if it had failed before.
+    pub status: Option<String>,
+    pub flake_rate: Option<f64>,
+    pub flake_rate_low: Option<f64>,
+    pub flake_rate_high: Option<f64>,
+    pub quarantined_since: Option<String>,
+    pub quarantined_until: Option<String>,
+    /// Attempts and failed attempts in this run.
+    pub attempts: u32,
+    pub failures: u32,
+    /// The first failure's type and message in this run.
+    pub message: Option<String>,
+}
+
+impl GateTest {
+    pub fn readable(&self) -> String {
+        readable_name(&self.classname, &self.name)
+    }
+}
+
+/// The gate's answer for one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// True when every failed test was forgiven and every report was read.
+    pub pass: bool,
+    pub job: String,
+    pub commit: String,
+    pub branch: String,
+    pub run_id: String,
+    pub attempt: u32,
+    /// Tests in this run's reports, and how many failed.
+    pub tests: u64,
+    pub failed: u64,
+    /// The failures not forgiven, then the forgiven ones; each sorted by name.
+    pub unforgiven: Vec<GateTest>,
+    pub forgiven: Vec<GateTest>,
+    /// Reports that could not be read (each fails the gate).
+    pub rejected: Vec<Rejection>,
+    /// The scored history that decided "known flaky": `since` .. `as_of` (RFC 3339).
+    pub since: Option<String>,
+    pub as_of: Option<String>,
+}
+
+/// A test's attempts on one commit across the stored runs.
+#[derive(Default)]
+struct CommitAttempts {
+    passed: bool,
+    attempts: u32,
+    runs: u32,
+}
+
+/// Merge the cases of one run (a test may appear in several report files) by identity,
+/// in a stable order.
+fn merge(cases: &[TestCase]) -> BTreeMap<(String, i64), TestCase> {
+    let mut merged: BTreeMap<(String, i64), TestCase> = BTreeMap::new();
+    for case in cases {
+        let key = (
+            readable_name(&case.classname, &case.name),
+            case.identity().0,
+        );
+        match merged.get_mut(&key) {
+            Some(m) => m.attempts.extend(case.attempts.iter().cloned()),
+            None => {
+                merged.insert(key, case.clone());
+            }
+        }
+    }
+    merged
+}
+
+fn first_message(case: &TestCase) -> Option<String> {
+    let f = case
+        .attempts
+        .iter()
+        .find(|a| a.outcome.is_failure())?
+        .failure
+        .as_ref()?;
+    let text = f
+        .message
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| {
+            f.body
+                .as_deref()
+                .and_then(|b| b.lines().find(|l| !l.trim().is_empty()))
+                .map(|l| l.trim().to_string())
+        });
+    match (&f.kind, text) {
+        (Some(k), Some(t)) => Some(format!("{k}: {t}")),
+        (Some(k), None) => Some(k.clone()),
+        (None, t) => t,
+    }
+    .map(|m| m.chars().take(300).collect())
+}
+
+/// Judge one run. `store` is the history *before* this run is stored (`None`: no
+/// database yet, so nothing is known flaky). `cases` are the run's parsed test cases.
+pub fn judge(
+    store: Option<&Store>,
+    meta: &RunMeta,
+    cases: &[TestCase],
+    rejected: Vec<Rejection>,
+    opts: &GateOptions,
+) -> Result<Verdict> {
+    let merged = merge(cases);
+    let failed: Vec<&TestCase> = merged
+        .values()
+        .filter(|c| c.run_outcome() == RunOutcome::Failed)
+        .collect();
+
+    let mut scores = HashMap::new();
+    let mut quarantined = HashMap::new();
+    let mut on_commit: HashMap<i64, CommitAttempts> = HashMap::new();
+    let mut window = (None, None);
+    let commit = match store {
+        Some(s) => s.full_commit(&meta.job, &meta.commit)?,
+        None => meta.commit.clone(),
+    };
+    if let (Some(store), false) = (store, failed.is_empty()) {
+        let scored = score::score(
+            store,
+            &ScoreOptions {
+                job: Some(meta.job.clone()),
+                window_s: opts.window_s,
+                ..ScoreOptions::default()
+            },
+        )?;
+        window = (Some(scored.since.clone()), Some(scored.as_of.clone()));
+        for t in scored.tests {
+            scores.insert(t.test_id.clone(), t);
+        }
+        for q in store.quarantine_rows()? {
+            if q.job == meta.job && q.released_at.is_none() && q.until >= meta.started_at {
+                quarantined.insert(q.test_id, q);
+            }
+        }
+        // This commit's earlier runs of the job (not this run itself, if stored before).
+        let runs = store.runs(&RunFilter {
+            job: Some(meta.job.clone()),
+            ..RunFilter::default()
+        })?;
+        for run in runs.iter().filter(|r| {
+            r.commit == commit && !(r.run_id == meta.run_id && r.attempt == meta.attempt)
+        }) {
+            for case in &failed {
+                let id = case.identity().0;
+                if let Some(r) = store.result(run.run_key, id)? {
+                    let e = on_commit.entry(id).or_default();
+                    e.runs += 1;
+                    e.attempts += r.attempts;
+                    if r.failures < r.attempts {
+                        e.passed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let mut forgiven = Vec::new();
+    let mut unforgiven = Vec::new();
+    for case in failed {
+        let id = case.identity();
+        let hex = id.hex();
+        let attempts = case.executed_attempts() as u32;
+        let failures = case
+            .attempts
+            .iter()
+            .filter(|a| a.outcome.is_failure())
+            .count() as u32;
+        let prior = on_commit.remove(&id.0).unwrap_or_default();
+        let score = scores.get(&hex);
+        let quarantine = quarantined.get(&id.0);
+        let commit_attempts = attempts + prior.attempts;
+        let (forgive, why, reason) = if !prior.passed && commit_attempts >= 2 {
+            (
+                false,
+                Why::Broken,
+                format!(
+                    "broken: failed every attempt on commit {} ({commit_attempts} attempts in {} run(s)); a real failure is never forgiven",
+                    short(&commit),
+                    prior.runs + 1
+                ),
+            )
+        } else if score.is_some_and(|s| s.status == Status::Broken) {
+            (
+                false,
+                Why::Broken,
+                format!(
+                    "broken in job {}: {}",
+                    meta.job,
+                    score.map(|s| s.reason.as_str()).unwrap_or("")
+                ),
+            )
+        } else if let Some(q) = quarantine {
+            (
+                true,
+                Why::Quarantined,
+                format!(
+                    "quarantined since {} (until {}): {}",
+                    rfc3339(q.since),
+                    rfc3339(q.until),
+                    q.reason
+                ),
+            )
+        } else if let Some(s) = score.filter(|s| s.status == Status::Flaky) {
+            (
+                true,
+                Why::Flaky,
+                format!(
+                    "known flaky: flake rate {} [{}–{}] per attempt, {} flaky commit(s){}",
+                    pct(s.flake_rate),
+                    pct(s.flake_rate_low),
+                    pct(s.flake_rate_high),
+                    s.flaky_commits,
+                    s.last_flake_at
+                        .as_deref()
+                        .map(|t| format!(", last flake {t}"))
+                        .unwrap_or_default()
+                ),
+            )
+        } else {
+            let status = match score {
+                Some(s) => format!(
+                    "its status in job {} is {}: {}",
+                    meta.job,
+                    s.status.as_str(),
+                    s.reason
+                ),
+                None => format!("it is not known flaky in job {}", meta.job),
+            };
+            (false, Why::New, format!("new failure: {status}"))
+        };
+        let t = GateTest {
+            test_id: hex.clone(),
+            classname: case.classname.clone(),
+            name: case.name.clone(),
+            file: case.file.clone(),
+            forgiven: forgive,
+            why,
+            reason,
+            status: score.map(|s| s.status.as_str().to_string()),
+            flake_rate: score.map(|s| s.flake_rate),
+            flake_rate_low: score.map(|s| s.flake_rate_low),
+            flake_rate_high: score.map(|s| s.flake_rate_high),
+            quarantined_since: quarantine.map(|q| rfc3339(q.since)),
+            quarantined_until: quarantine.map(|q| rfc3339(q.until)),
+            attempts,
+            failures,
+            message: first_message(case),
+        };
+        if forgive {
+            forgiven.push(t);
+        } else {
+            unforgiven.push(t);
+        }
+    }
+    let tests = merged.len() as u64;
+    Ok(Verdict {
+        pass: unforgiven.is_empty() && rejected.is_empty(),
+        job: meta.job.clone(),
+        commit,
+        branch: meta.branch.clone(),
+        run_id: meta.run_id.clone(),
+        attempt: meta.attempt,
+        tests,
+        failed: (forgiven.len() + unforgiven.len()) as u64,
+        unforgiven,
+        forgiven,
+        rejected,
+        since: window.0,
+        as_of: window.1,
+    })
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+impl Verdict {
+    /// One line per decision, for a CI log.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "flakehound gate: {} — job {}, commit {}, run {} attempt {}: {} test(s), {} failed, {} forgiven, {} not forgiven{}\n",
+            if self.pass { "PASS" } else { "FAIL" },
+            self.job,
+            short(&self.commit),
+            self.run_id,
+            self.attempt,
+            self.tests,
+            self.failed,
+            self.forgiven.len(),
+            self.unforgiven.len(),
+            if self.rejected.is_empty() {
+                String::new()
+            } else {
+                format!(", {} report(s) unreadable", self.rejected.len())
+            }
+        );
+        if self.tests == 0 && self.rejected.is_empty() {
+            out.push_str("  no test results were read: the gate fails\n");
+        }
+        for r in &self.rejected {
+            out.push_str(&format!("  UNREADABLE  {r}\n"));
+        }
+        for t in &self.unforgiven {
+            out.push_str(&format!("  FAILED      {}  {}\n", t.readable(), t.reason));
+            if let Some(m) = &t.message {
+                out.push_str(&format!("              {m}\n"));
+            }
+        }
+        for t in &self.forgiven {
+            out.push_str(&format!("  FORGIVEN    {}  {}\n", t.readable(), t.reason));
+        }
+        out
+    }
+
+    /// The Markdown summary (GitHub's `$GITHUB_STEP_SUMMARY`, a merge-request note).
+    pub fn to_markdown(&self) -> String {
+        let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+        let mut out = format!(
+            "### flakehound gate: {}\n\nJob `{}` · commit `{}` · run `{}` attempt {} — {} test(s), {} failed: **{} forgiven**, **{} not forgiven**.\n",
+            if self.pass { "passed" } else { "failed" },
+            cell(&self.job),
+            cell(short(&self.commit)),
+            cell(&self.run_id),
+            self.attempt,
+            self.tests,
+            self.failed,
+            self.forgiven.len(),
+            self.unforgiven.len(),
+        );
+        if !self.rejected.is_empty() {
+            out.push_str("\n#### Unreadable reports (the gate fails)\n\n");
+            for r in &self.rejected {
+                out.push_str(&format!("- `{}`\n", cell(&r.to_string())));
+            }
+        }
+        let table = |out: &mut String, title: &str, tests: &[GateTest]| {
+            if tests.is_empty() {
+                return;
+            }
+            out.push_str(&format!(
+                "\n#### {title}\n\n| Test | Why | Failure |\n|---|---|---|\n"
+            ));
+            for t in tests {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    cell(&t.readable()),
+                    cell(&t.reason),
+                    cell(t.message.as_deref().unwrap_or(""))
+                ));
+            }
+        };
+        table(&mut out, "Not forgiven (new or broken)", &self.unforgiven);
+        table(
+            &mut out,
+            "Forgiven (known flaky or quarantined)",
+            &self.forgiven,
+        );
+        if let (Some(since), Some(as_of)) = (&self.since, &self.as_of) {
+            out.push_str(&format!(
+                "\nKnown flaky: scored from the history {since} .. {as_of}.\n"
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attempt, AttemptOutcome, Failure};
+
+    fn case(name: &str, outcomes: &[AttemptOutcome]) -> TestCase {
+        TestCase {
+            classname: "C".into(),
+            name: name.into(),
+            file: None,
+            suite: None,
+            attempts: outcomes
+                .iter()
+                .map(|&outcome| Attempt {
+                    outcome,
+                    duration_s: Some(0.1),
+                    failure: outcome.is_failure().then(|| Failure {
+                        kind: Some("E".into()),
+                        message: Some("boom | 42".into()),
+                        body: None,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    fn meta() -> RunMeta {
+        RunMeta {
+            commit: "abc".into(),
+            branch: "main".into(),
+            job: "unit".into(),
+            run_id: "1".into(),
+            attempt: 1,
+            started_at: 1_700_000_000,
+            duration_s: None,
+        }
+    }
+
+    #[test]
+    fn without_history_every_failure_is_new_and_reruns_that_pass_are_not_failures() {
+        use AttemptOutcome::*;
+        let cases = [
+            case("a", &[Passed]),
+            case("b", &[Failed, Passed]),
+            case("c", &[Errored]),
+        ];
+        let v = judge(None, &meta(), &cases, vec![], &GateOptions::default()).unwrap();
+        assert!(!v.pass);
+        assert_eq!(v.failed, 1);
+        assert_eq!(v.unforgiven[0].name, "c");
+        assert_eq!(v.unforgiven[0].why, Why::New);
+        assert_eq!(v.unforgiven[0].message.as_deref(), Some("E: boom | 42"));
+        assert!(v.to_markdown().contains("boom \\| 42"));
+        let ok = judge(None, &meta(), &cases[..2], vec![], &GateOptions::default()).unwrap();
+        assert!(ok.pass && ok.failed == 0);
+    }
+
+    #[test]
+    fn every_attempt_failing_in_run_is_broken_and_a_test_split_over_files_is_merged() {
+        use AttemptOutcome::*;
+        let v = judge(
+            None,
+            &meta(),
+            &[case("a", &[Failed, Failed])],
+            vec![],
+            &GateOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(v.unforgiven[0].why, Why::Broken);
+        // One failed attempt in one file and a pass in another: it passed in the run.
+        let v = judge(
+            None,
+            &meta(),
+            &[case("a", &[Failed]), case("a", &[Passed])],
+            vec![],
+            &GateOptions::default(),
+        )
+        .unwrap();
+        assert!(v.pass && v.failed == 0);
+    }
+}

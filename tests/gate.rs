@@ -1,0 +1,313 @@
+//! `flakehound gate` as a CI step runs it: forgiven flakes exit 0, new or broken failures
+//! exit 1, quarantined tests are forgiven, and the Markdown summary is written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{flakehound, surefire_xml, History, BIN, O};
+
+/// `C.flaky` passed and failed on commit c1 of job `unit`: known flaky there. `C.steady`
+/// always passed. The job `lint` never saw a failure.
+fn history() -> History {
+    let mut h = History::new();
+    h.run(
+        "unit",
+        "main",
+        "c1",
+        "1",
+        1,
+        0.0,
+        &[("C", "flaky", O::Pass), ("C", "steady", O::Pass)],
+    )
+    .run(
+        "unit",
+        "main",
+        "c1",
+        "2",
+        1,
+        1.0,
+        &[("C", "flaky", O::Fail), ("C", "steady", O::Pass)],
+    )
+    .run(
+        "lint",
+        "main",
+        "c1",
+        "3",
+        1,
+        1.0,
+        &[("C", "flaky", O::Pass), ("C", "steady", O::Pass)],
+    );
+    h.ingest();
+    h
+}
+
+fn reports(h: &History, name: &str, cases: &[(&str, &str, O)]) -> PathBuf {
+    let dir = h.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("TEST-C.xml"), surefire_xml(cases)).unwrap();
+    dir
+}
+
+/// Run `gate` with the metadata of a new run of `job` on `commit`; `extra` before the paths.
+fn gate(db: &Path, job: &str, commit: &str, run_id: &str, extra: &[&str], path: &Path) -> Output {
+    let mut args = vec![
+        "gate",
+        "--commit",
+        commit,
+        "--branch",
+        "main",
+        "--job",
+        job,
+        "--run-id",
+        run_id,
+        "--started-at",
+        "2025-11-21T00:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    args.push(path.to_str().unwrap());
+    std::process::Command::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(&args)
+        .env_remove("FLAKEHOUND_DB")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("CI", "true")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn run_count(db: &Path) -> usize {
+    let out = flakehound(db, &["runs", "--format", "json"]);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_known_flaky_failure_is_forgiven_and_the_run_is_stored() {
+    let h = history();
+    let db = h.db();
+    let dir = reports(
+        &h,
+        "r",
+        &[("C", "flaky", O::Fail), ("C", "steady", O::Pass)],
+    );
+    let summary = h.dir.path().join("summary.md");
+    let before = run_count(&db);
+    let out = gate(
+        &db,
+        "unit",
+        "c2",
+        "10",
+        &["--summary", summary.to_str().unwrap()],
+        &dir,
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+    assert!(
+        stdout.contains("FORGIVEN    C.flaky  known flaky: flake rate"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAILED "), "{stdout}");
+    // Evidence keeps flowing: the run is stored by default.
+    assert_eq!(run_count(&db), before + 1);
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("### flakehound gate: passed"), "{md}");
+    assert!(md.contains("**1 forgiven**, **0 not forgiven**"), "{md}");
+    assert!(md.contains("| `C.flaky` | known flaky: flake rate"), "{md}");
+    assert!(md.contains("expected 1 but was 2"), "{md}");
+    assert!(!md.contains("Not forgiven"), "{md}");
+}
+
+#[test]
+fn a_new_failure_fails_and_no_ingest_stores_nothing() {
+    let h = history();
+    let db = h.db();
+    let before = run_count(&db);
+    // `steady` never failed; `flaky` is flaky in `unit` only, not in `lint`.
+    let dir = reports(
+        &h,
+        "r",
+        &[("C", "flaky", O::Pass), ("C", "steady", O::Fail)],
+    );
+    let out = gate(&db, "unit", "c2", "10", &["--no-ingest", "--json"], &dir);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["pass"], false);
+    assert_eq!(v["unforgiven"][0]["name"], "steady");
+    assert_eq!(v["unforgiven"][0]["why"], "new");
+    assert_eq!(run_count(&db), before, "--no-ingest stored a run");
+
+    let dir = reports(
+        &h,
+        "lint",
+        &[("C", "flaky", O::Fail), ("C", "steady", O::Pass)],
+    );
+    let out = gate(&db, "lint", "c2", "11", &[], &dir);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "another job's flakes are not this job's: {stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("FAILED      C.flaky  new failure: it is not known flaky in job lint"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_broken_test_is_never_forgiven() {
+    let h = history();
+    let db = h.db();
+    // A known flake fails once on c3: forgiven. The job is re-run and it fails again on
+    // the same commit: broken there, not forgiven.
+    let dir = reports(
+        &h,
+        "again",
+        &[("C", "flaky", O::Fail), ("C", "steady", O::Pass)],
+    );
+    let first = gate(&db, "unit", "c3", "20", &[], &dir);
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+    let second = gate(&db, "unit", "c3", "21", &[], &dir);
+    let (stdout, _) = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED      C.flaky  broken: failed every attempt on commit c3 (2 attempts in 2 run(s))"),
+        "{stdout}"
+    );
+    // Known flaky elsewhere, but it failed the first attempt and the in-run rerun: broken.
+    let h = history();
+    let db = h.db();
+    let dir = reports(
+        &h,
+        "r",
+        &[("C", "flaky", O::FailRerun), ("C", "steady", O::Pass)],
+    );
+    let out = gate(&db, "unit", "c2", "10", &[], &dir);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("FAILED      C.flaky  broken: failed every attempt on commit c2 (2 attempts in 1 run(s))"),
+        "{stdout}"
+    );
+    // Until it passes again it is broken in the job: a single failure on the next commit
+    // is not forgiven either.
+    let dir = reports(
+        &h,
+        "next",
+        &[("C", "flaky", O::Fail), ("C", "steady", O::Pass)],
+    );
+    let out = gate(&db, "unit", "c4", "11", &[], &dir);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED      C.flaky  broken in job unit"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_quarantined_test_is_forgiven_and_github_step_summary_is_appended() {
+    let h = history();
+    let db = h.db();
+    let q = flakehound(
+        &db,
+        &[
+            "quarantine",
+            "--apply",
+            "--job",
+            "unit",
+            "--min-retries-per-day",
+            "0",
+        ],
+    );
+    assert_eq!(q.status.code(), Some(0), "{:?}", text(&q));
+    let list = flakehound(&db, &["quarantine", "--job", "unit", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list[0]["name"], "flaky", "{list}");
+    assert_eq!(list[0]["state"], "active", "{list}");
+    let dir = reports(
+        &h,
+        "r",
+        &[("C", "flaky", O::Fail), ("C", "steady", O::Pass)],
+    );
+    let step = h.dir.path().join("step_summary.md");
+    std::fs::write(&step, "## an earlier step\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "gate", "--commit", "c2", "--job", "unit", "--run-id", "10", "--json",
+        ])
+        .args(["--started-at", "2025-11-21T00:00:00Z"])
+        .arg(&dir)
+        .env_remove("FLAKEHOUND_DB")
+        .env("GITHUB_STEP_SUMMARY", &step)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["forgiven"][0]["why"], "quarantined");
+    assert!(
+        v["forgiven"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("quarantined since 2025-11-"),
+        "{v}"
+    );
+    assert!(v["forgiven"][0]["quarantined_since"].is_string());
+    let md = std::fs::read_to_string(&step).unwrap();
+    assert!(
+        md.starts_with("## an earlier step\n### flakehound gate: passed"),
+        "{md}"
+    );
+    assert!(md.contains("quarantined since"), "{md}");
+}
+
+#[test]
+fn no_reports_fail_the_gate_and_ingest_and_store_nothing() {
+    let h = history();
+    let db = h.db();
+    let before = run_count(&db);
+    let empty = h.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = gate(&db, "unit", "c2", "10", &[], &empty);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("no report files"), "{stderr}");
+    for path in [empty.clone(), h.dir.path().join("missing")] {
+        let out = flakehound(
+            &db,
+            &[
+                "ingest",
+                "--commit",
+                "c2",
+                "--job",
+                "unit",
+                path.to_str().unwrap(),
+            ],
+        );
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("no report files") && stderr.contains("nothing stored"),
+            "{stderr}"
+        );
+        assert!(stdout.contains("0 runs"), "{stdout}");
+    }
+    assert_eq!(run_count(&db), before);
+}
