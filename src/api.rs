@@ -36,13 +36,18 @@ pub enum ApiError {
     Internal(#[from] crate::error::Error),
 }
 
-/// Parse a duration like `30d`, `12h`, `2w`, `90m` or plain seconds.
+/// Parse a duration like `30d`, `12h`, `2w`, `90m` or `45s`. The unit is required: a bare
+/// `30` is refused rather than guessed (seconds? days?).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let (num, unit) = text
+    let Some((num, unit)) = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| text.split_at(i))
-        .unwrap_or((text, "s"));
+    else {
+        return Err(format!(
+            "duration {text:?} has no unit: add a unit: {text}d (s, m, h, d or w)"
+        ));
+    };
     let value: f64 = num
         .parse()
         .map_err(|_| format!("bad duration {text:?}: expected e.g. 30d, 12h, 2w"))?;
@@ -62,6 +67,62 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         return Err(format!("duration {text:?} must be positive"));
     }
     Ok((value * scale).round() as i64)
+}
+
+/// Parse a share such as an SLO: `1%` or `0.01`, between 0 and 1 (100%).
+pub fn parse_share(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| {
+        format!("{text:?} is not a share: give a percentage like 1% or a fraction like 0.01")
+    })?;
+    if !value.is_finite() || !(0.0..=1.0).contains(&value) {
+        return Err(format!(
+            "{text:?} is out of range: a share is between 0 and 1 (0% and 100%); for one percent write 1% or 0.01"
+        ));
+    }
+    Ok(value)
+}
+
+/// Refuse a `job` or `branch` filter that names nothing in the database, saying which exist
+/// (a typo would otherwise answer an empty list that reads as "no flaky tests").
+pub fn check_filters(
+    store: &Store,
+    job: Option<&str>,
+    branch: Option<&str>,
+) -> Result<(), ApiError> {
+    for (what, value, known) in [
+        ("job", job, job.map(|_| store.jobs()).transpose()?),
+        (
+            "branch",
+            branch,
+            branch.map(|_| store.branches()).transpose()?,
+        ),
+    ] {
+        let (Some(value), Some(known)) = (value, known) else {
+            continue;
+        };
+        if known.iter().any(|k| k == value) {
+            continue;
+        }
+        let listed = if known.is_empty() {
+            "the database has no runs yet".to_string()
+        } else {
+            let shown: Vec<String> = known.iter().take(30).map(|k| format!("{k:?}")).collect();
+            format!(
+                "{what}s in the database: {}{}",
+                shown.join(", "),
+                if known.len() > 30 { ", …" } else { "" }
+            )
+        };
+        return Err(ApiError::BadRequest(format!(
+            "no runs of {what} {value:?}; {listed}"
+        )));
+    }
+    Ok(())
 }
 
 /// Query parameters by name; a repeated name keeps the last value (like a repeated flag).
@@ -98,6 +159,12 @@ impl<'a> Params<'a> {
             .transpose()
     }
 
+    pub fn share(&self, key: &str) -> Result<Option<f64>, ApiError> {
+        self.get(key)
+            .map(|v| parse_share(v).map_err(|e| ApiError::BadRequest(format!("{key}: {e}"))))
+            .transpose()
+    }
+
     pub fn time(&self, key: &str) -> Result<Option<i64>, ApiError> {
         self.get(key)
             .map(|v| {
@@ -123,7 +190,7 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
             .parse("min_isolated_failures")?
             .unwrap_or(defaults.min_isolated_failures),
         fixed_alpha: p.parse("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
-        slo: p.parse("slo")?.unwrap_or(defaults.slo),
+        slo: p.share("slo")?.unwrap_or(defaults.slo),
     })
 }
 
@@ -157,6 +224,7 @@ pub fn render(
             let fmt = format(&p, "table", &["table", "json", "csv"])?;
             let opts = score_options(&p, 30 * 86_400)?;
             let store = Store::open_read_only(db)?;
+            check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let scored = score::score(&store, &opts)?;
             Ok(flaky_output(&scored, fmt))
         }
@@ -169,6 +237,7 @@ pub fn render(
                 p2: p.parse("p2")?.unwrap_or(defaults.p2),
             };
             let store = Store::open_read_only(db)?;
+            check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let scored = score::score(&store, &opts)?;
             let rows = backlog::rows(&scored, thresholds);
             Ok(match fmt {
@@ -194,10 +263,11 @@ pub fn render(
                 as_of: p.time("as_of")?,
                 branch: p.get("branch").map(String::from),
                 job: p.get("job").map(String::from),
-                slo: p.parse("slo")?.unwrap_or(defaults.slo),
+                slo: p.share("slo")?.unwrap_or(defaults.slo),
                 top: p.parse("top")?.unwrap_or(defaults.top),
             };
             let store = Store::open_read_only(db)?;
+            check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let report = crate::report::build(&store, &opts)?;
             Ok(match fmt {
                 "html" => Rendered {
@@ -230,7 +300,13 @@ pub fn render(
                 });
             }
             let opts = quarantine_options(&p)?;
-            let scored = score::score(&store, &score_options(&p, 30 * 86_400)?)?;
+            let score_opts = score_options(&p, 30 * 86_400)?;
+            check_filters(
+                &store,
+                score_opts.job.as_deref(),
+                score_opts.branch.as_deref(),
+            )?;
+            let scored = score::score(&store, &score_opts)?;
             let plan = crate::quarantine::plan(&store, &scored, &opts)?;
             Ok(Rendered {
                 content_type: if fmt == crate::quarantine::QuarantineFormat::Json {
@@ -403,8 +479,24 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
         assert_eq!(parse_duration("12h"), Ok(12 * 3600));
         assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
-        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("90m"), Ok(90 * 60));
         assert!(parse_duration("3y").is_err());
         assert!(parse_duration("0d").is_err());
+        let bare = parse_duration("30").unwrap_err();
+        assert!(bare.contains("add a unit: 30d"), "{bare}");
+    }
+
+    #[test]
+    fn shares() {
+        use super::parse_share;
+        assert_eq!(parse_share("1%"), Ok(0.01));
+        assert_eq!(parse_share("0.01"), Ok(0.01));
+        assert_eq!(parse_share("100%"), Ok(1.0));
+        assert_eq!(parse_share("0"), Ok(0.0));
+        for bad in ["1.5", "150%", "-0.1", "NaN", "inf", "one", ""] {
+            assert!(parse_share(bad).is_err(), "{bad}");
+        }
+        assert!(parse_share("1").is_ok(), "1 is 100%, allowed");
     }
 }

@@ -26,8 +26,10 @@ pub struct SimulateArgs {
     /// Folder to write runs.csv, reports/ and truth.json into
     #[arg(long)]
     pub out: PathBuf,
+    /// Which simulated history: the 30-day demo, a small one, or the bench (--runs × --tests)
     #[arg(long, value_enum, default_value = "demo")]
     pub preset: Preset,
+    /// Random seed: the same seed writes the same history
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// A JSON SimConfig instead of a preset
@@ -78,6 +80,7 @@ pub struct DemoArgs {
     /// Folder for the simulated history, the database and the outputs
     #[arg(long, default_value = "flakehound-demo")]
     pub dir: PathBuf,
+    /// Random seed: the same seed simulates the same history
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
 }

@@ -123,3 +123,38 @@ pub fn run(args: Args) -> Result<u8> {
         .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every subcommand says what it does in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>, seen: &mut usize) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                *seen += 1;
+                let help = arg.get_help().or(arg.get_long_help());
+                if help.is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing, seen);
+            }
+        }
+        let cmd = super::Args::command();
+        cmd.clone().debug_assert();
+        let (mut missing, mut seen) = (Vec::new(), 0);
+        walk(&cmd, "flakehound", &mut missing, &mut seen);
+        assert!(seen > 60, "only {seen} arguments walked");
+        assert!(
+            missing.is_empty(),
+            "arguments without help text: {missing:#?}"
+        );
+    }
+}

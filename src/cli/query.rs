@@ -33,9 +33,13 @@ pub struct ScoreArgs {
     /// A flaky test is `fixed` once its clean attempts since the last flake would be this unlikely if it were still flaky
     #[arg(long, default_value_t = ScoreOptions::default().fixed_alpha)]
     pub fixed_alpha: f64,
-    /// SLO: share of job attempts allowed to fail only because of flaky tests
-    #[arg(long, default_value_t = ScoreOptions::default().slo)]
+    /// SLO: share of job attempts allowed to fail only because of flaky tests (1% or 0.01)
+    #[arg(long, default_value_t = ScoreOptions::default().slo, value_parser = slo_arg)]
     pub slo: f64,
+}
+
+fn slo_arg(text: &str) -> std::result::Result<f64, String> {
+    api::parse_share(text)
 }
 
 impl ScoreArgs {
@@ -77,6 +81,7 @@ pub enum FlakyFormat {
 pub struct FlakyArgs {
     #[command(flatten)]
     pub score: ScoreArgs,
+    /// Output format: a table for people, JSON or CSV
     #[arg(long, value_enum, default_value = "table")]
     pub format: FlakyFormat,
 }
@@ -92,6 +97,7 @@ pub enum BacklogFormat {
 pub struct BacklogArgs {
     #[command(flatten)]
     pub score: ScoreArgs,
+    /// Output format: CSV (RFC 4180), a Markdown table, or JSON
     #[arg(long, value_enum, default_value = "csv")]
     pub format: BacklogFormat,
     /// Retries/day saved at or above which an item is P1
@@ -100,6 +106,13 @@ pub struct BacklogArgs {
     /// Retries/day saved at or above which an item is P2 (below: P3)
     #[arg(long, default_value_t = 0.5)]
     pub p2: f64,
+}
+
+fn bad(e: ApiError) -> Error {
+    match e {
+        ApiError::BadRequest(m) => Error::Usage(m),
+        ApiError::Internal(e) => e,
+    }
 }
 
 pub fn emit(
@@ -150,9 +163,18 @@ pub struct ShowArgs {
     /// Recent runs to list per job
     #[arg(long, default_value_t = 20)]
     pub last: usize,
-    /// Print JSON instead of text
-    #[arg(long)]
+    /// Output format: text for people, or JSON
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ShowFormat,
+    /// Same as --format json (kept for scripts written before --format)
+    #[arg(long, hide = true)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
 }
 
 pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
@@ -183,6 +205,7 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
     let params = args.score.params();
     let p = api::Params::new(&params);
     let opts = api::score_options(&p, 30 * 86_400).map_err(|e| Error::Usage(e.to_string()))?;
+    api::check_filters(&store, opts.job.as_deref(), opts.branch.as_deref()).map_err(bad)?;
     let scored = score::score(&store, &opts)?;
     let hex = test.identity().hex();
     let scores: Vec<_> = scored.tests.iter().filter(|t| t.test_id == hex).collect();
@@ -232,7 +255,7 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
         out.write_all(text.as_bytes())
             .map_err(|e| Error::io("stdout", "cannot write", e))
     };
-    if args.json {
+    if args.json || args.format == ShowFormat::Json {
         let value = serde_json::json!({
             "test_id": hex,
             "classname": test.classname,
@@ -327,6 +350,7 @@ pub struct ReportArgs {
     /// The previous window it is compared with, ending where this one starts
     #[arg(long, default_value = "7d")]
     pub compare_window: String,
+    /// Output format: Markdown, a self-contained HTML page, or JSON
     #[arg(long, value_enum, default_value = "md")]
     pub format: ReportFormat,
     /// Write the report here instead of stdout
@@ -335,12 +359,14 @@ pub struct ReportArgs {
     /// End of the window, RFC 3339 (default: start of the newest run)
     #[arg(long)]
     pub as_of: Option<String>,
+    /// Only runs on this branch
     #[arg(long)]
     pub branch: Option<String>,
+    /// Only runs of this job
     #[arg(long)]
     pub job: Option<String>,
-    /// SLO: share of job attempts allowed to fail only because of flaky tests
-    #[arg(long, default_value_t = 0.01)]
+    /// SLO: share of job attempts allowed to fail only because of flaky tests (1% or 0.01)
+    #[arg(long, default_value_t = 0.01, value_parser = slo_arg)]
     pub slo: f64,
     /// Rows in the top flaky tests table
     #[arg(long, default_value_t = 25)]
@@ -400,6 +426,7 @@ pub enum QuarantineFormatArg {
 
 #[derive(Debug, clap::Args)]
 pub struct QuarantineArgs {
+    /// Output format: a list, JSON, or the arguments a test runner takes as they are
     #[arg(long, value_enum, default_value = "list")]
     pub format: QuarantineFormatArg,
     /// Quarantine only tests whose fix would save at least this many retries/day
@@ -440,13 +467,15 @@ pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Resul
         return emit(db, Endpoint::Quarantine, &params, out);
     }
     let p = api::Params::new(&params);
-    let bad = |e: ApiError| match e {
-        ApiError::BadRequest(m) => Error::Usage(m),
-        ApiError::Internal(e) => e,
-    };
     let opts = api::quarantine_options(&p).map_err(bad)?;
     let score_opts = api::score_options(&p, 30 * 86_400).map_err(bad)?;
     let mut store = Store::open(db)?;
+    api::check_filters(
+        &store,
+        score_opts.job.as_deref(),
+        score_opts.branch.as_deref(),
+    )
+    .map_err(bad)?;
     let scored = score::score(&store, &score_opts)?;
     let events = flakehound::quarantine::apply(&mut store, &scored, &opts)?;
     // What changed goes to stderr, so stdout stays the list a runner consumes.

@@ -10,6 +10,7 @@ use super::output::{Format, Rows};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// Output format: a table for people, JSON or CSV
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }

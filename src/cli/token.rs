@@ -33,6 +33,7 @@ pub struct AddArgs {
     /// The token's name, shown in the server's debug log (letters, digits, - _ . @)
     #[arg(long)]
     pub name: String,
+    /// What the token may do: `upload` reports, or only `read` the outputs
     #[arg(long, value_enum)]
     pub scope: ScopeArg,
     /// The server's token file
