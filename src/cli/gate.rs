@@ -180,3 +180,81 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
     };
     publish(&verdict, args.json, args.summary.as_deref(), out)
 }
+
+/// `upload --gate`: the same verdict, judged by the server against its history.
+pub fn upload_gate(
+    args: &super::upload::UploadArgs,
+    meta: RunMeta,
+    known: bool,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    use flakehound::server::client::{self, Options};
+    use flakehound::server::gate_client::{self, GateOutcome};
+
+    flakehound::api::parse_duration(&args.window)
+        .map_err(|e| Error::Usage(format!("--window: {e}")))?;
+    // Read the reports here too: to refuse an empty run before asking, and to know what
+    // failed should the server not answer.
+    let (files, cases, rejected) = read_reports(&args.paths);
+    for r in &rejected {
+        eprintln!("{r}");
+    }
+    if files.is_empty() {
+        let verdict = no_reports(&meta, rejected, &args.paths);
+        return publish(&verdict, args.json, args.summary.as_deref(), out);
+    }
+    let packed = client::pack(&args.paths)
+        .map_err(|e| Error::Other(format!("cannot pack the reports: {e}")))?;
+    let mut query = vec![
+        ("commit".to_string(), meta.commit.clone()),
+        ("branch".to_string(), meta.branch.clone()),
+        ("job".to_string(), meta.job.clone()),
+        ("run_id".to_string(), meta.run_id.clone()),
+        ("attempt".to_string(), meta.attempt.to_string()),
+        ("window".to_string(), args.window.clone()),
+        ("ingest".to_string(), (!args.no_ingest).to_string()),
+    ];
+    if known {
+        query.push(("started_at".into(), meta.started_at.to_string()));
+    }
+    if let Some(d) = meta.duration_s {
+        query.push(("duration_s".into(), d.to_string()));
+    }
+    let options = Options {
+        server: args.server.clone(),
+        token: args.token.clone().filter(|t| !t.is_empty()),
+        retries: args.retries,
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        backoff: std::time::Duration::from_millis(500),
+    };
+    let why = match gate_client::gate(&options, &query, &packed.body) {
+        GateOutcome::Judged(mut verdict, summary) => {
+            if let Some(s) = summary {
+                let mut line = Vec::new();
+                print_summary(&s, false, &mut line)?;
+                eprint!("stored: {}", String::from_utf8_lossy(&line));
+            }
+            // Paths that could not be read here were never sent: they fail the gate too.
+            let local: Vec<Rejection> = rejected
+                .into_iter()
+                .filter(|r| !verdict.rejected.contains(r))
+                .collect();
+            verdict.pass &= local.is_empty();
+            verdict.rejected.extend(local);
+            return publish(&verdict, args.json, args.summary.as_deref(), out);
+        }
+        GateOutcome::Refused(m) => format!("the server refused the gate request ({m})"),
+        GateOutcome::Unavailable(m) => format!("cannot reach {} ({m})", args.server),
+    };
+    // Without the server's history nothing is known flaky: every failure stands.
+    let verdict = judge(None, &meta, &cases, rejected, &GateOptions::default())?;
+    if args.strict {
+        eprintln!("error: {why}");
+        return Ok(exit::FAILURE);
+    }
+    eprintln!(
+        "warning: {why}; judging without history: {} failed test(s) cannot be forgiven",
+        verdict.failed
+    );
+    publish(&verdict, args.json, args.summary.as_deref(), out)
+}

@@ -11,7 +11,7 @@ use flakehound::server::{self, parse_size, Config};
 #[command(after_help = "\
 Request logs (method, path, status, duration; never query strings or headers) are at info
 level: run `flakehound -v serve` (or set RUST_LOG=info) to see them.
-Routes: POST /api/v1/uploads, GET /api/v1/{flaky,quarantine,report,backlog}, GET /healthz (see docs/openapi.yaml).
+Routes: POST /api/v1/uploads, POST /api/v1/gate, GET /api/v1/{flaky,quarantine,report,backlog}, GET /healthz (see docs/openapi.yaml).
 Without --token-file nothing is authenticated and only a loopback --listen is allowed.
 SIGTERM or Ctrl-C finishes the requests in flight and stores every accepted upload before exiting.")]
 pub struct ServeArgs {

@@ -22,6 +22,11 @@ Exit status:
   2  with --strict, any of the failures that otherwise only warn; also bad usage
      (e.g. no commit or job: pass --commit/--job outside a supported CI)
 
+With --gate: 0 when every failed test is known flaky or quarantined in the job (the
+server's verdict); 1 when a failure is not forgiven, a report is unreadable or none was
+found; when the server cannot be asked, 0 only if no test failed, else 1 (2 with
+--strict).
+
 Retries: on connection errors, 408, 429 and 5xx, with exponential backoff and jitter,
 at least the server's Retry-After, --retries times.")]
 pub struct UploadArgs {
@@ -45,6 +50,19 @@ pub struct UploadArgs {
     /// Seconds each attempt may take
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Gate the job like `flakehound gate`, with the server's history (POST /api/v1/gate):
+    /// exit 0 only when every failure is a known flaky or quarantined test of the job
+    #[arg(long)]
+    pub gate: bool,
+    /// With --gate: only judge, do not store the run
+    #[arg(long, requires = "gate")]
+    pub no_ingest: bool,
+    /// With --gate: history that decides whether a test is known flaky (e.g. 30d)
+    #[arg(long, requires = "gate", default_value = "30d")]
+    pub window: String,
+    /// With --gate: write the Markdown summary here ($GITHUB_STEP_SUMMARY is appended to when set)
+    #[arg(long, requires = "gate")]
+    pub summary: Option<PathBuf>,
     /// Report files or folders (searched for *.xml, *.junit-xml, *.xml.gz)
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -67,6 +85,9 @@ pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
             "--server {:?}: expected an http:// or https:// URL",
             args.server
         )));
+    }
+    if args.gate {
+        return super::gate::upload_gate(&args, meta, known, out);
     }
     let packed = client::pack(&args.paths)
         .map_err(|e| Error::Other(format!("cannot pack the reports: {e}")))?;

@@ -1,5 +1,7 @@
 //! Routes, authentication, limits and request logging.
 
+mod gate;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,6 +61,7 @@ pub fn router(state: State, config: &Config) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
     let uploads = Router::new()
         .route("/api/v1/uploads", post(upload))
+        .route("/api/v1/gate", post(gate::gate))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit_upload))
         .layer(DefaultBodyLimit::max(
             usize::try_from(config.max_body).unwrap_or(usize::MAX),

@@ -5,11 +5,12 @@
 //! ([`writer`]); queries open their own read-only connection through [`crate::api`], so
 //! reads never wait for uploads (the database is in WAL mode).
 //!
-//! Routes (see `docs/openapi.yaml`): `POST /api/v1/uploads`, `GET /api/v1/flaky`,
+//! Routes (see `docs/openapi.yaml`): `POST /api/v1/uploads`, `POST /api/v1/gate`, `GET /api/v1/flaky`,
 //! `/api/v1/quarantine`, `/api/v1/report`, `/api/v1/backlog`, and `GET /healthz`.
 
 pub mod auth;
 pub mod client;
+pub mod gate_client;
 mod http;
 pub mod unpack;
 pub mod writer;

@@ -1,0 +1,158 @@
+//! `POST /api/v1/gate`: an upload that is judged before it is stored. The body and the
+//! run metadata are those of `/api/v1/uploads`; `ingest=false` only judges, `window`
+//! sets the history that decides "known flaky". The answer is the gate's verdict (the
+//! JSON of `flakehound gate --json`) with `summary`, the ingest summary (null when not
+//! stored), whatever the verdict: a failing verdict is an answer, not an error.
+
+use super::*;
+use crate::gate::{judge, GateOptions};
+use crate::model::TestCase;
+use crate::store::Store;
+
+/// Whether to store the run, the gate's options, and the upload's own parameters.
+type GateParams = (bool, GateOptions, Vec<(String, String)>);
+
+/// Split off the gate's own parameters; the rest are the upload's.
+fn gate_params(params: Vec<(String, String)>) -> Result<GateParams, String> {
+    let mut ingest = true;
+    let mut opts = GateOptions::default();
+    let mut rest = Vec::new();
+    for (k, v) in params {
+        match k.as_str() {
+            "ingest" => {
+                ingest = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(format!("ingest {other:?}: expected true or false")),
+                }
+            }
+            "window" => {
+                opts.window_s = api::parse_duration(&v).map_err(|e| format!("window: {e}"))?
+            }
+            _ => rest.push((k, v)),
+        }
+    }
+    Ok((ingest, opts, rest))
+}
+
+pub(super) async fn gate(
+    axum::extract::State(state): axum::extract::State<State>,
+    q: Pairs,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let params = match query_pairs(q).and_then(gate_params) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let (ingest, opts, params) = params;
+    let (meta, known, name) = match upload_meta(&params) {
+        Ok(m) => m,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let body = match body {
+        Ok(b) if b.is_empty() => return error(StatusCode::BAD_REQUEST, "the body is empty"),
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            return error(status, rejection.body_text());
+        }
+    };
+    let max_unpacked = state.0.max_unpacked;
+    let db = state.0.db.clone();
+    // Unpack, parse and judge on the blocking pool, against the history before this run.
+    let judged = tokio::task::spawn_blocking(move || {
+        let upload = prepare(&body, meta, known, &name, max_unpacked)?;
+        let cases: Vec<TestCase> = upload
+            .files
+            .iter()
+            .flat_map(|f| f.report.cases.iter().cloned())
+            .collect();
+        let verdict = Store::open_read_only(&db)
+            .and_then(|store| {
+                judge(
+                    Some(&store),
+                    &upload.meta,
+                    &cases,
+                    upload.rejected.clone(),
+                    &opts,
+                )
+            })
+            .map_err(|e| UnpackError::Malformed(format!("cannot judge: {e}")));
+        Ok::<_, UnpackError>((upload, verdict))
+    })
+    .await;
+    let (upload, verdict) = match judged {
+        Ok(Ok((u, Ok(v)))) => (u, v),
+        Ok(Ok((_, Err(UnpackError::Malformed(m))))) => {
+            tracing::error!(error = %m, "gate failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, m);
+        }
+        Ok(Ok((_, Err(e)))) | Ok(Err(e)) => {
+            return match e {
+                UnpackError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m),
+                UnpackError::Unsafe(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
+                UnpackError::Malformed(m) => error(StatusCode::BAD_REQUEST, m),
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "gate task failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the upload");
+        }
+    };
+    if upload.files.is_empty() && upload.rejected.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the upload holds no report files (*.xml, *.junit-xml, *.xml.gz)",
+        );
+    }
+    let summary = if ingest && !upload.files.is_empty() {
+        let (reply, answer) = oneshot::channel();
+        if state.0.writer.send(Job { upload, reply }).await.is_err() {
+            return busy("the server is shutting down");
+        }
+        match answer.await {
+            Ok(Ok(stored)) => Some(stored.summary),
+            Ok(Err(m)) => return error(StatusCode::INTERNAL_SERVER_ERROR, m),
+            Err(_) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the writer stopped before storing the upload",
+                )
+            }
+        }
+    } else {
+        None
+    };
+    let mut value = serde_json::to_value(&verdict).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "summary".into(),
+            serde_json::to_value(summary).unwrap_or_default(),
+        );
+    }
+    Json(value).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gate_params;
+
+    #[test]
+    fn gate_parameters_are_split_from_the_upload_ones() {
+        let p = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let (ingest, opts, rest) =
+            gate_params(p(&[("ingest", "false"), ("window", "2w"), ("job", "unit")])).unwrap();
+        assert!(!ingest);
+        assert_eq!(opts.window_s, 14 * 86_400);
+        assert_eq!(rest, p(&[("job", "unit")]));
+        assert!(gate_params(p(&[("ingest", "maybe")])).is_err());
+        assert!(gate_params(p(&[("window", "30")]))
+            .unwrap_err()
+            .contains("add a unit"));
+    }
+}
