@@ -61,7 +61,7 @@ fn slo_is_a_percentage_or_a_fraction_up_to_one() {
 #[test]
 fn unknown_job_or_branch_names_the_ones_that_exist() {
     let h = history();
-    for cmd in ["flaky", "backlog", "report", "quarantine"] {
+    for cmd in ["flaky", "backlog", "report"] {
         let err = usage_error(&h, &[cmd, "--job", "unti"]);
         assert!(
             err.contains("no runs of job \"unti\"") && err.contains("\"lint\", \"unit\""),
@@ -72,6 +72,15 @@ fn unknown_job_or_branch_names_the_ones_that_exist() {
     assert!(err.contains("\"dev\", \"main\""), "{err}");
     let err = usage_error(&h, &["show", "C.x", "--job", "nope"]);
     assert!(err.contains("jobs in the database"), "{err}");
+    // The quarantine list a runner consumes only warns: a new job has nothing quarantined.
+    let out = flakehound(
+        &h.db(),
+        &["quarantine", "--job", "unti", "--format", "pytest"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: no runs of job \"unti\""), "{err}");
     // Known values still answer.
     let out = flakehound(&h.db(), &["flaky", "--job", "unit", "--branch", "main"]);
     assert_eq!(out.status.code(), Some(0));

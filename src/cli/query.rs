@@ -463,6 +463,16 @@ pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Resul
     if args.history {
         params.push(("history".into(), "true".into()));
     }
+    // An unknown job or branch only warns: the empty list it gives makes the runner run
+    // every test, which is right for a job with no history yet.
+    if args.score.job.is_some() || args.score.branch.is_some() {
+        if let Ok(store) = Store::open_read_only(db) {
+            let (job, branch) = (args.score.job.as_deref(), args.score.branch.as_deref());
+            if let Err(ApiError::BadRequest(m)) = api::check_filters(&store, job, branch) {
+                eprintln!("warning: {m}; nothing of it is quarantined");
+            }
+        }
+    }
     if !args.apply {
         return emit(db, Endpoint::Quarantine, &params, out);
     }
@@ -470,12 +480,6 @@ pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Resul
     let opts = api::quarantine_options(&p).map_err(bad)?;
     let score_opts = api::score_options(&p, 30 * 86_400).map_err(bad)?;
     let mut store = Store::open(db)?;
-    api::check_filters(
-        &store,
-        score_opts.job.as_deref(),
-        score_opts.branch.as_deref(),
-    )
-    .map_err(bad)?;
     let scored = score::score(&store, &score_opts)?;
     let events = flakehound::quarantine::apply(&mut store, &scored, &opts)?;
     // What changed goes to stderr, so stdout stays the list a runner consumes.
