@@ -37,6 +37,8 @@ pub struct PgStore {
     /// Prepared statements of the hot paths: a statement given as text costs a second
     /// round trip per call.
     statements: RefCell<HashMap<&'static str, postgres::Statement>>,
+    /// Whether this connection's temporary staging tables exist.
+    staged: std::cell::Cell<bool>,
 }
 
 impl PgStore {
@@ -73,6 +75,7 @@ impl PgStore {
             ddl: RefCell::new(None),
             days: RefCell::new(HashSet::new()),
             statements: RefCell::new(HashMap::new()),
+            staged: std::cell::Cell::new(false),
         })
     }
 

@@ -111,39 +111,48 @@ impl PgStore {
     ) -> Result<()> {
         let days = self.run_days(run_keys)?;
         let mut client = self.client.borrow_mut();
-        let stmt = client
-            .prepare(
-                "SELECT k.pos, r.test_id, r.outcome, r.attempts, r.failures, r.duration_ms
-                 FROM unnest($1::int8[], $2::int4[]) WITH ORDINALITY AS k(run_key, day, pos)
-                 CROSS JOIN LATERAL (
-                   SELECT test_id, outcome, attempts, failures, duration_ms FROM result
-                   WHERE result.day = k.day AND result.run_key = k.run_key
-                 ) r
-                 ORDER BY k.pos, r.test_id",
+        // One scan per chunk of runs over the partitions of their days, put in the
+        // caller's order here (a join per run costs a round of partition pruning each).
+        let stmt = self
+            .statement(
+                &mut client,
+                "SELECT run_key, test_id, outcome, attempts, failures, duration_ms FROM result
+                 WHERE day = ANY($1) AND run_key = ANY($2)",
             )
             .map_err(|e| self.err("cannot read results", e))?;
         for (chunk_no, chunk) in run_keys.chunks(RUNS_PER_QUERY).enumerate() {
-            let keys: Vec<i64> = chunk.to_vec();
-            let chunk_days: Vec<i32> = chunk
+            let position: HashMap<i64, usize> = chunk
                 .iter()
-                .map(|k| days.get(k).copied().unwrap_or(i32::MIN))
+                .enumerate()
+                .map(|(i, &k)| (k, chunk_no * RUNS_PER_QUERY + i))
                 .collect();
-            let rows = client
-                .query(&stmt, &[&keys, &chunk_days])
-                .map_err(|e| self.err("cannot read results", e))?;
-            for r in rows {
-                let pos = chunk_no * RUNS_PER_QUERY + (r.get::<_, i64>(0) as usize - 1);
-                f(
-                    pos,
-                    ResultRow {
-                        run_key: run_keys[pos],
-                        test_id: r.get(1),
-                        outcome: r.get::<_, i16>(2) as u8,
-                        attempts: r.get::<_, i16>(3) as u32,
-                        failures: r.get::<_, i16>(4) as u32,
-                        duration_ms: i64::from(r.get::<_, i32>(5)),
-                    },
-                );
+            let mut chunk_days: Vec<i32> =
+                chunk.iter().filter_map(|k| days.get(k).copied()).collect();
+            chunk_days.sort_unstable();
+            chunk_days.dedup();
+            let keys: Vec<i64> = chunk.to_vec();
+            let mut rows: Vec<(usize, ResultRow)> = client
+                .query(&stmt, &[&chunk_days, &keys])
+                .map_err(|e| self.err("cannot read results", e))?
+                .iter()
+                .map(|r| {
+                    let run_key: i64 = r.get(0);
+                    (
+                        position[&run_key],
+                        ResultRow {
+                            run_key,
+                            test_id: r.get(1),
+                            outcome: r.get::<_, i16>(2) as u8,
+                            attempts: r.get::<_, i16>(3) as u32,
+                            failures: r.get::<_, i16>(4) as u32,
+                            duration_ms: i64::from(r.get::<_, i32>(5)),
+                        },
+                    )
+                })
+                .collect();
+            rows.sort_unstable_by_key(|(pos, r)| (*pos, r.test_id));
+            for (pos, r) in rows {
+                f(pos, r);
             }
         }
         Ok(())

@@ -123,9 +123,14 @@ pub struct PgBatch<'s> {
 impl PgStore {
     pub fn batch(&mut self) -> Result<PgBatch<'_>> {
         let mut client = self.client.borrow_mut();
+        if !self.staged.get() {
+            client
+                .batch_execute(STAGING)
+                .map_err(|e| self.err("cannot create the staging tables", e))?;
+            self.staged.set(true);
+        }
         client
-            .batch_execute(STAGING)
-            .and_then(|()| client.batch_execute("BEGIN"))
+            .batch_execute("BEGIN")
             .map_err(|e| self.err("cannot start a write transaction", e))?;
         drop(client);
         Ok(PgBatch {
