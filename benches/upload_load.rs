@@ -6,6 +6,14 @@
 //!
 //! Prints throughput (uploads/s) and latency percentiles (each upload through the real
 //! client: `flakehound::server::client::upload`, retries included).
+//!
+//! Several replicas on one PostgreSQL database, one of them killed (SIGKILL) halfway:
+//!
+//!     FLAKEHOUND_LOAD_DB=postgresql:///flakehound?host=/tmp/x FLAKEHOUND_LOAD_REPLICAS=2 \
+//!       FLAKEHOUND_LOAD_KILL=1 cargo bench --bench upload_load
+//!
+//! Clients spread over the replicas and, like a load balancer, fail over to the next one
+//! when theirs is unreachable. Every acknowledged upload must be stored exactly once.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -87,39 +95,22 @@ fn main() {
     let clients = env_usize("FLAKEHOUND_LOAD_CLIENTS", 32);
     let tests = env_usize("FLAKEHOUND_LOAD_TESTS", 500);
 
+    let replicas = env_usize("FLAKEHOUND_LOAD_REPLICAS", 1).max(1);
+    let kill = std::env::var("FLAKEHOUND_LOAD_KILL").is_ok_and(|v| v == "1");
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("load.db");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_flakehound"))
-        .arg("--db")
-        .arg(&db)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--max-concurrent-uploads",
-            "64",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_string();
+    let db = match std::env::var("FLAKEHOUND_LOAD_DB") {
+        Ok(url) if url.starts_with("postgres") => {
+            flakehound::store::pg::scratch_database(&url).unwrap()
         }
+        _ => dir.path().join("load.db"),
     };
-    // FLAKEHOUND_LOAD_LOG=FILE keeps the server's log (e.g. with RUST_LOG=debug).
-    let mut keep =
-        std::env::var_os("FLAKEHOUND_LOAD_LOG").map(|p| std::fs::File::create(p).unwrap());
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if let Some(f) = keep.as_mut() {
-                let _ = writeln!(f, "{line}");
-            }
-        }
-    });
-
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for r in 0..replicas {
+        let (server, base) = start_server(&db, r);
+        servers.push(server);
+        bases.push(base);
+    }
     eprintln!("generating {uploads} uploads of {tests} tests…");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let bodies: Vec<Vec<u8>> = (0..uploads).map(|_| run_body(&mut rng, tests)).collect();
@@ -128,23 +119,32 @@ fn main() {
     let next = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(uploads)));
     let failures = Arc::new(AtomicUsize::new(0));
-    let options = Options {
-        server: base.clone(),
-        token: None,
-        retries: 8,
-        timeout: Duration::from_secs(60),
-        backoff: Duration::from_millis(100),
-    };
+    let options: Vec<Options> = bases
+        .iter()
+        .map(|base| Options {
+            server: base.clone(),
+            token: None,
+            // With replicas to fail over to, give up on one sooner.
+            retries: if replicas > 1 { 2 } else { 8 },
+            timeout: Duration::from_secs(60),
+            backoff: Duration::from_millis(100),
+        })
+        .collect();
+    let acknowledged = Arc::new(Mutex::new(Vec::with_capacity(uploads)));
+    let done = Arc::new(AtomicUsize::new(0));
+    let killed_at = Arc::new(Mutex::new(None::<usize>));
     eprintln!("uploading from {clients} clients (mean body {mean_kib:.1} KiB)…");
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
-        .map(|_| {
-            let (bodies, next, latencies, failures, options) = (
+        .map(|c| {
+            let (bodies, next, latencies, failures, options, acknowledged, done) = (
                 bodies.clone(),
                 next.clone(),
                 latencies.clone(),
                 failures.clone(),
                 options.clone(),
+                acknowledged.clone(),
+                done.clone(),
             );
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -163,18 +163,50 @@ fn main() {
                     ),
                 ];
                 let t = Instant::now();
-                match client::upload(&options, &query, &bodies[i]) {
-                    Outcome::Stored(s) if s.tests == tests as u64 => {
+                // The client's replica first, then the others (a load balancer's failover).
+                let mut outcome = None;
+                let tries = if options.len() > 1 {
+                    options.len() * 4
+                } else {
+                    1
+                };
+                for k in 0..tries {
+                    let o = client::upload(&options[(c + k) % options.len()], &query, &bodies[i]);
+                    match o {
+                        Outcome::Unavailable(_) if k + 1 < tries => continue,
+                        o => {
+                            outcome = Some(o);
+                            break;
+                        }
+                    }
+                }
+                match outcome {
+                    // Stored now, or already stored by a replica killed before it answered.
+                    Some(Outcome::Stored(s))
+                        if s.tests == tests as u64
+                            || (s.tests == 0 && s.unchanged == tests.div_ceil(50) as u64) =>
+                    {
                         latencies.lock().unwrap().push(t.elapsed());
+                        acknowledged.lock().unwrap().push(i);
                     }
                     other => {
                         eprintln!("upload {i}: {other:?}");
                         failures.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                done.fetch_add(1, Ordering::Relaxed);
             })
         })
         .collect();
+    if kill && servers.len() > 1 {
+        // SIGKILL the first replica halfway, mid-write: no chance to drain its queue.
+        while done.load(Ordering::Relaxed) < uploads / 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        servers[0].kill().unwrap();
+        *killed_at.lock().unwrap() = Some(done.load(Ordering::Relaxed));
+        eprintln!("killed replica 0 (SIGKILL) after {} uploads", uploads / 2);
+    }
     for t in threads {
         t.join().unwrap();
     }
@@ -192,12 +224,27 @@ fn main() {
         .iter()
         .filter(|r| files.get(&r.run_key).copied() == Some(per_run))
         .count();
+    let (results, bytes) = store.storage_stats().unwrap();
     drop(store);
+    let acked = acknowledged.lock().unwrap().clone();
+    let stored_ids: std::collections::HashSet<&str> =
+        runs.iter().map(|r| r.run_id.as_str()).collect();
+    let lost = acked
+        .iter()
+        .filter(|i| !stored_ids.contains(format!("load-{i}").as_str()))
+        .count();
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let stopped = server.wait().unwrap();
+    let mut stopped = Vec::new();
+    for (r, mut server) in servers.into_iter().enumerate() {
+        if kill && r == 0 && replicas > 1 {
+            let _ = server.wait();
+            continue;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status();
+        stopped.push(server.wait().unwrap());
+    }
 
     let mut l = latencies.lock().unwrap().clone();
     l.sort_unstable();
@@ -205,14 +252,26 @@ fn main() {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "uploads: {uploads} × {tests} tests from {clients} clients, mean body {mean_kib:.1} KiB"
+        "uploads: {uploads} × {tests} tests from {clients} clients to {replicas} replica(s) on {}, mean body {mean_kib:.1} KiB{}",
+        if flakehound::store::is_postgres_url(&db) { "PostgreSQL" } else { "SQLite" },
+        match *killed_at.lock().unwrap() {
+            Some(n) => format!("; replica 0 killed (SIGKILL) after {n} uploads"),
+            None => String::new(),
+        }
     )
     .unwrap();
     writeln!(
         out,
-        "stored: {} runs ({} distinct run ids, {complete} with all {per_run} files); failed uploads: {failed}; server exit: {stopped}",
+        "stored: {} runs ({} distinct run ids, {complete} with all {per_run} files); acknowledged: {}, acknowledged but lost: {lost}; failed uploads: {failed}; server exits: {stopped:?}",
         runs.len(),
-        ids.len()
+        ids.len(),
+        acked.len()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "database: {results} results in {bytes} bytes ({:.1} B/result)",
+        bytes as f64 / results.max(1) as f64
     )
     .unwrap();
     if !l.is_empty() {
@@ -238,5 +297,41 @@ fn main() {
     assert_eq!(runs.len(), uploads, "every upload is one run");
     assert_eq!(ids.len(), uploads, "no run stored twice");
     assert_eq!(complete, uploads, "every run has all its files");
-    assert!(stopped.success());
+    assert_eq!(lost, 0, "an acknowledged upload was lost");
+    assert!(stopped.iter().all(|s| s.success()));
+}
+
+/// Start a `serve` replica on `db`; returns it and its base URL.
+fn start_server(db: &std::path::Path, replica: usize) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_flakehound"))
+        .arg("--db")
+        .arg(db)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-concurrent-uploads",
+            "64",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    // FLAKEHOUND_LOAD_LOG=FILE keeps the server's log (e.g. with RUST_LOG=debug).
+    let mut keep = std::env::var_os("FLAKEHOUND_LOAD_LOG")
+        .map(|p| std::fs::File::create(format!("{}.{replica}", p.to_string_lossy())).unwrap());
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(f) = keep.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
+    (server, base)
 }

@@ -22,7 +22,7 @@ pub enum Error {
         path: PathBuf,
         context: String,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
     #[error(
         "database {path} has schema version {found}, newer than this flakehound understands ({supported}); it was not modified — upgrade flakehound"
@@ -57,6 +57,26 @@ impl Error {
             path: path.into(),
             context: context.into(),
             source,
+        }
+    }
+}
+
+/// The database engine's own error, whichever backend the store runs on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+}
+
+impl DbError {
+    /// The SQLite error code, when the error came from SQLite.
+    pub fn sqlite_error_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            DbError::Sqlite(e) => e.sqlite_error_code(),
+            _ => None,
         }
     }
 }

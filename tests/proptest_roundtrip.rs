@@ -402,7 +402,24 @@ proptest! {
             .unwrap();
         prop_assert_eq!(rows as u64, want.tests);
         prop_assert_eq!(attempts as u64, want.attempts);
+        // The same report into PostgreSQL: the same summary, the same stored counts.
+        if let Some(pg_db) = pg_scratch() {
+            let p = ingest_json(&pg_db, &path);
+            prop_assert_eq!(&p, &s);
+            let store = flakehound::store::Store::open_read_only(&pg_db).unwrap();
+            let stored = store.test_counts().unwrap();
+            let sqlite = flakehound::store::Store::open_read_only(&db).unwrap();
+            prop_assert_eq!(&stored, &sqlite.test_counts().unwrap());
+            prop_assert_eq!(stored.iter().map(|t| t.runs).sum::<u64>(), want.tests);
+            prop_assert_eq!(stored.iter().map(|t| t.attempts).sum::<u64>(), want.attempts);
+        }
     }
+}
+
+/// An empty PostgreSQL database when a test server is set (see tests/postgres.rs).
+fn pg_scratch() -> Option<std::path::PathBuf> {
+    let url = flakehound::store::pg::test_server("proptest round trip on PostgreSQL")?;
+    Some(flakehound::store::pg::scratch_database(&url).unwrap())
 }
 
 #[derive(Debug, Clone)]
@@ -462,6 +479,12 @@ const TESTS: [(&str, &str); 6] = [
 
 fn build(runs: &[RunSpec], order: &[usize]) -> History {
     let mut h = History::new();
+    add_runs(&mut h, runs, order);
+    drop(h.ingest());
+    h
+}
+
+fn add_runs(h: &mut History, runs: &[RunSpec], order: &[usize]) {
     for &i in order {
         let r = &runs[i];
         let cases: Vec<(&str, &str, O)> = TESTS
@@ -480,12 +503,9 @@ fn build(runs: &[RunSpec], order: &[usize]) -> History {
             &cases,
         );
     }
-    drop(h.ingest());
-    h
 }
 
-fn outputs(h: &History) -> Vec<Vec<u8>> {
-    let db = h.db();
+fn outputs(db: &Path) -> Vec<Vec<u8>> {
     [
         &["flaky", "--format", "json"][..],
         &["backlog"][..],
@@ -494,7 +514,7 @@ fn outputs(h: &History) -> Vec<Vec<u8>> {
     ]
     .iter()
     .map(|args| {
-        let out = flakehound(&db, args);
+        let out = flakehound(db, args);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -524,8 +544,27 @@ proptest! {
             x ^= x << 17;
             shuffled.swap(i, (x % (i as u64 + 1)) as usize);
         }
-        let a = outputs(&build(&runs, &forward));
-        let b = outputs(&build(&runs, &shuffled));
+        let h = build(&runs, &forward);
+        let a = outputs(&h.db());
+        let b = outputs(&build(&runs, &shuffled).db());
+        // And the same history on PostgreSQL, shuffled: byte-identical to SQLite.
+        if let Some(pg_db) = pg_scratch() {
+            let mut p = History::new();
+            add_runs(&mut p, &runs, &shuffled);
+            let mut store = flakehound::store::Store::open(&pg_db).unwrap();
+            p.ingest_into(&mut store);
+            drop(store);
+            let c = outputs(&pg_db);
+            for (what, (x, y)) in ["flaky", "backlog csv", "backlog md", "tests"].iter().zip(a.iter().zip(&c)) {
+                prop_assert!(
+                    x == y,
+                    "{} differs on PostgreSQL:\n{}\n---\n{}",
+                    what,
+                    String::from_utf8_lossy(x),
+                    String::from_utf8_lossy(y)
+                );
+            }
+        }
         for (what, (x, y)) in ["flaky", "backlog csv", "backlog md", "tests"].iter().zip(a.iter().zip(&b)) {
             prop_assert!(
                 x == y,

@@ -22,7 +22,7 @@ use flakehound::error::Result;
 #[derive(Debug, Parser)]
 #[command(name = "flakehound", version, about, long_about = None)]
 pub struct Args {
-    /// SQLite database
+    /// SQLite database file, or a PostgreSQL URL (postgresql://…)
     #[arg(
         long,
         global = true,

@@ -3,11 +3,11 @@
 
 use rusqlite::{params, Connection};
 
-use super::Store;
+use super::SqliteStore;
 use crate::error::Result;
 
 /// Shortest commit prefix resolved to a stored full SHA (git's default abbreviation).
-const MIN_PREFIX: usize = 7;
+pub(super) const MIN_PREFIX: usize = 7;
 
 /// A commit as stored: a hex SHA in lower case, surrounding blanks removed. Anything
 /// else (an SVN revision, a label) is kept as given.
@@ -20,7 +20,7 @@ pub fn normalize_commit(commit: &str) -> String {
     }
 }
 
-fn is_full_sha(c: &str) -> bool {
+pub(super) fn is_full_sha(c: &str) -> bool {
     (c.len() == 40 || c.len() == 64) && c.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -51,7 +51,7 @@ pub(super) fn full_commit_on(
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// See [`full_commit_on`]: the form a commit is stored and queried in.
     pub fn full_commit(&self, job: &str, commit: &str) -> Result<String> {
         full_commit_on(&self.conn, job, commit).map_err(|e| self.err("cannot look up commits", e))
@@ -84,6 +84,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::RunMeta;
+    use crate::store::Store;
 
     fn run(store: &mut Store, job: &str, commit: &str) -> String {
         let mut b = store.batch().unwrap();

@@ -1,11 +1,15 @@
-//! The SQLite store: the only module that speaks SQL.
+//! The store: the only module that speaks SQL.
 //!
-//! Writes go through a [`Batch`] (one `BEGIN IMMEDIATE` transaction, prepared statements,
-//! retried on `SQLITE_BUSY`), so a crash leaves whole report files or nothing. Reads are
-//! plain methods on [`Store`] that return domain rows.
+//! [`Store`] runs on SQLite (a file path) or PostgreSQL (a `postgresql://` URL); see
+//! `dispatch.rs`. On SQLite, writes go through a batch (one `BEGIN IMMEDIATE` transaction,
+//! prepared statements, retried on `SQLITE_BUSY`), so a crash leaves whole report files or
+//! nothing; PostgreSQL keeps the same promise in `pg/`. Reads are plain methods on
+//! [`Store`] that return domain rows.
 
+mod dispatch;
 mod lookup;
 mod migrate;
+pub mod pg;
 mod quarantine;
 mod read;
 mod write;
@@ -15,31 +19,34 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{DbError, Error, Result};
 
+pub use dispatch::{is_postgres_url, Batch, Store};
 pub use lookup::normalize_commit;
 pub use migrate::SCHEMA_VERSION;
 pub use quarantine::{QuarantineChange, QuarantineEventRow, QuarantineRow};
 pub use read::{FailureRow, FingerprintRow, ResultRow, RunFilter, RunRow, TestCounts, TestRow};
-pub use write::{prepare, Batch, FileTally, Prepared};
+pub(crate) use write::SqliteBatch;
+pub use write::{prepare, FileTally, Prepared};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct Store {
+/// A SQLite database file: the default backend.
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
 }
 
-impl Store {
+impl SqliteStore {
     /// Open (creating if needed) and migrate a database for reading and writing.
-    pub fn open(path: &Path) -> Result<Store> {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
         let conn = Connection::open(path).map_err(|e| db_error(path, "cannot open", e))?;
         Self::setup(conn, path, true)
     }
 
     /// Open an existing database without ever writing to it.
-    pub fn open_read_only(path: &Path) -> Result<Store> {
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore> {
         if !path.exists() {
             return Err(Error::Usage(format!(
                 "database {} does not exist; run `flakehound ingest` first",
@@ -76,13 +83,13 @@ impl Store {
     }
 
     /// An in-memory database, for tests and benches.
-    pub fn open_in_memory() -> Result<Store> {
+    pub fn open_in_memory() -> Result<SqliteStore> {
         let conn = Connection::open_in_memory()
             .map_err(|e| db_error(Path::new(":memory:"), "cannot open", e))?;
         Self::setup(conn, Path::new(":memory:"), true)
     }
 
-    fn setup(conn: Connection, path: &Path, writable: bool) -> Result<Store> {
+    fn setup(conn: Connection, path: &Path, writable: bool) -> Result<SqliteStore> {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_error(path, "cannot set busy timeout", e))?;
         // Refuse a newer schema before anything (even the WAL switch) touches the file.
@@ -96,8 +103,8 @@ impl Store {
             // An older database: migrate it once through a writing connection (a reader
             // should not have to know), then read as asked.
             drop(conn);
-            if Store::open(path).is_ok() {
-                return Store::open_read_only(path);
+            if SqliteStore::open(path).is_ok() {
+                return SqliteStore::open_read_only(path);
             }
             return Err(Error::Usage(format!(
                 "database {} is at an older schema; open it once with a writing command (e.g. `flakehound ingest`) to migrate it",
@@ -108,7 +115,7 @@ impl Store {
         let cache_kib: i64 = if writable { 64_000 } else { 16_000 };
         conn.pragma_update(None, "cache_size", -cache_kib)
             .map_err(|e| db_error(path, "cannot set cache size", e))?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
         })
@@ -139,7 +146,8 @@ impl Store {
     }
 }
 
-pub(crate) fn db_error(path: &Path, context: &str, source: rusqlite::Error) -> Error {
+pub(crate) fn db_error(path: &Path, context: &str, source: impl Into<DbError>) -> Error {
+    let source = source.into();
     let context = match source.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => format!("{context}: the disk is full"),
         Some(rusqlite::ErrorCode::ReadOnly) => {

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Row};
 
-use super::Store;
+use super::SqliteStore;
 use crate::error::Result;
 
 /// One quarantine period of a test in a job.
@@ -68,7 +68,7 @@ fn quarantine_row(r: &Row<'_>) -> rusqlite::Result<QuarantineRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Every quarantine period, active and released, oldest first.
     pub fn quarantine_rows(&self) -> Result<Vec<QuarantineRow>> {
         let sql =

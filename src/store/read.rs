@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use rusqlite::{params, params_from_iter};
 use serde::Serialize;
 
-use super::Store;
+use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{readable_name, TestIdentity};
 
@@ -108,7 +108,7 @@ pub type FailureMessage = (u32, Option<String>, Option<String>);
 /// Keep SQL parameter lists well under SQLite's limit.
 const CHUNK: usize = 500;
 
-impl Store {
+impl SqliteStore {
     /// The start of the newest run, the default "now" of every query. Runs that start
     /// more than [`crate::model::MAX_FUTURE_S`] after the wall clock are ignored (a runner
     /// with a broken clock must not move "now" years ahead and empty every window); ingest

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{db_error, Store};
+use super::{db_error, SqliteStore};
 use crate::error::Result;
 use crate::fingerprint;
 use crate::model::{RunMeta, TestCase};
@@ -21,7 +21,7 @@ pub struct FileTally {
 }
 
 /// An open write transaction. Dropping it without [`Batch::commit`] rolls everything back.
-pub struct Batch<'s> {
+pub struct SqliteBatch<'s> {
     tx: &'s Connection,
     finished: bool,
     store_path: &'s std::path::Path,
@@ -39,10 +39,10 @@ pub struct Batch<'s> {
 /// Attempts to take the write lock before giving up; each waits up to the busy timeout.
 const LOCK_RETRIES: u32 = 20;
 
-impl Store {
+impl SqliteStore {
     /// Start a write batch. Takes the write lock at once (`BEGIN IMMEDIATE`), so that
     /// concurrent writers queue instead of failing later with "database is locked".
-    pub fn batch(&mut self) -> Result<Batch<'_>> {
+    pub fn batch(&mut self) -> Result<SqliteBatch<'_>> {
         let mut tries = 0;
         loop {
             match self.conn.execute_batch("BEGIN IMMEDIATE") {
@@ -58,7 +58,7 @@ impl Store {
                 Err(e) => return Err(db_error(&self.path, "cannot start a write transaction", e)),
             }
         }
-        Ok(Batch {
+        Ok(SqliteBatch {
             tx: &self.conn,
             finished: false,
             store_path: &self.path,
@@ -69,7 +69,7 @@ impl Store {
     }
 }
 
-impl Batch<'_> {
+impl SqliteBatch<'_> {
     fn err(&self, context: &str, e: rusqlite::Error) -> crate::error::Error {
         db_error(self.store_path, context, e)
     }
@@ -377,7 +377,7 @@ impl Batch<'_> {
     }
 }
 
-impl Drop for Batch<'_> {
+impl Drop for SqliteBatch<'_> {
     fn drop(&mut self) {
         if !self.finished {
             // An error or a panic mid-batch: nothing of the batch is kept.
@@ -386,7 +386,7 @@ impl Drop for Batch<'_> {
     }
 }
 
-fn truncate(text: &str, max: usize) -> &str {
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
@@ -417,32 +417,32 @@ fn multi_row_insert() -> String {
 /// failures fingerprinted, rows sorted by test id.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
-    rows: Vec<PreparedRow>,
-    failures: Vec<PreparedFailure>,
-    tally: FileTally,
+    pub(crate) rows: Vec<PreparedRow>,
+    pub(crate) failures: Vec<PreparedFailure>,
+    pub(crate) tally: FileTally,
 }
 
 #[derive(Debug, Clone)]
-struct PreparedRow {
-    test_id: i64,
-    case: usize,
-    outcome: u8,
-    attempts: u32,
-    failures: u32,
-    duration_ms: i64,
+pub(crate) struct PreparedRow {
+    pub(crate) test_id: i64,
+    pub(crate) case: usize,
+    pub(crate) outcome: u8,
+    pub(crate) attempts: u32,
+    pub(crate) failures: u32,
+    pub(crate) duration_ms: i64,
 }
 
 #[derive(Debug, Clone)]
-struct PreparedFailure {
-    row: usize,
+pub(crate) struct PreparedFailure {
+    pub(crate) row: usize,
     /// 1-based attempt number within the case.
-    attempt: u32,
-    is_error: bool,
-    fingerprint: i64,
-    normalized: String,
-    sample: String,
-    kind: Option<String>,
-    message: Option<String>,
+    pub(crate) attempt: u32,
+    pub(crate) is_error: bool,
+    pub(crate) fingerprint: i64,
+    pub(crate) normalized: String,
+    pub(crate) sample: String,
+    pub(crate) kind: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// Compute the rows of a report's cases (pure; no database).
@@ -532,7 +532,7 @@ pub fn prepare(cases: &[TestCase]) -> Prepared {
 
 /// The stored form of a report's content hash: the first 16 bytes of the blake3 digest,
 /// from its hex form.
-fn hash_key(hex: &str) -> Vec<u8> {
+pub(crate) fn hash_key(hex: &str) -> Vec<u8> {
     let hex = hex.as_bytes();
     let nibble = |c: u8| match c {
         b'0'..=b'9' => c - b'0',

@@ -73,10 +73,15 @@ impl History {
 
     pub fn ingest(&mut self) -> Store {
         let mut store = Store::open(&self.db()).unwrap();
-        let runs = std::mem::take(&mut self.runs);
-        let (_, rejected) = ingest(&mut store, &runs, None).unwrap();
-        assert!(rejected.is_empty(), "{rejected:?}");
+        self.ingest_into(&mut store);
         store
+    }
+
+    /// Ingest the runs added so far into `store` (any backend).
+    pub fn ingest_into(&mut self, store: &mut Store) {
+        let runs = std::mem::take(&mut self.runs);
+        let (_, rejected) = ingest(store, &runs, None).unwrap();
+        assert!(rejected.is_empty(), "{rejected:?}");
     }
 }
 
