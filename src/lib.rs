@@ -7,11 +7,13 @@
 pub mod api;
 pub mod backlog;
 pub mod ci_env;
+pub mod codeowners;
 pub mod error;
 pub mod eval;
 pub mod fingerprint;
 pub mod ingest;
 pub mod junit;
+pub mod links;
 pub mod model;
 pub mod quarantine;
 pub mod report;

@@ -34,6 +34,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
         attempt: u32,
         duration_s: f64,
         reports: u64,
+        run_url: Option<&'a str>,
     }
     let items: Vec<Item> = runs
         .iter()
@@ -46,6 +47,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
             attempt: r.attempt,
             duration_s: (r.wall_time_s() * 10.0).round() / 10.0,
             reports: files.get(&r.run_key).copied().unwrap_or(0),
+            run_url: r.run_url.as_deref(),
         })
         .collect();
     let cells = items
@@ -64,6 +66,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
                 i.attempt.to_string(),
                 format!("{:.1}", i.duration_s),
                 i.reports.to_string(),
+                i.run_url.unwrap_or_default().to_string(),
             ]
         })
         .collect();
@@ -77,6 +80,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
             "attempt",
             "duration_s",
             "reports",
+            "run_url",
         ],
         cells,
         items: &items,

@@ -247,6 +247,7 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
     let mut attempt = None;
     let mut started_at = None;
     let mut duration_s = None;
+    let mut run_url = None;
     let mut name = None;
     for (k, v) in params {
         let slot = match k.as_str() {
@@ -257,10 +258,11 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
             "attempt" => &mut attempt,
             "started_at" => &mut started_at,
             "duration_s" => &mut duration_s,
+            "run_url" => &mut run_url,
             "name" => &mut name,
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?} (expected commit, branch, job, run_id, attempt, started_at, duration_s, name)"
+                    "unknown parameter {other:?} (expected commit, branch, job, run_id, attempt, started_at, duration_s, run_url, name)"
                 ))
             }
         };
@@ -303,6 +305,10 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
                 .ok_or_else(|| format!("duration_s {d:?}: expected seconds"))?,
         ),
     };
+    let run_url = match run_url.filter(|u| !u.trim().is_empty()) {
+        None => None,
+        Some(u) => Some(crate::links::check_url(&u).map_err(|e| format!("run_url: {e}"))?),
+    };
     let name = name.unwrap_or_else(|| "upload.xml".to_string());
     Ok((
         RunMeta {
@@ -313,6 +319,7 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
             attempt,
             started_at,
             duration_s,
+            run_url,
         },
         known,
         name,
