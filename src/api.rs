@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::backlog;
+use crate::links::Links;
 use crate::score::{self, ScoreOptions, Scored, TestScore};
 use crate::store::Store;
 
@@ -151,6 +152,16 @@ pub fn render(
     endpoint: Endpoint,
     params: &[(String, String)],
 ) -> Result<Rendered, ApiError> {
+    render_with(db, endpoint, params, &Links::default())
+}
+
+/// [`render`], with owners (CODEOWNERS) and commit links.
+pub fn render_with(
+    db: &Path,
+    endpoint: Endpoint,
+    params: &[(String, String)],
+    links: &Links,
+) -> Result<Rendered, ApiError> {
     let p = Params::new(params);
     match endpoint {
         Endpoint::Flaky => {
@@ -158,7 +169,7 @@ pub fn render(
             let opts = score_options(&p, 30 * 86_400)?;
             let store = Store::open_read_only(db)?;
             let scored = score::score(&store, &opts)?;
-            Ok(flaky_output(&scored, fmt))
+            Ok(flaky_output(&scored, fmt, links))
         }
         Endpoint::Backlog => {
             let fmt = format(&p, "csv", &["csv", "md", "json"])?;
@@ -170,7 +181,7 @@ pub fn render(
             };
             let store = Store::open_read_only(db)?;
             let scored = score::score(&store, &opts)?;
-            let rows = backlog::rows(&scored, thresholds);
+            let rows = backlog::rows_with(&scored, thresholds, links);
             Ok(match fmt {
                 "md" => Rendered {
                     content_type: MARKDOWN,
@@ -198,7 +209,7 @@ pub fn render(
                 top: p.parse("top")?.unwrap_or(defaults.top),
             };
             let store = Store::open_read_only(db)?;
-            let report = crate::report::build(&store, &opts)?;
+            let report = crate::report::build_with(&store, &opts, links)?;
             Ok(match fmt {
                 "html" => Rendered {
                     content_type: "text/html; charset=utf-8",
@@ -238,7 +249,7 @@ pub fn render(
                 } else {
                     TEXT
                 },
-                body: crate::quarantine::render(&plan.entries, fmt).into_bytes(),
+                body: render_quarantine(&plan.entries, fmt, links).into_bytes(),
             })
         }
     }
@@ -259,6 +270,33 @@ pub fn quarantine_options(
             .unwrap_or(defaults.expire_after_s),
         job: p.get("job").map(String::from),
     })
+}
+
+/// A quarantine list; the JSON format gains each entry's `owners`.
+pub fn render_quarantine(
+    entries: &[crate::quarantine::QuarantineEntry],
+    fmt: crate::quarantine::QuarantineFormat,
+    links: &Links,
+) -> String {
+    if fmt != crate::quarantine::QuarantineFormat::Json {
+        return crate::quarantine::render(entries, fmt);
+    }
+    let values: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| with_owners(e, links.owners_of(&e.classname, e.file.as_deref())))
+        .collect();
+    let mut s = serde_json::to_string_pretty(&values).unwrap_or_else(|_| "[]".into());
+    s.push('\n');
+    s
+}
+
+/// A serialised object with an `owners` key added.
+fn with_owners<T: serde::Serialize>(value: &T, owners: Vec<String>) -> serde_json::Value {
+    let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("owners".into(), owners.into());
+    }
+    v
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Rendered {
@@ -294,13 +332,19 @@ pub const FLAKY_COLUMNS: [&str; 20] = [
     "test_id",
 ];
 
-fn flaky_output(scored: &Scored, fmt: &str) -> Rendered {
+fn flaky_output(scored: &Scored, fmt: &str, links: &Links) -> Rendered {
     let flaky: Vec<&TestScore> = scored.flaky().collect();
+    let owners = |t: &TestScore| links.owners_of(&t.classname, t.file.as_deref());
     match fmt {
-        "json" => json(&flaky),
+        "json" => json(
+            &flaky
+                .iter()
+                .map(|t| with_owners(t, owners(t)))
+                .collect::<Vec<_>>(),
+        ),
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let _ = w.write_record(FLAKY_COLUMNS);
+            let _ = w.write_record(FLAKY_COLUMNS.iter().chain(&["owners"]));
             for t in &flaky {
                 let fps = t
                     .fingerprints
@@ -329,6 +373,7 @@ fn flaky_output(scored: &Scored, fmt: &str) -> Rendered {
                     t.job_failure_rate.to_string(),
                     fps,
                     t.test_id.clone(),
+                    owners(t).join(" "),
                 ]);
             }
             Rendered {

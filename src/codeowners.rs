@@ -263,7 +263,7 @@ impl Rule {
             Anchor::UnknownFolder => (0..=self.segments.len()).any(|k| {
                 let rest = &self.segments[k..];
                 // The unknown folder may absorb the pattern's head, but not all of it.
-                rest.iter().any(|s| s != "**") && self.matches_exact(rest, path)
+                (k == 0 || rest.iter().any(|s| s != "**")) && self.matches_exact(rest, path)
             }),
         }
     }

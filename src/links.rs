@@ -23,6 +23,23 @@ pub fn check_url(url: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// What the outputs link and annotate a test with: its owners and commit pages.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    pub owners: Option<crate::codeowners::CodeOwners>,
+    pub commits: CommitLinks,
+}
+
+impl Links {
+    /// The owners of a test (empty without a CODEOWNERS file or a matching rule).
+    pub fn owners_of(&self, classname: &str, file: Option<&str>) -> Vec<String> {
+        self.owners
+            .as_ref()
+            .map(|o| o.owners_of_test(classname, file))
+            .unwrap_or_default()
+    }
+}
+
 /// How commit pages are linked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitLinks {
