@@ -196,18 +196,7 @@ pub fn render_with(
         }
         Endpoint::Report => {
             let fmt = format(&p, "md", &["md", "html", "json"])?;
-            let defaults = crate::report::ReportOptions::default();
-            let opts = crate::report::ReportOptions {
-                window_s: p.duration("window")?.unwrap_or(defaults.window_s),
-                compare_window_s: p
-                    .duration("compare_window")?
-                    .unwrap_or(defaults.compare_window_s),
-                as_of: p.time("as_of")?,
-                branch: p.get("branch").map(String::from),
-                job: p.get("job").map(String::from),
-                slo: p.parse("slo")?.unwrap_or(defaults.slo),
-                top: p.parse("top")?.unwrap_or(defaults.top),
-            };
+            let opts = report_options(&p)?;
             let store = Store::open_read_only(db)?;
             let report = crate::report::build_with(&store, &opts, links)?;
             Ok(match fmt {
@@ -253,6 +242,23 @@ pub fn render_with(
             })
         }
     }
+}
+
+/// The report's options from parameters (`window`, `compare_window`, `as_of`, `branch`,
+/// `job`, `slo`, `top`).
+pub fn report_options(p: &Params<'_>) -> Result<crate::report::ReportOptions, ApiError> {
+    let defaults = crate::report::ReportOptions::default();
+    Ok(crate::report::ReportOptions {
+        window_s: p.duration("window")?.unwrap_or(defaults.window_s),
+        compare_window_s: p
+            .duration("compare_window")?
+            .unwrap_or(defaults.compare_window_s),
+        as_of: p.time("as_of")?,
+        branch: p.get("branch").map(String::from),
+        job: p.get("job").map(String::from),
+        slo: p.parse("slo")?.unwrap_or(defaults.slo),
+        top: p.parse("top")?.unwrap_or(defaults.top),
+    })
 }
 
 /// The quarantine's options from parameters (`min_retries_per_day`, `max`, `expire_after`, `job`).

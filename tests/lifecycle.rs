@@ -326,3 +326,48 @@ fn owners_and_links_in_every_output() {
         "https://github.com/acme/shop/actions/runs/509/attempts/1"
     );
 }
+
+const SUBCOMMANDS: [&str; 15] = [
+    "demo",
+    "simulate",
+    "ingest",
+    "runs",
+    "tests",
+    "flaky",
+    "show",
+    "backlog",
+    "report",
+    "quarantine",
+    "serve",
+    "upload",
+    "token",
+    "completions",
+    "man",
+];
+
+#[test]
+fn completions_and_man_page_name_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = ok(&run(dir.path(), &db, &["completions", shell], &[]));
+        assert!(out.len() > 1000, "{shell}: {out}");
+        for sub in SUBCOMMANDS {
+            assert!(out.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    assert!(ok(&run(dir.path(), &db, &["completions", "bash"], &[])).contains("--run-url"));
+    let man = ok(&run(dir.path(), &db, &["man"], &[]));
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH flakehound"),
+        "{man}"
+    );
+    for sub in SUBCOMMANDS {
+        assert!(
+            man.contains(&format!("flakehound\\-{sub}")) || man.contains(sub),
+            "man lacks {sub}"
+        );
+    }
+    let o = run(dir.path(), &db, &["completions", "tcsh"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}

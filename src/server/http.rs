@@ -32,6 +32,8 @@ pub struct State(Arc<Inner>);
 
 struct Inner {
     db: PathBuf,
+    dashboard: super::dashboard::Dashboard,
+    secure_cookies: bool,
     tokens: Option<Tokens>,
     writer: mpsc::Sender<Job>,
     uploads: Arc<Semaphore>,
@@ -42,11 +44,49 @@ impl State {
     pub fn new(config: &Config, tokens: Option<Tokens>, writer: mpsc::Sender<Job>) -> State {
         State(Arc::new(Inner {
             db: config.db.clone(),
+            dashboard: super::dashboard::Dashboard::new(config.links.clone()),
+            secure_cookies: config.secure_cookies,
             tokens,
             writer,
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             max_unpacked: config.max_unpacked,
         }))
+    }
+}
+
+// For the dashboard (src/server/dashboard.rs).
+impl State {
+    pub(super) fn db(&self) -> &std::path::Path {
+        &self.0.db
+    }
+
+    pub(super) fn dashboard(&self) -> &super::dashboard::Dashboard {
+        &self.0.dashboard
+    }
+
+    pub(super) fn secure_cookies(&self) -> bool {
+        self.0.secure_cookies
+    }
+
+    /// Whether requests need a token (a token file was given).
+    pub(super) fn auth_on(&self) -> bool {
+        self.0.tokens.is_some()
+    }
+
+    pub(super) fn check_token(&self, token: &str, needed: Scope) -> Result<(), Denied> {
+        match &self.0.tokens {
+            None => Ok(()),
+            Some(t) => t
+                .check(Some(token).filter(|t| !t.is_empty()), needed)
+                .map(|_| ()),
+        }
+    }
+
+    pub(super) fn check_bearer(&self, headers: &HeaderMap, needed: Scope) -> Result<(), Denied> {
+        match &self.0.tokens {
+            None => Ok(()),
+            Some(t) => t.check(bearer(headers), needed).map(|_| ()),
+        }
     }
 }
 
@@ -65,6 +105,7 @@ pub fn router(state: State, config: &Config) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(super::dashboard::routes())
         .merge(reads)
         .merge(uploads)
         .fallback(not_found)
@@ -207,7 +248,10 @@ async fn query(state: State, endpoint: Endpoint, q: Pairs) -> Response {
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let db = state.0.db.clone();
-    match tokio::task::spawn_blocking(move || api::render(&db, endpoint, &params)).await {
+    let links = state.0.dashboard.links();
+    match tokio::task::spawn_blocking(move || api::render_with(&db, endpoint, &params, &links))
+        .await
+    {
         Ok(Ok(rendered)) => (
             [(header::CONTENT_TYPE, rendered.content_type)],
             rendered.body,
