@@ -371,3 +371,37 @@ fn completions_and_man_page_name_every_subcommand() {
     let o = run(dir.path(), &db, &["completions", "tcsh"], &[]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn install_templates_use_flags_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let help = ok(&run(
+        dir.path(),
+        &dir.path().join("f.db"),
+        &["upload", "--help"],
+        &[],
+    ));
+    for flag in [
+        "--job",
+        "--strict",
+        "FLAKEHOUND_SERVER",
+        "FLAKEHOUND_TOKEN",
+        "--run-url",
+    ] {
+        assert!(help.contains(flag), "upload --help lacks {flag}");
+    }
+    let action = std::fs::read_to_string(root.join("action.yml")).unwrap();
+    assert!(action.contains("using: composite") && action.contains("flakehound upload"));
+    for input in ["server:", "token:", "path:", "job:", "gate:"] {
+        assert!(action.contains(input), "action.yml lacks input {input}");
+    }
+    let gitlab = std::fs::read_to_string(root.join("ci/gitlab/flakehound.gitlab-ci.yml")).unwrap();
+    assert!(gitlab.contains("after_script") && gitlab.contains("flakehound upload"));
+    let docker = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(docker.contains("cargo build --release --locked"));
+    assert!(
+        docker.contains("USER flakehound"),
+        "runs as a non-root user"
+    );
+}
