@@ -336,3 +336,41 @@ fn dashboard_and_test_page_render_in_headless_chromium() {
     let dom = dump_dom(&browser, &format!("{base}/tests/00000000000000aa"));
     assert!(dom.contains("No test with this id"), "{dom}");
 }
+
+#[test]
+fn upload_stores_the_run_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let server = Server::start(&db, dir.path(), &[]);
+    let report = dir.path().join("r.xml");
+    std::fs::write(&report, common::surefire_xml(&[("a.B", "c", O::Pass)])).unwrap();
+    let o = Command::new(BIN)
+        .args(["upload", "--server", &format!("http://{}", server.addr)])
+        .args(["--commit", "abc", "--job", "unit", "--run-id", "5"])
+        .args(["--run-url", "https://ci.example/run/5", "--strict"])
+        .arg(&report)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A run URL that is not http(s) is refused before anything is stored.
+    let (status, _, body) = http(
+        &server.addr,
+        "POST",
+        "/api/v1/uploads?commit=abc&job=unit&run_id=6&run_url=javascript:alert(1)",
+        &[],
+        "<testsuite><testcase name=\"x\"/></testsuite>",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("run_url"), "{body}");
+    drop(server);
+    let o = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["run_url"], "https://ci.example/run/5");
+}
