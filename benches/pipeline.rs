@@ -46,6 +46,7 @@ fn write_runs(dir: &std::path::Path, runs: usize, tests: usize) -> Vec<RunInput>
                     attempt: 1 + (r % 2) as u32,
                     started_at: 1_763_000_000 + r as i64 * 600,
                     duration_s: Some(900.0),
+                    run_url: None,
                 },
                 started_at_known: true,
                 paths: vec![path],

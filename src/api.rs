@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::backlog;
+use crate::links::Links;
 use crate::score::{self, ScoreOptions, Scored, TestScore};
 use crate::store::Store;
 
@@ -218,6 +219,16 @@ pub fn render(
     endpoint: Endpoint,
     params: &[(String, String)],
 ) -> Result<Rendered, ApiError> {
+    render_with(db, endpoint, params, &Links::default())
+}
+
+/// [`render`], with owners (CODEOWNERS) and commit links.
+pub fn render_with(
+    db: &Path,
+    endpoint: Endpoint,
+    params: &[(String, String)],
+    links: &Links,
+) -> Result<Rendered, ApiError> {
     let p = Params::new(params);
     match endpoint {
         Endpoint::Flaky => {
@@ -226,7 +237,7 @@ pub fn render(
             let store = Store::open_read_only(db)?;
             check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let scored = score::score(&store, &opts)?;
-            Ok(flaky_output(&scored, fmt))
+            Ok(flaky_output(&scored, fmt, links))
         }
         Endpoint::Backlog => {
             let fmt = format(&p, "csv", &["csv", "md", "json"])?;
@@ -239,7 +250,7 @@ pub fn render(
             let store = Store::open_read_only(db)?;
             check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let scored = score::score(&store, &opts)?;
-            let rows = backlog::rows(&scored, thresholds);
+            let rows = backlog::rows_with(&scored, thresholds, links);
             Ok(match fmt {
                 "md" => Rendered {
                     content_type: MARKDOWN,
@@ -254,21 +265,10 @@ pub fn render(
         }
         Endpoint::Report => {
             let fmt = format(&p, "md", &["md", "html", "json"])?;
-            let defaults = crate::report::ReportOptions::default();
-            let opts = crate::report::ReportOptions {
-                window_s: p.duration("window")?.unwrap_or(defaults.window_s),
-                compare_window_s: p
-                    .duration("compare_window")?
-                    .unwrap_or(defaults.compare_window_s),
-                as_of: p.time("as_of")?,
-                branch: p.get("branch").map(String::from),
-                job: p.get("job").map(String::from),
-                slo: p.share("slo")?.unwrap_or(defaults.slo),
-                top: p.parse("top")?.unwrap_or(defaults.top),
-            };
+            let opts = report_options(&p)?;
             let store = Store::open_read_only(db)?;
             check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
-            let report = crate::report::build(&store, &opts)?;
+            let report = crate::report::build_with(&store, &opts, links)?;
             Ok(match fmt {
                 "html" => Rendered {
                     content_type: "text/html; charset=utf-8",
@@ -311,10 +311,27 @@ pub fn render(
                 } else {
                     TEXT
                 },
-                body: crate::quarantine::render(&plan.entries, fmt).into_bytes(),
+                body: render_quarantine(&plan.entries, fmt, links).into_bytes(),
             })
         }
     }
+}
+
+/// The report's options from parameters (`window`, `compare_window`, `as_of`, `branch`,
+/// `job`, `slo`, `top`).
+pub fn report_options(p: &Params<'_>) -> Result<crate::report::ReportOptions, ApiError> {
+    let defaults = crate::report::ReportOptions::default();
+    Ok(crate::report::ReportOptions {
+        window_s: p.duration("window")?.unwrap_or(defaults.window_s),
+        compare_window_s: p
+            .duration("compare_window")?
+            .unwrap_or(defaults.compare_window_s),
+        as_of: p.time("as_of")?,
+        branch: p.get("branch").map(String::from),
+        job: p.get("job").map(String::from),
+        slo: p.share("slo")?.unwrap_or(defaults.slo),
+        top: p.parse("top")?.unwrap_or(defaults.top),
+    })
 }
 
 /// The quarantine's options from parameters (`min_retries_per_day`, `max`, `expire_after`, `job`).
@@ -332,6 +349,33 @@ pub fn quarantine_options(
             .unwrap_or(defaults.expire_after_s),
         job: p.get("job").map(String::from),
     })
+}
+
+/// A quarantine list; the JSON format gains each entry's `owners`.
+pub fn render_quarantine(
+    entries: &[crate::quarantine::QuarantineEntry],
+    fmt: crate::quarantine::QuarantineFormat,
+    links: &Links,
+) -> String {
+    if fmt != crate::quarantine::QuarantineFormat::Json {
+        return crate::quarantine::render(entries, fmt);
+    }
+    let values: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| with_owners(e, links.owners_of(&e.classname, e.file.as_deref())))
+        .collect();
+    let mut s = serde_json::to_string_pretty(&values).unwrap_or_else(|_| "[]".into());
+    s.push('\n');
+    s
+}
+
+/// A serialised object with an `owners` key added.
+fn with_owners<T: serde::Serialize>(value: &T, owners: Vec<String>) -> serde_json::Value {
+    let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("owners".into(), owners.into());
+    }
+    v
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Rendered {
@@ -367,13 +411,19 @@ pub const FLAKY_COLUMNS: [&str; 20] = [
     "test_id",
 ];
 
-fn flaky_output(scored: &Scored, fmt: &str) -> Rendered {
+fn flaky_output(scored: &Scored, fmt: &str, links: &Links) -> Rendered {
     let flaky: Vec<&TestScore> = scored.flaky().collect();
+    let owners = |t: &TestScore| links.owners_of(&t.classname, t.file.as_deref());
     match fmt {
-        "json" => json(&flaky),
+        "json" => json(
+            &flaky
+                .iter()
+                .map(|t| with_owners(t, owners(t)))
+                .collect::<Vec<_>>(),
+        ),
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let _ = w.write_record(FLAKY_COLUMNS);
+            let _ = w.write_record(FLAKY_COLUMNS.iter().chain(&["owners"]));
             for t in &flaky {
                 let fps = t
                     .fingerprints
@@ -402,6 +452,7 @@ fn flaky_output(scored: &Scored, fmt: &str) -> Rendered {
                     t.job_failure_rate.to_string(),
                     fps,
                     t.test_id.clone(),
+                    owners(t).join(" "),
                 ]);
             }
             Rendered {

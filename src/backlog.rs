@@ -36,11 +36,14 @@ pub struct BacklogRow {
     pub evidence: String,
     #[serde(rename = "Test ID")]
     pub test_id: String,
+    /// Owners from CODEOWNERS, space-separated; empty without one.
+    #[serde(rename = "Owner")]
+    pub owner: String,
 }
 
 impl BacklogRow {
     /// The cells in [`COLUMNS`] order.
-    pub fn cells(&self) -> [&String; 8] {
+    pub fn cells(&self) -> [&String; 9] {
         [
             &self.priority,
             &self.item,
@@ -50,11 +53,12 @@ impl BacklogRow {
             &self.flake_rate,
             &self.evidence,
             &self.test_id,
+            &self.owner,
         ]
     }
 }
 
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 9] = [
     "Priority",
     "Item",
     "Estimated Impact",
@@ -63,6 +67,7 @@ pub const COLUMNS: [&str; 8] = [
     "Flake rate",
     "Evidence",
     "Test ID",
+    "Owner",
 ];
 
 /// `-2.1`, or `0` when the rounded saving is nothing (never `-0.0`).
@@ -124,12 +129,28 @@ pub fn row(t: &TestScore, thresholds: Thresholds) -> BacklogRow {
         ),
         evidence,
         test_id: t.test_id.clone(),
+        owner: String::new(),
     }
 }
 
 /// One row per flaky test (and job), highest impact first.
 pub fn rows(scored: &Scored, thresholds: Thresholds) -> Vec<BacklogRow> {
-    scored.flaky().map(|t| row(t, thresholds)).collect()
+    rows_with(scored, thresholds, &crate::links::Links::default())
+}
+
+/// [`rows`], with each row's owners.
+pub fn rows_with(
+    scored: &Scored,
+    thresholds: Thresholds,
+    links: &crate::links::Links,
+) -> Vec<BacklogRow> {
+    scored
+        .flaky()
+        .map(|t| BacklogRow {
+            owner: links.owners_of(&t.classname, t.file.as_deref()).join(" "),
+            ..row(t, thresholds)
+        })
+        .collect()
 }
 
 /// RFC 4180 CSV with a header row.

@@ -25,6 +25,8 @@ pub struct CiEnv {
     pub attempt: Option<u32>,
     /// Unix seconds UTC, if the provider exposes a start time.
     pub started_at: Option<i64>,
+    /// The run's (job's, where the provider has one) page, an http(s) URL.
+    pub run_url: Option<String>,
 }
 
 impl CiEnv {
@@ -99,6 +101,11 @@ impl Env<'_> {
         self.get(name)?.parse::<u32>().ok()?.checked_add(1)
     }
 
+    /// An http(s) URL; anything else is ignored with a warning.
+    fn url(&self, name: &str) -> Option<String> {
+        url_or_warn(name, self.get(name)?)
+    }
+
     fn timestamp(&self, name: &str) -> Option<i64> {
         let value = self.get(name)?;
         match parse_timestamp(&value) {
@@ -107,6 +114,16 @@ impl Env<'_> {
                 tracing::warn!(variable = name, error = %e, "ignoring unreadable CI start time");
                 None
             }
+        }
+    }
+}
+
+fn url_or_warn(what: &str, url: String) -> Option<String> {
+    match crate::links::check_url(&url) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::warn!(variable = what, error = %e, "ignoring unusable CI run URL");
+            None
         }
     }
 }
@@ -203,7 +220,21 @@ fn github_actions(env: &Env) -> CiEnv {
         run_id: env.get("GITHUB_RUN_ID"),
         attempt: env.attempt("GITHUB_RUN_ATTEMPT"),
         started_at: None,
+        run_url: github_run_url(env),
     }
+}
+
+/// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID/attempts/$GITHUB_RUN_ATTEMPT`:
+/// the attempt's page, so a re-run links to its own logs.
+fn github_run_url(env: &Env) -> Option<String> {
+    let server = env.get("GITHUB_SERVER_URL")?;
+    let repo = env.get("GITHUB_REPOSITORY")?;
+    let id = env.get("GITHUB_RUN_ID")?;
+    let mut url = format!("{}/{repo}/actions/runs/{id}", server.trim_end_matches('/'));
+    if let Some(attempt) = env.attempt("GITHUB_RUN_ATTEMPT") {
+        url.push_str(&format!("/attempts/{attempt}"));
+    }
+    url_or_warn("GITHUB_SERVER_URL", url)
 }
 
 // --- GitLab CI ------------------------------------------------------------------------
@@ -242,6 +273,7 @@ fn gitlab_ci(env: &Env) -> CiEnv {
         run_id,
         attempt,
         started_at,
+        run_url: env.url("CI_JOB_URL").or_else(|| env.url("CI_PIPELINE_URL")),
     }
 }
 
@@ -260,6 +292,7 @@ fn circleci(env: &Env) -> CiEnv {
         run_id: env.first(&["CIRCLE_WORKFLOW_ID", "CIRCLE_BUILD_NUM"]),
         attempt: None,
         started_at: None,
+        run_url: env.url("CIRCLE_BUILD_URL"),
     }
 }
 
@@ -282,6 +315,13 @@ fn buildkite(env: &Env) -> CiEnv {
         run_id: env.first(&["BUILDKITE_BUILD_ID", "BUILDKITE_BUILD_NUMBER"]),
         attempt: env.retry_count_as_attempt("BUILDKITE_RETRY_COUNT"),
         started_at: None,
+        // The build page, scrolled to this job.
+        run_url: env
+            .url("BUILDKITE_BUILD_URL")
+            .map(|u| match env.get("BUILDKITE_JOB_ID") {
+                Some(job) if !u.contains('#') => format!("{u}#{job}"),
+                _ => u,
+            }),
     }
 }
 
@@ -316,6 +356,7 @@ fn jenkins(env: &Env) -> CiEnv {
         run_id: env.first(&["BUILD_NUMBER", "BUILD_ID"]),
         attempt: None,
         started_at: None,
+        run_url: env.url("BUILD_URL"),
     }
 }
 
@@ -351,7 +392,22 @@ fn azure_pipelines(env: &Env) -> CiEnv {
         } else {
             None
         },
+        run_url: azure_run_url(env),
     }
+}
+
+/// `$SYSTEM_COLLECTIONURI$SYSTEM_TEAMPROJECT/_build/results?buildId=$BUILD_BUILDID`.
+fn azure_run_url(env: &Env) -> Option<String> {
+    let collection = env.get("SYSTEM_COLLECTIONURI")?;
+    let project = env.get("SYSTEM_TEAMPROJECT")?;
+    let id = env.get("BUILD_BUILDID")?;
+    // Project names may contain spaces.
+    let project = project.replace(' ', "%20");
+    let url = format!(
+        "{}/{project}/_build/results?buildId={id}",
+        collection.trim_end_matches('/')
+    );
+    url_or_warn("SYSTEM_COLLECTIONURI", url)
 }
 
 // --- Timestamps -----------------------------------------------------------------------
@@ -463,6 +519,7 @@ mod tests {
                 run_id: s("9876543210"),
                 attempt: Some(2),
                 started_at: None,
+                run_url: None,
             }
         );
     }
@@ -592,6 +649,7 @@ mod tests {
                 run_id: s("1000"),
                 attempt: Some(2),
                 started_at: Some(1_795_169_040),
+                run_url: None,
             }
         );
     }
@@ -678,6 +736,7 @@ mod tests {
                 run_id: s("6e4c0b1a-0000-4000-8000-000000000000"),
                 attempt: None,
                 started_at: None,
+                run_url: None,
             }
         );
         // Tag build: no CIRCLE_BRANCH; older setups without workflows: build number.
@@ -714,6 +773,7 @@ mod tests {
                 run_id: s("4735ba57-80d0-46e2-8fa0-b28223a86586"),
                 attempt: Some(1),
                 started_at: None,
+                run_url: None,
             }
         );
         let got = env_of(&[
@@ -752,6 +812,7 @@ mod tests {
                 run_id: s("42"),
                 attempt: None,
                 started_at: None,
+                run_url: None,
             }
         );
         let got = env_of(&[
@@ -821,6 +882,7 @@ mod tests {
                 run_id: s("8812"),
                 attempt: Some(1),
                 started_at: Some(1_795_169_040),
+                run_url: None,
             }
         );
     }
@@ -956,5 +1018,78 @@ mod tests {
         assert!(err.contains("milliseconds"), "{err}");
         let err = parse_timestamp("soon").unwrap_err();
         assert!(err.contains("RFC 3339"), "{err}");
+    }
+
+    #[test]
+    fn run_urls_of_every_provider() {
+        let got = env_of(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "acme/shop"),
+            ("GITHUB_RUN_ID", "9876543210"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+        ]);
+        assert_eq!(
+            got.run_url,
+            s("https://github.com/acme/shop/actions/runs/9876543210/attempts/2")
+        );
+        let got = env_of(&[
+            ("GITLAB_CI", "true"),
+            ("CI_JOB_URL", "https://gitlab.com/g/p/-/jobs/55"),
+            ("CI_PIPELINE_URL", "https://gitlab.com/g/p/-/pipelines/1000"),
+        ]);
+        assert_eq!(got.run_url, s("https://gitlab.com/g/p/-/jobs/55"));
+        let got = env_of(&[
+            ("GITLAB_CI", "true"),
+            ("CI_PIPELINE_URL", "https://gitlab.com/g/p/-/pipelines/1000"),
+        ]);
+        assert_eq!(got.run_url, s("https://gitlab.com/g/p/-/pipelines/1000"));
+        let got = env_of(&[
+            ("CIRCLECI", "true"),
+            ("CIRCLE_BUILD_URL", "https://circleci.com/gh/acme/shop/321"),
+        ]);
+        assert_eq!(got.run_url, s("https://circleci.com/gh/acme/shop/321"));
+        let got = env_of(&[
+            ("BUILDKITE", "true"),
+            (
+                "BUILDKITE_BUILD_URL",
+                "https://buildkite.com/acme/app-ci/builds/1514",
+            ),
+            ("BUILDKITE_JOB_ID", "e44f9784-e20e-4b93-a21d-f41fd5869db9"),
+        ]);
+        assert_eq!(
+            got.run_url,
+            s("https://buildkite.com/acme/app-ci/builds/1514#e44f9784-e20e-4b93-a21d-f41fd5869db9")
+        );
+        let got = env_of(&[
+            ("BUILD_NUMBER", "42"),
+            ("JOB_NAME", "app"),
+            ("BUILD_URL", "https://ci.example.com/job/app/42/"),
+        ]);
+        assert_eq!(got.run_url, s("https://ci.example.com/job/app/42/"));
+        let got = env_of(&[
+            ("TF_BUILD", "True"),
+            ("SYSTEM_COLLECTIONURI", "https://dev.azure.com/acme/"),
+            ("SYSTEM_TEAMPROJECT", "Shop App"),
+            ("BUILD_BUILDID", "8812"),
+        ]);
+        assert_eq!(
+            got.run_url,
+            s("https://dev.azure.com/acme/Shop%20App/_build/results?buildId=8812")
+        );
+        // Not an http(s) URL: ignored, never stored as a link.
+        let got = env_of(&[
+            ("CIRCLECI", "true"),
+            ("CIRCLE_BUILD_URL", "javascript:alert(1)"),
+        ]);
+        assert_eq!(got.run_url, None);
+        // GitHub without an attempt number links the run.
+        let got = env_of(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://ghe.example/"),
+            ("GITHUB_REPOSITORY", "a/b"),
+            ("GITHUB_RUN_ID", "7"),
+        ]);
+        assert_eq!(got.run_url, s("https://ghe.example/a/b/actions/runs/7"));
     }
 }

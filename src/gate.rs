@@ -472,6 +472,7 @@ mod tests {
             attempt: 1,
             started_at: 1_700_000_000,
             duration_s: None,
+            run_url: None,
         }
     }
 

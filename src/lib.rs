@@ -7,12 +7,14 @@
 pub mod api;
 pub mod backlog;
 pub mod ci_env;
+pub mod codeowners;
 pub mod error;
 pub mod eval;
 pub mod fingerprint;
 pub mod gate;
 pub mod ingest;
 pub mod junit;
+pub mod links;
 pub mod model;
 pub mod quarantine;
 pub mod report;

@@ -196,6 +196,8 @@ pub struct RunMeta {
     pub started_at: i64,
     /// The job's wall time in seconds, when the caller knows it.
     pub duration_s: Option<f64>,
+    /// The run's page on the CI provider, when known (`--run-url` or the CI environment).
+    pub run_url: Option<String>,
 }
 
 #[cfg(test)]

@@ -125,6 +125,7 @@ fn meta(run_id: String) -> RunMeta {
         attempt: 1,
         started_at: 1_763_600_000,
         duration_s: None,
+        run_url: None,
     }
 }
 

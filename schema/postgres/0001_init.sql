@@ -14,7 +14,7 @@ CREATE TABLE run (
     started_at   int8 NOT NULL,          -- seconds since the Unix epoch, UTC
     duration_s   float8,
     tests_time_s float8 NOT NULL DEFAULT 0,
-    url          text,                   -- the CI run's page, when known
+    run_url      text,                   -- the CI run's page, when known
     UNIQUE (job, ci_run_id, attempt, commit_sha)
 );
 CREATE INDEX run_by_time ON run (started_at);

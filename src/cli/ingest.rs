@@ -33,14 +33,17 @@ pub struct RunMetaArgs {
     /// The job's wall time in seconds (default: the sum of the reports' times)
     #[arg(long)]
     pub duration_s: Option<f64>,
+    /// Link to the run's page on the CI provider, http(s) (default: from the CI environment)
+    #[arg(long)]
+    pub run_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     #[command(flatten)]
     pub meta: RunMetaArgs,
-    /// Backfill from a CSV manifest: path,commit,branch,job,run_id,attempt,started_at[,duration_s]
-    #[arg(long, conflicts_with_all = ["commit", "branch", "job", "run_id", "attempt", "started_at", "duration_s", "paths"])]
+    /// Backfill from a CSV manifest: path,commit,branch,job,run_id,attempt,started_at[,duration_s][,run_url]
+    #[arg(long, conflicts_with_all = ["commit", "branch", "job", "run_id", "attempt", "started_at", "duration_s", "run_url", "paths"])]
     pub manifest: Option<PathBuf>,
     /// Print the summary as a JSON object
     #[arg(long)]
@@ -90,6 +93,12 @@ pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
         .clone()
         .or(env.run_id)
         .unwrap_or_else(flakehound::ingest::default_run_id);
+    let run_url = match &args.run_url {
+        Some(u) => Some(
+            flakehound::links::check_url(u).map_err(|e| Error::Usage(format!("--run-url: {e}")))?,
+        ),
+        None => env.run_url,
+    };
     Ok((
         RunMeta {
             commit,
@@ -99,6 +108,7 @@ pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
             attempt: args.attempt.or(env.attempt).unwrap_or(1),
             started_at,
             duration_s: args.duration_s,
+            run_url,
         },
         known,
     ))
@@ -115,6 +125,8 @@ struct ManifestRow {
     started_at: String,
     #[serde(default)]
     duration_s: Option<f64>,
+    #[serde(default)]
+    run_url: Option<String>,
 }
 
 /// Read a backfill manifest; paths are relative to its folder.
@@ -139,7 +151,7 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
     ] {
         if !headers.iter().any(|h| h == needed) {
             return Err(Error::Usage(format!(
-                "{}:1:1: manifest header lacks column `{needed}` (expected path,commit,branch,job,run_id,attempt,started_at[,duration_s])",
+                "{}:1:1: manifest header lacks column `{needed}` (expected path,commit,branch,job,run_id,attempt,started_at[,duration_s][,run_url])",
                 path.display()
             )));
         }
@@ -169,6 +181,16 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
                 row.path
             )));
         }
+        let run_url = match row.run_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => Some(flakehound::links::check_url(u).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: bad run_url for {}: {e}",
+                    path.display(),
+                    row.path
+                ))
+            })?),
+        };
         let report_path = base.join(&row.path);
         let paths = match report_files(&report_path) {
             Ok(p) => p,
@@ -191,6 +213,7 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
                 attempt: row.attempt,
                 started_at,
                 duration_s: row.duration_s,
+                run_url,
             },
             started_at_known: true,
             paths,

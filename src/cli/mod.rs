@@ -67,6 +67,13 @@ pub enum Command {
     Upload(upload::UploadArgs),
     /// Manage the server's API tokens
     Token(token::TokenArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `flakehound man > flakehound.1`
+    Man,
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -118,6 +125,18 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Serve(a) => serve::run(&args.db, a)?,
         Command::Upload(a) => upload::run(a, &mut out)?,
         Command::Token(a) => token::run(a, &mut out)?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Args::command(), "flakehound", &mut out);
+            flakehound::error::exit::OK
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Args::command())
+                .render(&mut out)
+                .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;
+            flakehound::error::exit::OK
+        }
     };
     out.flush()
         .map_err(|e| flakehound::error::Error::io("stdout", "cannot write", e))?;

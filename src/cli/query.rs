@@ -9,6 +9,29 @@ use flakehound::error::{exit, Error, Result};
 use flakehound::score::{self, rfc3339, ScoreOptions};
 use flakehound::store::{RunFilter, Store};
 
+/// Owners and commit links in the outputs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LinkArgs {
+    /// CODEOWNERS file that names each test's owners (default: the first of .github/CODEOWNERS, CODEOWNERS, docs/CODEOWNERS, .gitlab/CODEOWNERS in the current folder)
+    #[arg(long, value_name = "PATH")]
+    pub codeowners: Option<std::path::PathBuf>,
+    /// Commit page URL with {sha}, e.g. https://github.com/o/r/commit/{sha} (default: $FLAKEHOUND_COMMIT_URL_TEMPLATE, else GitHub Actions' $GITHUB_SERVER_URL/$GITHUB_REPOSITORY, else guessed from each run's URL on GitHub or GitLab)
+    #[arg(long, value_name = "URL")]
+    pub commit_url_template: Option<String>,
+}
+
+impl LinkArgs {
+    pub fn links(&self) -> Result<flakehound::links::Links> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let owners = flakehound::codeowners::CodeOwners::find(self.codeowners.as_deref(), &cwd)
+            .map_err(Error::Usage)?;
+        let commits =
+            flakehound::links::CommitLinks::from_flag_or_env(self.commit_url_template.as_deref())
+                .map_err(|e| Error::Usage(format!("--commit-url-template: {e}")))?;
+        Ok(flakehound::links::Links { owners, commits })
+    }
+}
+
 /// The scorer's window, filters and thresholds.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreArgs {
@@ -81,6 +104,8 @@ pub enum FlakyFormat {
 pub struct FlakyArgs {
     #[command(flatten)]
     pub score: ScoreArgs,
+    #[command(flatten)]
+    pub links: LinkArgs,
     /// Output format: a table for people, JSON or CSV
     #[arg(long, value_enum, default_value = "table")]
     pub format: FlakyFormat,
@@ -97,6 +122,8 @@ pub enum BacklogFormat {
 pub struct BacklogArgs {
     #[command(flatten)]
     pub score: ScoreArgs,
+    #[command(flatten)]
+    pub links: LinkArgs,
     /// Output format: CSV (RFC 4180), a Markdown table, or JSON
     #[arg(long, value_enum, default_value = "csv")]
     pub format: BacklogFormat,
@@ -119,9 +146,10 @@ pub fn emit(
     db: &Path,
     endpoint: Endpoint,
     params: &[(String, String)],
+    links: &flakehound::links::Links,
     out: &mut dyn Write,
 ) -> Result<u8> {
-    let rendered = api::render(db, endpoint, params).map_err(|e| match e {
+    let rendered = api::render_with(db, endpoint, params, links).map_err(|e| match e {
         ApiError::BadRequest(m) => Error::Usage(m),
         ApiError::Internal(e) => e,
     })?;
@@ -138,7 +166,7 @@ pub fn flaky(db: &Path, args: FlakyArgs, out: &mut dyn Write) -> Result<u8> {
         FlakyFormat::Csv => "csv",
     };
     params.push(("format".into(), fmt.into()));
-    emit(db, Endpoint::Flaky, &params, out)
+    emit(db, Endpoint::Flaky, &params, &args.links.links()?, out)
 }
 
 pub fn backlog(db: &Path, args: BacklogArgs, out: &mut dyn Write) -> Result<u8> {
@@ -151,7 +179,7 @@ pub fn backlog(db: &Path, args: BacklogArgs, out: &mut dyn Write) -> Result<u8> 
     params.push(("format".into(), fmt.into()));
     params.push(("p1".into(), args.p1.to_string()));
     params.push(("p2".into(), args.p2.to_string()));
-    emit(db, Endpoint::Backlog, &params, out)
+    emit(db, Endpoint::Backlog, &params, &args.links.links()?, out)
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +188,8 @@ pub struct ShowArgs {
     pub test: String,
     #[command(flatten)]
     pub score: ScoreArgs,
+    #[command(flatten)]
+    pub links: LinkArgs,
     /// Recent runs to list per job
     #[arg(long, default_value_t = 20)]
     pub last: usize,
@@ -202,6 +232,8 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
             )));
         }
     };
+    let links = args.links.links()?;
+    let owners = links.owners_of(&test.classname, test.file.as_deref());
     let params = args.score.params();
     let p = api::Params::new(&params);
     let opts = api::score_options(&p, 30 * 86_400).map_err(|e| Error::Usage(e.to_string()))?;
@@ -217,6 +249,17 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
         branch: opts.branch.clone(),
         job: opts.job.clone(),
     })?;
+    let mut run_url_of: std::collections::HashMap<(&str, &str), &str> = Default::default();
+    for run in &runs {
+        if let Some(u) = run.run_url.as_deref() {
+            run_url_of.entry((&run.job, &run.commit)).or_insert(u);
+        }
+    }
+    let commit_url = |job: &str, commit: &str| {
+        links
+            .commits
+            .commit_url(commit, run_url_of.get(&(job, commit)).copied())
+    };
     let mut history: Vec<serde_json::Value> = Vec::new();
     for run in runs.iter().rev() {
         if history.len() >= args.last * 4 {
@@ -244,6 +287,8 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
                 "commit": run.commit,
                 "run_id": run.run_id,
                 "attempt": run.attempt,
+                "run_url": run.run_url,
+                "commit_url": commit_url(&run.job, &run.commit),
                 "outcome": outcome,
                 "attempts": r.attempts,
                 "failures": r.failures,
@@ -261,6 +306,7 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
             "classname": test.classname,
             "name": test.name,
             "file": test.file,
+            "owners": owners,
             "scores": scores,
             "history": history,
         });
@@ -279,6 +325,9 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
         scored.since,
         scored.as_of
     );
+    if !owners.is_empty() {
+        text.push_str(&format!("  owners {}\n", owners.join(" ")));
+    }
     if scores.is_empty() {
         text.push_str("\n  stable in every job: no failures in the window\n");
     }
@@ -312,6 +361,9 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
                 e.failures,
                 e.runs
             ));
+            if let Some(url) = commit_url(&s.job, &e.commit) {
+                text.push_str(&format!("      {url}\n"));
+            }
         }
         for f in &s.fingerprints {
             text.push_str(&format!("    {}x  {}\n", f.count, f.message));
@@ -320,16 +372,20 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
     text.push_str("\nrecent runs (newest first):\n");
     for h in history.iter().take(args.last) {
         text.push_str(&format!(
-            "  {}  {:<14} {:<16} {}  attempt {}  {} ({}/{} failed)\n",
+            "  {}  {:<14} {:<16} {}  run {} attempt {}  {} ({}/{} failed)\n",
             h["started_at"].as_str().unwrap_or(""),
             h["job"].as_str().unwrap_or(""),
             h["branch"].as_str().unwrap_or(""),
             &h["commit"].as_str().unwrap_or("")[..h["commit"].as_str().unwrap_or("").len().min(10)],
+            h["run_id"].as_str().unwrap_or(""),
             h["attempt"],
             h["outcome"].as_str().unwrap_or(""),
             h["failures"],
             h["attempts"],
         ));
+        if let Some(url) = h["run_url"].as_str() {
+            text.push_str(&format!("      {url}\n"));
+        }
     }
     write(out, text)?;
     Ok(exit::OK)
@@ -371,6 +427,8 @@ pub struct ReportArgs {
     /// Rows in the top flaky tests table
     #[arg(long, default_value_t = 25)]
     pub top: usize,
+    #[command(flatten)]
+    pub links: LinkArgs,
 }
 
 pub fn report(db: &Path, args: ReportArgs, out: &mut dyn Write) -> Result<u8> {
@@ -395,13 +453,15 @@ pub fn report(db: &Path, args: ReportArgs, out: &mut dyn Write) -> Result<u8> {
             params.push((k.to_string(), v.clone()));
         }
     }
+    let links = args.links.links()?;
     match &args.out {
-        None => emit(db, Endpoint::Report, &params, out),
+        None => emit(db, Endpoint::Report, &params, &links, out),
         Some(path) => {
-            let rendered = api::render(db, Endpoint::Report, &params).map_err(|e| match e {
-                ApiError::BadRequest(m) => Error::Usage(m),
-                ApiError::Internal(e) => e,
-            })?;
+            let rendered =
+                api::render_with(db, Endpoint::Report, &params, &links).map_err(|e| match e {
+                    ApiError::BadRequest(m) => Error::Usage(m),
+                    ApiError::Internal(e) => e,
+                })?;
             // Write beside the target and rename, so a reader never sees half a report.
             let tmp = path.with_extension("tmp~");
             std::fs::write(&tmp, &rendered.body)
@@ -446,6 +506,8 @@ pub struct QuarantineArgs {
     pub history: bool,
     #[command(flatten)]
     pub score: ScoreArgs,
+    #[command(flatten)]
+    pub links: LinkArgs,
 }
 
 pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Result<u8> {
@@ -473,8 +535,9 @@ pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Resul
             }
         }
     }
+    let links = args.links.links()?;
     if !args.apply {
-        return emit(db, Endpoint::Quarantine, &params, out);
+        return emit(db, Endpoint::Quarantine, &params, &links, out);
     }
     let p = api::Params::new(&params);
     let opts = api::quarantine_options(&p).map_err(bad)?;
@@ -486,7 +549,7 @@ pub fn quarantine(db: &Path, args: QuarantineArgs, out: &mut dyn Write) -> Resul
     eprint!("{}", flakehound::quarantine::render_history(&events));
     let format: flakehound::quarantine::QuarantineFormat = fmt.parse().map_err(Error::Usage)?;
     let entries = flakehound::quarantine::active(&store)?;
-    out.write_all(flakehound::quarantine::render(&entries, format).as_bytes())
+    out.write_all(api::render_quarantine(&entries, format, &links).as_bytes())
         .map_err(|e| Error::io("stdout", "cannot write", e))?;
     Ok(exit::OK)
 }

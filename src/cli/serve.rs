@@ -11,7 +11,8 @@ use flakehound::server::{self, parse_size, Config};
 #[command(after_help = "\
 Request logs (method, path, status, duration; never query strings or headers) are at info
 level: run `flakehound -v serve` (or set RUST_LOG=info) to see them.
-Routes: POST /api/v1/uploads, POST /api/v1/gate, GET /api/v1/{flaky,quarantine,report,backlog}, GET /healthz (see docs/openapi.yaml).
+Routes: POST /api/v1/uploads, POST /api/v1/gate, GET /api/v1/{flaky,quarantine,report,backlog}, GET /healthz (see docs/openapi.yaml);
+for browsers GET / (dashboard), GET /tests/{test_id}, GET|POST /login, POST /logout.
 Without --token-file nothing is authenticated and only a loopback --listen is allowed.
 SIGTERM or Ctrl-C finishes the requests in flight and stores every accepted upload before exiting.")]
 pub struct ServeArgs {
@@ -36,6 +37,12 @@ pub struct ServeArgs {
     /// Queued uploads stored per transaction, at most
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_max: u64,
+    /// Mark the browser session cookie Secure (set this when users reach the server over
+    /// https; it is also set when a proxy sends `X-Forwarded-Proto: https`)
+    #[arg(long)]
+    pub secure_cookies: bool,
+    #[command(flatten)]
+    pub links: super::query::LinkArgs,
 }
 
 pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
@@ -48,6 +55,8 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
         max_concurrent_uploads: args.max_concurrent_uploads as usize,
         request_timeout: Duration::from_secs(args.request_timeout),
         batch_max: args.batch_max as usize,
+        links: args.links.links()?,
+        secure_cookies: args.secure_cookies,
     };
     server::serve(config, |started| {
         match started.tokens {

@@ -35,6 +35,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
         attempt: u32,
         duration_s: f64,
         reports: u64,
+        run_url: Option<&'a str>,
     }
     let items: Vec<Item> = runs
         .iter()
@@ -47,6 +48,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
             attempt: r.attempt,
             duration_s: (r.wall_time_s() * 10.0).round() / 10.0,
             reports: files.get(&r.run_key).copied().unwrap_or(0),
+            run_url: r.run_url.as_deref(),
         })
         .collect();
     let cells = items
@@ -65,6 +67,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
                 i.attempt.to_string(),
                 format!("{:.1}", i.duration_s),
                 i.reports.to_string(),
+                i.run_url.unwrap_or_default().to_string(),
             ]
         })
         .collect();
@@ -78,6 +81,7 @@ pub fn runs(db: &Path, args: ListArgs, out: &mut dyn Write) -> Result<u8> {
             "attempt",
             "duration_s",
             "reports",
+            "run_url",
         ],
         cells,
         items: &items,

@@ -124,6 +124,9 @@ pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
     if let Some(d) = meta.duration_s {
         query.push(("duration_s".into(), d.to_string()));
     }
+    if let Some(u) = meta.run_url {
+        query.push(("run_url".into(), u));
+    }
     let options = Options {
         server: args.server.clone(),
         token: args.token.clone().filter(|t| !t.is_empty()),

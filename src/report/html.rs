@@ -304,6 +304,20 @@ fn moved_table(out: &mut String, rows: &[MovedTest], previous: bool) {
 
 /// The report as one self-contained HTML page.
 pub fn to_html(r: &Report) -> String {
+    to_html_with(r, None)
+}
+
+/// A link to a page, or the text alone without a URL.
+fn link(url: Option<&str>, inner: &str) -> String {
+    match url {
+        Some(u) => format!(r#"<a href="{}" rel="noopener">{inner}</a>"#, escape(u)),
+        None => inner.to_string(),
+    }
+}
+
+/// The report; with `test_pages`, each top test's name links to `{test_pages}{test_id}`
+/// (the server's per-test pages).
+pub fn to_html_with(r: &Report, test_pages: Option<&str>) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let scope = match (&r.branch, &r.job) {
         (Some(b), Some(j)) => format!(" — branch {b}, job {j}"),
@@ -436,7 +450,11 @@ pub fn to_html(r: &Report) -> String {
             let mut shas = t
                 .flaky_shas
                 .iter()
-                .map(|s| format!("<code class=\"sha\">{}</code>", escape(s)))
+                .enumerate()
+                .map(|(i, s)| {
+                    let url = t.commits.get(i).and_then(|c| c.url.as_deref());
+                    link(url, &format!("<code class=\"sha\">{}</code>", escape(s)))
+                })
                 .collect::<Vec<_>>()
                 .join(" ");
             if t.more_commits > 0 {
@@ -457,7 +475,25 @@ pub fn to_html(r: &Report) -> String {
                 out,
                 r#"<tr><td class="n">{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{:.2}</td><td class="n">{:.1}</td><td>{}</td><td>{}</td></tr>"#,
                 t.rank,
-                name_cell(&t.classname, &t.name),
+                {
+                    let name = name_cell(&t.classname, &t.name);
+                    let mut cell = match test_pages {
+                        Some(prefix) => format!(
+                            r#"<a class="test" href="{}{}">{name}</a>"#,
+                            escape(prefix),
+                            escape(&t.test_id)
+                        ),
+                        None => name,
+                    };
+                    if !t.owners.is_empty() {
+                        let _ = write!(
+                            cell,
+                            r#"<div class="msg owners">owners: {}</div>"#,
+                            escape(&t.owners.join(" "))
+                        );
+                    }
+                    cell
+                },
                 jobs,
                 interval(t.flake_rate, t.flake_rate_low, t.flake_rate_high),
                 t.retries_per_day,
@@ -469,9 +505,31 @@ pub fn to_html(r: &Report) -> String {
                     fps
                 }
             );
+            let runs = t
+                .failed_runs
+                .iter()
+                .map(|f| {
+                    link(
+                        f.url.as_deref(),
+                        &format!(
+                            "{} run {} #{} ({})",
+                            escape(&f.started_at),
+                            escape(&f.run_id),
+                            f.attempt,
+                            escape(&f.outcome)
+                        ),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let runs = if runs.is_empty() {
+                String::new()
+            } else {
+                format!(r#"<div class="msg runs">last failures: {runs}</div>"#)
+            };
             let _ = write!(
                 out,
-                r#"<tr class="strip"><td></td><td colspan="7">{}</td></tr>"#,
+                r#"<tr class="strip"><td></td><td colspan="7">{}{runs}</td></tr>"#,
                 strip_svg(t)
             );
         }

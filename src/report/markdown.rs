@@ -288,7 +288,15 @@ fn render(r: &Report, limits: Limits) -> String {
                 out,
                 "| {} | {} | {} | {} | {:.2} | {:.1} | {} | {} |",
                 t.rank,
-                code(&display_name(&t.classname, &t.name)),
+                if t.owners.is_empty() {
+                    code(&display_name(&t.classname, &t.name))
+                } else {
+                    format!(
+                        "{} ({})",
+                        code(&display_name(&t.classname, &t.name)),
+                        t.owners.join(" ").replace('|', "\\|")
+                    )
+                },
                 jobs,
                 interval(t.flake_rate, t.flake_rate_low, t.flake_rate_high),
                 t.retries_per_day,

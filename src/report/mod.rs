@@ -16,12 +16,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::links::Links;
 use crate::model::{readable_name, RunOutcome};
 use crate::score::{self, rfc3339, FingerprintCount, ScoreOptions, Scored, Status, TestScore};
 use crate::store::Store;
 
 pub use cofail::{CoFailureGroup, CoFailureMember, CoFailurePair};
-pub use html::to_html;
+pub use html::{escape as html_escape, to_html, to_html_with};
 pub use markdown::{to_markdown, MARKDOWN_LIMIT};
 
 /// What the report covers; each is a CLI flag with this default.
@@ -183,6 +184,31 @@ pub struct TopTest {
     /// One character per run of the test in its job, oldest first: `p` passed, `f` flaky
     /// in the run (passed after a failed attempt), `x` failed, `s` skipped.
     pub strip: String,
+    /// Owners from CODEOWNERS (empty without one).
+    pub owners: Vec<String>,
+    /// The flaky commits of `flaky_shas` in full, with their pages when known.
+    pub commits: Vec<CommitLink>,
+    /// Up to 3 newest runs in the window in which the test failed or flaked, newest first.
+    pub failed_runs: Vec<RunLink>,
+}
+
+/// A commit and its page (from `--commit-url-template`, the CI environment, or the run's URL).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommitLink {
+    pub sha: String,
+    pub url: Option<String>,
+}
+
+/// A run of a test and its page on the CI provider, when stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunLink {
+    pub run_id: String,
+    pub attempt: u32,
+    pub started_at: String,
+    pub commit: String,
+    /// `flaky` (failed, then passed on a rerun in the run) or `failed`.
+    pub outcome: String,
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -261,6 +287,11 @@ fn numbers(s: &Scored) -> WindowNumbers {
 
 /// Build the report: score this window and the previous one, then compare.
 pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
+    build_with(store, opts, &Links::default())
+}
+
+/// [`build`], with owners and commit links.
+pub fn build_with(store: &Store, opts: &ReportOptions, links: &Links) -> Result<Report> {
     let as_of = match opts.as_of {
         Some(t) => t,
         None => store.newest_run_start()?.unwrap_or(0),
@@ -309,6 +340,15 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
     for t in &flaky {
         jobs_of.entry(test_key(t)).or_default().push(&t.job);
     }
+    // A run's URL for each (job, commit), to link commit pages from it.
+    let mut run_url_of: HashMap<(&str, &str), &str> = HashMap::new();
+    for run in cur.runs() {
+        if let Some(u) = run.run_url.as_deref() {
+            run_url_of
+                .entry((run.job.as_str(), run.commit.as_str()))
+                .or_insert(u);
+        }
+    }
     let mut top: Vec<TopTest> = flaky
         .iter()
         .take(opts.top)
@@ -346,6 +386,22 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
                 first_flake_at: t.first_flake_at.clone(),
                 last_flake_at: t.last_flake_at.clone(),
                 strip: String::new(),
+                owners: links.owners_of(&t.classname, t.file.as_deref()),
+                commits: t
+                    .evidence
+                    .iter()
+                    .take(3)
+                    .map(|e| CommitLink {
+                        sha: e.commit.clone(),
+                        url: links.commits.commit_url(
+                            &e.commit,
+                            run_url_of
+                                .get(&(t.job.as_str(), e.commit.as_str()))
+                                .copied(),
+                        ),
+                    })
+                    .collect(),
+                failed_runs: Vec::new(),
             }
         })
         .collect();
@@ -506,19 +562,34 @@ fn strips(store: &Store, cur: &Scored, top: &mut [TopTest]) -> Result<()> {
         .collect();
     // Runs come oldest first, so cells are in time order.
     let mut cells: Vec<String> = vec![String::new(); top.len()];
+    let mut failed: Vec<Vec<RunLink>> = vec![Vec::new(); top.len()];
     store.for_each_result(&keys, |pos, r| {
         let run = &runs[positions[pos]];
         if let Some(&i) = wanted.get(&(r.test_id, run.job.as_str())) {
-            cells[i].push(match RunOutcome::from_code(r.outcome) {
+            let outcome = RunOutcome::from_code(r.outcome);
+            cells[i].push(match outcome {
                 Some(RunOutcome::Passed) => 'p',
                 Some(RunOutcome::Flaky) => 'f',
                 Some(RunOutcome::Failed) => 'x',
                 _ => 's',
             });
+            if matches!(outcome, Some(RunOutcome::Flaky | RunOutcome::Failed)) {
+                failed[i].push(RunLink {
+                    run_id: run.run_id.clone(),
+                    attempt: run.attempt,
+                    started_at: rfc3339(run.started_at),
+                    commit: run.commit.clone(),
+                    outcome: outcome.map(|o| o.as_str()).unwrap_or("failed").to_string(),
+                    url: run.run_url.clone(),
+                });
+            }
         }
     })?;
-    for (t, c) in top.iter_mut().zip(cells) {
+    for ((t, c), mut f) in top.iter_mut().zip(cells).zip(failed) {
         t.strip = c;
+        f.reverse();
+        f.truncate(3);
+        t.failed_runs = f;
     }
     Ok(())
 }

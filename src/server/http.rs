@@ -34,6 +34,8 @@ pub struct State(Arc<Inner>);
 
 struct Inner {
     db: PathBuf,
+    dashboard: super::dashboard::Dashboard,
+    secure_cookies: bool,
     tokens: Option<Tokens>,
     writer: mpsc::Sender<Job>,
     uploads: Arc<Semaphore>,
@@ -44,11 +46,49 @@ impl State {
     pub fn new(config: &Config, tokens: Option<Tokens>, writer: mpsc::Sender<Job>) -> State {
         State(Arc::new(Inner {
             db: config.db.clone(),
+            dashboard: super::dashboard::Dashboard::new(config.links.clone()),
+            secure_cookies: config.secure_cookies,
             tokens,
             writer,
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             max_unpacked: config.max_unpacked,
         }))
+    }
+}
+
+// For the dashboard (src/server/dashboard.rs).
+impl State {
+    pub(super) fn db(&self) -> &std::path::Path {
+        &self.0.db
+    }
+
+    pub(super) fn dashboard(&self) -> &super::dashboard::Dashboard {
+        &self.0.dashboard
+    }
+
+    pub(super) fn secure_cookies(&self) -> bool {
+        self.0.secure_cookies
+    }
+
+    /// Whether requests need a token (a token file was given).
+    pub(super) fn auth_on(&self) -> bool {
+        self.0.tokens.is_some()
+    }
+
+    pub(super) fn check_token(&self, token: &str, needed: Scope) -> Result<(), Denied> {
+        match &self.0.tokens {
+            None => Ok(()),
+            Some(t) => t
+                .check(Some(token).filter(|t| !t.is_empty()), needed)
+                .map(|_| ()),
+        }
+    }
+
+    pub(super) fn check_bearer(&self, headers: &HeaderMap, needed: Scope) -> Result<(), Denied> {
+        match &self.0.tokens {
+            None => Ok(()),
+            Some(t) => t.check(bearer(headers), needed).map(|_| ()),
+        }
     }
 }
 
@@ -68,6 +108,7 @@ pub fn router(state: State, config: &Config) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(super::dashboard::routes())
         .merge(reads)
         .merge(uploads)
         .fallback(not_found)
@@ -210,7 +251,10 @@ async fn query(state: State, endpoint: Endpoint, q: Pairs) -> Response {
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let db = state.0.db.clone();
-    match tokio::task::spawn_blocking(move || api::render(&db, endpoint, &params)).await {
+    let links = state.0.dashboard.links();
+    match tokio::task::spawn_blocking(move || api::render_with(&db, endpoint, &params, &links))
+        .await
+    {
         Ok(Ok(rendered)) => (
             [(header::CONTENT_TYPE, rendered.content_type)],
             rendered.body,
@@ -250,6 +294,7 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
     let mut attempt = None;
     let mut started_at = None;
     let mut duration_s = None;
+    let mut run_url = None;
     let mut name = None;
     for (k, v) in params {
         let slot = match k.as_str() {
@@ -260,10 +305,11 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
             "attempt" => &mut attempt,
             "started_at" => &mut started_at,
             "duration_s" => &mut duration_s,
+            "run_url" => &mut run_url,
             "name" => &mut name,
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?} (expected commit, branch, job, run_id, attempt, started_at, duration_s, name)"
+                    "unknown parameter {other:?} (expected commit, branch, job, run_id, attempt, started_at, duration_s, run_url, name)"
                 ))
             }
         };
@@ -309,6 +355,10 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
                 .ok_or_else(|| format!("duration_s {d:?}: expected seconds"))?,
         ),
     };
+    let run_url = match run_url.filter(|u| !u.trim().is_empty()) {
+        None => None,
+        Some(u) => Some(crate::links::check_url(&u).map_err(|e| format!("run_url: {e}"))?),
+    };
     let name = name.unwrap_or_else(|| "upload.xml".to_string());
     Ok((
         RunMeta {
@@ -319,6 +369,7 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
             attempt,
             started_at,
             duration_s,
+            run_url,
         },
         known,
         name,

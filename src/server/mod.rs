@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+mod dashboard;
 pub mod gate_client;
 mod http;
 pub mod unpack;
@@ -46,6 +47,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Uploads stored per transaction at most, when they queue up.
     pub batch_max: usize,
+    /// Owners and commit links on the dashboard and in the API's outputs.
+    pub links: crate::links::Links,
+    /// Mark the dashboard's session cookie `Secure` (also done when `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
 }
 
 impl Config {
@@ -59,6 +64,8 @@ impl Config {
             max_concurrent_uploads: 16,
             request_timeout: Duration::from_secs(120),
             batch_max: 64,
+            links: crate::links::Links::default(),
+            secure_cookies: false,
         }
     }
 }

@@ -202,6 +202,7 @@ mod tests {
                 attempt: 1,
                 started_at: 1_700_000_000,
                 duration_s: None,
+                run_url: None,
             },
             started_at_known: true,
             files: vec![Parsed {

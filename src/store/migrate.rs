@@ -14,6 +14,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_quarantine.sql",
         include_str!("../../schema/0002_quarantine.sql"),
     ),
+    (
+        "0003_run_url.sql",
+        include_str!("../../schema/0003_run_url.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

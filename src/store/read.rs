@@ -33,6 +33,8 @@ pub struct RunRow {
     pub duration_s: Option<f64>,
     /// Sum of the report times, the fallback for the job's duration.
     pub tests_time_s: f64,
+    /// The run's page on the CI provider, when it was known at ingest.
+    pub run_url: Option<String>,
 }
 
 impl RunRow {
@@ -128,7 +130,7 @@ impl SqliteStore {
     /// Runs matching the filter, oldest first, in a stable order.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = String::from(
-            "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s
+            "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s, run_url
              FROM run WHERE 1 = 1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -165,6 +167,7 @@ impl SqliteStore {
                     started_at: r.get(6)?,
                     duration_s: r.get(7)?,
                     tests_time_s: r.get(8)?,
+                    run_url: r.get(9)?,
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())

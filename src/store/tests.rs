@@ -22,6 +22,7 @@ fn meta(attempt: u32) -> RunMeta {
         attempt,
         started_at: 1_700_000_000,
         duration_s: Some(600.0),
+        run_url: None,
     }
 }
 

@@ -90,21 +90,21 @@ impl SqliteBatch<'_> {
             };
             &normalized
         };
-        let existing: Option<(i64, Option<f64>)> = self
+        let existing: Option<(i64, Option<f64>, Option<String>)> = self
             .tx
             .prepare_cached(
-                "SELECT run_key, duration_s FROM run
+                "SELECT run_key, duration_s, run_url FROM run
                  WHERE job = ?1 AND ci_run_id = ?2 AND attempt = ?3 AND commit_sha = ?4",
             )
             .and_then(|mut s| {
                 s.query_row(
                     params![meta.job, meta.run_id, meta.attempt, meta.commit],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
             })
             .map_err(|e| self.err("cannot look up the run", e))?;
-        if let Some((key, duration)) = existing {
+        if let Some((key, duration, url)) = existing {
             if duration.is_none() && meta.duration_s.is_some() {
                 self.tx
                     .execute(
@@ -113,12 +113,21 @@ impl SqliteBatch<'_> {
                     )
                     .map_err(|e| self.err("cannot update the run", e))?;
             }
+            // A later upload of the same run may know its link when the first did not.
+            if url.is_none() && meta.run_url.is_some() {
+                self.tx
+                    .execute(
+                        "UPDATE run SET run_url = ?1 WHERE run_key = ?2",
+                        params![meta.run_url, key],
+                    )
+                    .map_err(|e| self.err("cannot update the run", e))?;
+            }
             return Ok((key, false));
         }
         self.tx
             .prepare_cached(
-                "INSERT INTO run (commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO run (commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, run_url)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -128,7 +137,8 @@ impl SqliteBatch<'_> {
                     meta.run_id,
                     meta.attempt,
                     meta.started_at,
-                    meta.duration_s
+                    meta.duration_s,
+                    meta.run_url
                 ])
             })
             .map_err(|e| self.err("cannot store the run", e))?;

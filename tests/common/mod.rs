@@ -64,6 +64,7 @@ impl History {
                 attempt,
                 started_at: 1_763_600_000 + (hours * 3600.0) as i64,
                 duration_s: Some(600.0),
+                run_url: None,
             },
             started_at_known: true,
             paths: vec![path],

@@ -182,6 +182,7 @@ pub fn ingest_history(
                             attempt,
                             started_at: started + i64::from(attempt - 1) * 1_200 + j as i64 * 60,
                             duration_s: Some(if *job == "unit" { 300.0 } else { 900.0 }),
+                            run_url: None,
                         },
                         started_at_known: true,
                         paths: vec![path],

@@ -62,7 +62,7 @@ impl PgStore {
 
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = String::from(
-            "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s
+            "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s, run_url
              FROM run WHERE true",
         );
         let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
@@ -101,6 +101,7 @@ impl PgStore {
                 started_at: r.get(6),
                 duration_s: r.get(7),
                 tests_time_s: r.get(8),
+                run_url: r.get(9),
             })
             .collect())
     }

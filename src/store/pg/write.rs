@@ -232,8 +232,8 @@ impl PgBatch<'_> {
         let created = store
             .statement(
                 &mut client,
-                "INSERT INTO run (commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO run (commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, run_url)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (job, ci_run_id, attempt, commit_sha) DO NOTHING
                  RETURNING run_key",
             )
@@ -248,6 +248,7 @@ impl PgBatch<'_> {
                         &attempt,
                         &meta.started_at,
                         &meta.duration_s,
+                        &meta.run_url,
                     ],
                 )
             })
@@ -273,6 +274,15 @@ impl PgBatch<'_> {
                 .execute(
                     "UPDATE run SET duration_s = $1 WHERE run_key = $2",
                     &[&meta.duration_s, &key],
+                )
+                .map_err(|e| store.err("cannot update the run", e))?;
+        }
+        // A later upload of the same run may know its link when the first did not.
+        if meta.run_url.is_some() {
+            client
+                .execute(
+                    "UPDATE run SET run_url = $1 WHERE run_key = $2 AND run_url IS NULL",
+                    &[&meta.run_url, &key],
                 )
                 .map_err(|e| store.err("cannot update the run", e))?;
         }
