@@ -93,9 +93,11 @@ pub fn evaluate(scored: &Scored, truth: &Truth) -> Evaluation {
     let false_fixed = scored_fixed
         .iter()
         .filter(|s| {
-            by_key
+            let wrong = by_key
                 .get(&(s.test_id.as_str(), s.job.as_str()))
-                .is_some_and(|t| t.kind == Kind::Flaky && !t.fixed())
+                .is_some_and(|t| t.kind == Kind::Flaky && !t.fixed());
+            tracing::debug!(wrong, p = ?s.fix_posterior, job = %s.job, test = %s.readable(), reason = %s.reason, "scored fixed");
+            wrong
         })
         .count();
     let visible: Vec<_> = truth
@@ -105,7 +107,24 @@ pub fn evaluate(scored: &Scored, truth: &Truth) -> Evaluation {
         .collect();
     let fixes_found = visible
         .iter()
-        .filter(|t| status_of(t) == Some(Status::Fixed))
+        .filter(|t| {
+            let found = status_of(t) == Some(Status::Fixed);
+            if !found {
+                let s = scored
+                    .tests
+                    .iter()
+                    .find(|s| s.test_id == t.id && s.job == t.job);
+                tracing::debug!(
+                    job = %t.job,
+                    test = %t.name,
+                    expected = t.expected_failures_after_fix,
+                    status = ?s.map(|s| s.status),
+                    p = ?s.and_then(|s| s.fix_posterior),
+                    "real fix not found"
+                );
+            }
+            found
+        })
         .count();
     let estimated: f64 = pairs.iter().map(|p| p.0).sum();
     let real: f64 = pairs.iter().map(|p| p.1).sum();
