@@ -372,3 +372,50 @@ fn a_real_fix_is_found_with_its_change_point_and_a_lucky_streak_is_not() {
     assert!(lucky.fix_posterior.unwrap() < 0.5, "{lucky:?}");
     assert!(lucky.fixed_since_commit.is_none());
 }
+
+#[test]
+fn a_test_broken_every_run_does_not_hide_the_failure_rate() {
+    let mut h = History::new();
+    // "broken" fails every attempt from the start; "flaky" fails 2 in 5 first attempts.
+    for i in 0..40u32 {
+        let (c, id, at) = (format!("c{i}"), format!("{i}"), f64::from(i) * 3.0);
+        let f = if i % 5 < 2 { O::Fail } else { O::Pass };
+        h.run(
+            "unit",
+            "main",
+            &c,
+            &id,
+            1,
+            at,
+            &[("A", "broken", O::Fail), ("A", "flaky", f)],
+        );
+        h.run(
+            "unit",
+            "main",
+            &c,
+            &id,
+            2,
+            at + 0.2,
+            &[("A", "broken", O::Fail), ("A", "flaky", O::Pass)],
+        );
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let p = &scored.pipeline;
+    // No attempt failed *only* because of flaky tests, yet every attempt failed.
+    assert_eq!(p.flake_rate, 0.0);
+    assert_eq!(p.failure_rate, 1.0);
+    assert_eq!(p.masked_share, 1.0);
+    let flaky = scored.tests.iter().find(|t| t.name == "flaky").unwrap();
+    assert_eq!(flaky.status, Status::Flaky);
+    assert_eq!(flaky.masked_share, 1.0);
+    // The report says so, beside the flake rate.
+    let report =
+        flakehound::report::build(&store, &flakehound::report::ReportOptions::default()).unwrap();
+    let md = flakehound::report::to_markdown(&report);
+    assert!(
+        md.contains("Job failure rate, all causes: **100.00%**"),
+        "{md}"
+    );
+    assert!(md.contains("**Masked**"), "{md}");
+}
