@@ -840,3 +840,129 @@ fn neighbour_outcome(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(attempts: u32, failures: u32, fps: &[i64], failed_runs: &[usize]) -> Cell {
+        Cell {
+            runs: 1,
+            attempts,
+            failures,
+            first_run: failed_runs.first().copied(),
+            fingerprints: fps.to_vec(),
+            failed_runs: failed_runs.to_vec(),
+        }
+    }
+
+    #[test]
+    fn commit_evidence_tells_flaky_broken_and_lone_commits_apart() {
+        let (a, b, c) = (
+            cell(2, 1, &[1], &[0]),
+            cell(3, 3, &[2], &[1]),
+            cell(1, 1, &[3], &[2]),
+        );
+        let kinds: Vec<CellKind> = commit_evidence(&[(0, &a), (1, &b), (2, &c)])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(kinds == [CellKind::Flaky, CellKind::Broken, CellKind::Single]);
+        // A commit the test never ran on (runs == 0) says nothing.
+        let mut none = cell(0, 0, &[], &[]);
+        none.runs = 0;
+        assert!(commit_evidence(&[(0, &none)]).is_empty());
+    }
+
+    #[test]
+    fn classify_matches_known_fingerprints_and_finds_streaks_and_isolated_failures() {
+        let flaky = cell(2, 1, &[7], &[0]);
+        let known = cell(1, 1, &[7], &[1]);
+        let isolated = cell(1, 1, &[8], &[2]);
+        let streak = cell(1, 1, &[9], &[3]);
+        let kinds = commit_evidence(&[(0, &flaky), (1, &known), (2, &isolated), (3, &streak)]);
+        let c = classify(kinds, &ScoreOptions::default(), |cell| {
+            Ok(if cell.fingerprints == [9] {
+                (Some(false), Some(true))
+            } else {
+                (Some(true), Some(true))
+            })
+        })
+        .unwrap();
+        assert_eq!((c.flaky_commits, c.single_failures), (1, 3));
+        assert_eq!(c.matched_singles, 1);
+        assert_eq!(c.isolated_total, 1);
+        assert_eq!(c.isolated.get(&8), Some(&1));
+        assert!(c.streak_cells.contains(&3));
+        assert!(!c.statistically_flaky);
+    }
+
+    #[test]
+    fn rates_leave_breakages_out() {
+        let broken = cell(3, 3, &[1], &[5]);
+        let flaky = cell(2, 1, &[2], &[6]);
+        let kinds = commit_evidence(&[(0, &broken), (1, &flaky)]);
+        let c = classify(kinds, &ScoreOptions::default(), |_| Ok((None, None))).unwrap();
+        let acc = Acc {
+            runs: 20,
+            attempts: 25,
+            failures: 4,
+            failed_runs: 1,
+            ..Acc::default()
+        };
+        let r = rates(&acc, &c);
+        // 25 − 3 attempts, 4 − 3 failures: the broken commit is not flakiness.
+        assert_eq!((r.attempts, r.failures), (22, 1));
+        assert_eq!(r.run_share, 0.0);
+    }
+
+    #[test]
+    fn lifecycle_orders_broken_silence_fixed_and_flaky() {
+        let flaky = cell(2, 1, &[2], &[0]);
+        let judged = |latest_broken, silent: Option<i64>, fixed| {
+            let kinds = commit_evidence(&[(0, &flaky)]);
+            let class = classify(kinds, &ScoreOptions::default(), |_| Ok((None, None))).unwrap();
+            let acc = Acc::default();
+            Judged {
+                key: (1, 0),
+                rates: rates(&acc, &class),
+                class,
+                fix: Some(changepoint::FixEvidence {
+                    bayes_factor: 1e6,
+                    clean_from: 1,
+                    clean_attempts: 50,
+                }),
+                clean_since: Some(0),
+                span: Some((0, 86_400 * 30)),
+                flaky_evidence: true,
+                latest_broken,
+                quarantined_since: silent,
+                silent_since: silent,
+                p_fixed: Some(0.999),
+                fixed,
+            }
+        };
+        let runs = vec![RunRow {
+            run_key: 1,
+            commit: "abcdef0123456789".into(),
+            branch: "main".into(),
+            job: "unit".into(),
+            run_id: "1".into(),
+            attempt: 1,
+            started_at: 0,
+            duration_s: None,
+            tests_time_s: 0.0,
+        }];
+        let status = |j: Judged| lifecycle(&j, &runs).map(|(s, _)| s);
+        assert_eq!(status(judged(true, None, true)), Some(Status::Broken));
+        assert_eq!(
+            status(judged(false, Some(5), true)),
+            Some(Status::Quarantined)
+        );
+        let (s, why) = lifecycle(&judged(false, None, true), &runs).unwrap();
+        assert_eq!(s, Status::Fixed);
+        assert!(why.contains("clean since abcdef012345"), "{why}");
+        // Not chosen by the selection across tests: still flaky, whatever its own posterior.
+        assert_eq!(status(judged(false, None, false)), Some(Status::Flaky));
+    }
+}
