@@ -26,6 +26,15 @@ pub struct Evaluation {
     pub true_retries_per_day: f64,
     /// `estimated / true − 1` of the two totals above.
     pub total_error: f64,
+    /// Tests scored `fixed` that are still flaky (never fixed, or flaky through a shared
+    /// cause that stayed).
+    pub false_fixed: usize,
+    /// Tests scored `fixed`.
+    pub scored_fixed: usize,
+    /// Real fixes visible enough to find: ≥ 4 flaky failures expected after the fix.
+    pub visible_fixes: usize,
+    /// Of those, scored `fixed`.
+    pub fixes_found: usize,
 }
 
 /// Compare a score with the truth of the simulation that produced the history.
@@ -60,9 +69,62 @@ pub fn evaluate(scored: &Scored, truth: &Truth) -> Evaluation {
         .iter()
         .filter(|t| t.kind == Kind::Flaky && t.flaky_failures > 0)
         .collect();
+    let status_of = |t: &crate::sim::TestTruth| {
+        scored
+            .tests
+            .iter()
+            .find(|s| s.test_id == t.id && s.job == t.job)
+            .map(|s| s.status)
+    };
+    // A fixed test scored `fixed` was found too: it was told apart as flaky, then fixed.
     let found = observable
         .iter()
-        .filter(|t| flagged.iter().any(|f| f.test_id == t.id && f.job == t.job))
+        .filter(|t| match status_of(t) {
+            Some(Status::Flaky) => true,
+            Some(Status::Fixed) => t.fixed(),
+            _ => false,
+        })
+        .count();
+    let scored_fixed: Vec<_> = scored
+        .tests
+        .iter()
+        .filter(|t| t.status == Status::Fixed)
+        .collect();
+    let false_fixed = scored_fixed
+        .iter()
+        .filter(|s| {
+            let wrong = by_key
+                .get(&(s.test_id.as_str(), s.job.as_str()))
+                .is_some_and(|t| t.kind == Kind::Flaky && !t.fixed());
+            tracing::debug!(wrong, p = ?s.fix_posterior, job = %s.job, test = %s.readable(), reason = %s.reason, "scored fixed");
+            wrong
+        })
+        .count();
+    let visible: Vec<_> = truth
+        .tests
+        .iter()
+        .filter(|t| t.fixed() && t.flaky_failures > 0 && t.expected_failures_after_fix >= 4.0)
+        .collect();
+    let fixes_found = visible
+        .iter()
+        .filter(|t| {
+            let found = status_of(t) == Some(Status::Fixed);
+            if !found {
+                let s = scored
+                    .tests
+                    .iter()
+                    .find(|s| s.test_id == t.id && s.job == t.job);
+                tracing::debug!(
+                    job = %t.job,
+                    test = %t.name,
+                    expected = t.expected_failures_after_fix,
+                    status = ?s.map(|s| s.status),
+                    p = ?s.and_then(|s| s.fix_posterior),
+                    "real fix not found"
+                );
+            }
+            found
+        })
         .count();
     let estimated: f64 = pairs.iter().map(|p| p.0).sum();
     let real: f64 = pairs.iter().map(|p| p.1).sum();
@@ -81,6 +143,10 @@ pub fn evaluate(scored: &Scored, truth: &Truth) -> Evaluation {
         } else {
             0.0
         },
+        false_fixed,
+        scored_fixed: scored_fixed.len(),
+        visible_fixes: visible.len(),
+        fixes_found,
     }
 }
 

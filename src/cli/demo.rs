@@ -83,6 +83,18 @@ pub struct DemoArgs {
     /// Random seed: the same seed simulates the same history
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Fix a third of the flaky tests part-way and start some flakiness part-way
+    #[arg(long)]
+    pub churn: bool,
+    /// How often failed jobs are re-run: dense (85–90%, nightlies) or sparse (15%, none)
+    #[arg(long, value_enum, default_value = "dense")]
+    pub retries: RetryPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RetryPolicy {
+    Dense,
+    Sparse,
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -95,7 +107,14 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
             .map_err(|e| Error::io("stdout", "cannot write", e))
     };
     let started = std::time::Instant::now();
-    let cfg = SimConfig::demo(args.seed);
+    let mut cfg = if args.churn {
+        SimConfig::churn(args.seed)
+    } else {
+        SimConfig::demo(args.seed)
+    };
+    if args.retries == RetryPolicy::Sparse {
+        cfg = cfg.sparse();
+    }
     let sim = simulate(&cfg, &args.dir)
         .map_err(|e| Error::io(&args.dir, "cannot write the simulation", e))?;
     w(
@@ -181,6 +200,13 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
             eval.estimated_retries_per_day,
             eval.true_retries_per_day,
             eval.total_error * 100.0
+        ),
+    )?;
+    w(
+        out,
+        format!(
+            "fixed: {} scored fixed, {} of them still flaky; found {} of {} real fixes with ≥ 4 expected failures after them\n",
+            eval.scored_fixed, eval.false_fixed, eval.fixes_found, eval.visible_fixes
         ),
     )?;
     w(

@@ -53,7 +53,7 @@ pub struct ScoreArgs {
     /// Isolated lone failures with one fingerprint that make a test flaky without same-commit evidence
     #[arg(long, default_value_t = ScoreOptions::default().min_isolated_failures)]
     pub min_isolated_failures: u32,
-    /// A flaky test is `fixed` once its clean attempts since the last flake would be this unlikely if it were still flaky
+    /// False-fixed rate allowed across all tests: `fixed` tests are chosen while their mean posterior probability of still being flaky stays within this
     #[arg(long, default_value_t = ScoreOptions::default().fixed_alpha)]
     pub fixed_alpha: f64,
     /// SLO: share of job attempts allowed to fail only because of flaky tests (1% or 0.01)

@@ -206,7 +206,8 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         let release = match score.map(|s| s.status) {
             Some(Status::Fixed) => Some(RELEASE_FIXED),
             _ if as_of > row.until => Some(RELEASE_EXPIRED),
-            Some(Status::Flaky) => None,
+            // Silent since it was quarantined: no evidence of anything, so it stays.
+            Some(Status::Flaky | Status::Quarantined) => None,
             _ => Some(RELEASE_NOT_FLAKY),
         };
         if let Some(reason) = release {

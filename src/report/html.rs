@@ -359,6 +359,13 @@ pub fn to_html_with(r: &Report, test_pages: Option<&str>) -> String {
     );
     card(
         &mut out,
+        if c.masked_share >= 0.2 { "bad" } else { "" },
+        "Job failure rate (all causes)",
+        &pct(c.job_failure_rate),
+        None,
+    );
+    card(
+        &mut out,
         "",
         "Wasted retries/day (observed)",
         &format!("{:.2}", c.wasted_retries_per_day),

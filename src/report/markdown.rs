@@ -175,11 +175,19 @@ fn render(r: &Report, limits: Limits) -> String {
     };
     let _ = writeln!(
         out,
-        "**Pipeline flake rate {}** ({} of {} job attempts failed only because of flaky tests) — {verdict}.\n",
+        "**Pipeline flake rate {}** ({} of {} job attempts failed only because of flaky tests) — {verdict}. Job failure rate, all causes: **{}**.\n",
         pct(c.flake_rate),
         c.flaky_failed_attempts,
-        c.attempts
+        c.attempts,
+        pct(c.job_failure_rate)
     );
+    if c.masked_share >= 0.2 {
+        let _ = writeln!(
+            out,
+            "> **Masked**: {} of job attempts failed for other reasons (broken tests, infrastructure). Flaky tests' failures there cost no extra retry today, so their retries/day count only the attempts that would otherwise pass; fix the breakages and the flaky tests' cost shows.\n",
+            pct(c.masked_share)
+        );
+    }
     out.push_str("| | This window | Previous window | Change |\n|---|---:|---:|---:|\n");
     let p = h.previous.as_ref();
     let ch = h.change.as_ref();

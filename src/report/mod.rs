@@ -91,6 +91,12 @@ pub struct WindowNumbers {
     pub flaky_failed_attempts: u32,
     /// `flaky_failed_attempts / attempts`.
     pub flake_rate: f64,
+    /// Share of job attempts that failed for any reason: beside the flake rate, so that a
+    /// broken test failing every attempt cannot make the flake rate look good.
+    pub job_failure_rate: f64,
+    /// Share of job attempts that failed for reasons other than flaky tests; these mask
+    /// flaky tests' retries.
+    pub masked_share: f64,
     pub meets_slo: bool,
     /// Observed: job re-runs per day whose failed attempt failed only because of flaky tests.
     pub wasted_retries_per_day: f64,
@@ -272,6 +278,8 @@ fn numbers(s: &Scored) -> WindowNumbers {
         attempts: p.attempts,
         flaky_failed_attempts: p.flaky_failed_attempts,
         flake_rate: p.flake_rate,
+        job_failure_rate: p.failure_rate,
+        masked_share: p.masked_share,
         meets_slo: p.meets_slo,
         wasted_retries_per_day: p.wasted_retries_per_day,
         wasted_ci_minutes_per_day: p.wasted_ci_minutes_per_day,

@@ -29,6 +29,8 @@ pub struct JobImpact {
     pub max_attempts: u32,
     pub mean_duration_min: f64,
     pub failed_attempts: u32,
+    /// `failed_attempts / attempts`: every cause, breakages and infrastructure included.
+    pub failure_rate: f64,
     /// Attempts that failed only because of flaky tests.
     pub flaky_failed_attempts: u32,
     /// `flaky_failed_attempts / attempts`.
@@ -44,6 +46,14 @@ pub struct JobImpact {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PipelineImpact {
     pub attempts: u32,
+    /// Attempts that failed, whatever the cause.
+    pub failed_attempts: u32,
+    /// `failed_attempts / attempts`, shown beside the flake rate: a broken test failing
+    /// every attempt hides flaky tests' failures without making CI any greener.
+    pub failure_rate: f64,
+    /// Share of attempts that failed for reasons other than flaky tests (broken tests,
+    /// infrastructure): flaky tests' retries are counted only on the other attempts.
+    pub masked_share: f64,
     pub flaky_failed_attempts: u32,
     /// Share of job attempts that failed only because of flaky tests.
     pub flake_rate: f64,
@@ -191,7 +201,13 @@ pub(crate) fn estimate(
         };
         s.wasted_retries_per_day = f64::from(wasted_retries[j]) / days;
         s.wasted_ci_minutes_per_day = wasted_minutes[j] / days;
+        s.failure_rate = if s.attempts > 0 {
+            round(f64::from(s.failed_attempts) / f64::from(s.attempts), 5)
+        } else {
+            0.0
+        };
         pipeline.attempts += s.attempts;
+        pipeline.failed_attempts += s.failed_attempts;
         pipeline.flaky_failed_attempts += s.flaky_failed_attempts;
         pipeline.wasted_retries_per_day += s.wasted_retries_per_day;
         pipeline.wasted_ci_minutes_per_day += s.wasted_ci_minutes_per_day;
@@ -245,6 +261,7 @@ pub(crate) fn estimate(
                 2,
             );
             t.job_failure_rate = round(q, 6);
+            t.masked_share = round(b, 4);
             let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
             t.observed_retries = observed.get(&(j as u32, id)).copied().unwrap_or(0);
         }
@@ -267,6 +284,14 @@ pub(crate) fn estimate(
         0.0
     };
     pipeline.meets_slo = pipeline.flake_rate <= slo;
+    if pipeline.attempts > 0 {
+        let n = f64::from(pipeline.attempts);
+        pipeline.failure_rate = round(f64::from(pipeline.failed_attempts) / n, 5);
+        pipeline.masked_share = round(
+            other_failures.iter().map(|&x| f64::from(x)).sum::<f64>() / n,
+            5,
+        );
+    }
     pipeline.wasted_retries_per_day = round(pipeline.wasted_retries_per_day, 3);
     pipeline.wasted_ci_minutes_per_day = round(pipeline.wasted_ci_minutes_per_day, 2);
     pipeline.model_retries_per_day = round(pipeline.model_retries_per_day, 3);

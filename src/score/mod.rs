@@ -7,6 +7,8 @@
 //! fingerprint matches the test's known flaky failures, or when the same failure hits
 //! several unrelated commits with passes before and after, and to suspect otherwise.
 
+mod changepoint;
+mod gather;
 mod impact;
 mod stats;
 
@@ -16,7 +18,10 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::TestIdentity;
-use crate::store::{RunFilter, RunRow, Store};
+use crate::store::{RunRow, Store};
+
+use changepoint::Obs;
+use gather::{Acc, Cell, FastMap};
 
 pub use impact::{JobImpact, PipelineImpact};
 pub use stats::beta_interval;
@@ -34,8 +39,9 @@ pub struct ScoreOptions {
     /// Isolated single failures with one fingerprint (passes before and after, on unrelated
     /// commits) that make a test flaky without same-commit evidence.
     pub min_isolated_failures: u32,
-    /// A flaky test is `fixed` when, at its estimated flake rate, the clean attempts since
-    /// its last flake would happen with probability below this.
+    /// The false-fixed rate allowed across all tests judged at once: tests are called
+    /// `fixed`, most certain first, while the mean posterior probability that they are
+    /// still flaky (the change-point model) stays within this.
     pub fixed_alpha: f64,
     /// The job-failure SLO: share of job attempts allowed to fail only because of flaky tests.
     pub slo: f64,
@@ -60,6 +66,8 @@ impl Default for ScoreOptions {
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Flaky,
+    /// Quarantined by flakehound and silent since: no evidence either way.
+    Quarantined,
     Suspect,
     Broken,
     Fixed,
@@ -70,6 +78,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Flaky => "flaky",
+            Status::Quarantined => "quarantined",
             Status::Suspect => "suspect",
             Status::Broken => "broken",
             Status::Fixed => "fixed",
@@ -137,6 +146,22 @@ pub struct TestScore {
     pub observed_retries: u32,
     /// Share of the job's attempts that this test fails (after in-run reruns).
     pub job_failure_rate: f64,
+    /// Posterior probability that the test was fixed (the change-point model), for tests
+    /// with flaky evidence and at least one run after their last flake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix_posterior: Option<f64>,
+    /// For a fixed test: the commit of the first clean run after its last flake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_since_commit: Option<String>,
+    /// For a fixed test: when that run started (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_since: Option<String>,
+    /// When flakehound quarantined the test (RFC 3339), while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined_since: Option<String>,
+    /// Share of the job's attempts that failed for other reasons too (broken tests, other
+    /// failures): retries this test would cause there are masked.
+    pub masked_share: f64,
     pub fingerprints: Vec<FingerprintCount>,
     /// The flaky commits, newest first.
     pub evidence: Vec<CommitEvidence>,
@@ -204,95 +229,6 @@ fn day(t: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A (test, job, commit) where the test failed at least once.
-#[derive(Default)]
-struct Cell {
-    runs: u32,
-    attempts: u32,
-    failures: u32,
-    first_run: Option<usize>,
-    fingerprints: Vec<i64>,
-    /// Run positions where it failed.
-    failed_runs: Vec<usize>,
-}
-
-/// What one scan thread gathered.
-struct Partial {
-    accs: FastMap<(i64, u32), Acc>,
-    cells: FastMap<(i64, u32, u32), Cell>,
-    failed_tests: Vec<Vec<i64>>,
-}
-
-/// Test ids are already uniform hashes, so a multiply-rotate hasher is enough and far
-/// cheaper than SipHash on the scan's hot path.
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64);
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
-
-#[derive(Default)]
-struct Acc {
-    runs: u32,
-    attempts: u32,
-    failures: u32,
-    failed_runs: u32,
-    duration_ms: i64,
-    in_run_reruns: u32,
-    /// Latest run (by start) with its outcome.
-    latest: Option<(i64, usize, u8)>,
-    /// Attempts after the last failure seen in the window.
-    attempts_after_last_failure: u32,
-    last_failure_at: Option<i64>,
-}
-
-impl Acc {
-    fn merge(&mut self, o: Acc) {
-        self.runs += o.runs;
-        self.attempts += o.attempts;
-        self.failures += o.failures;
-        self.failed_runs += o.failed_runs;
-        self.duration_ms += o.duration_ms;
-        self.in_run_reruns += o.in_run_reruns;
-        self.attempts_after_last_failure += o.attempts_after_last_failure;
-        if let Some(l) = o.latest {
-            if self.latest.is_none_or(|m| (l.0, l.1) > (m.0, m.1)) {
-                self.latest = Some(l);
-            }
-        }
-        if o.last_failure_at.is_some() {
-            self.last_failure_at = o.last_failure_at;
-        }
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum CellKind {
     Flaky,
@@ -300,427 +236,162 @@ enum CellKind {
     Single,
 }
 
-/// Score every test in the window.
+/// Score every test in the window, in stages: the scan ([`gather`]) → evidence per commit
+/// ([`commit_evidence`]) → classification of lone failures ([`classify`]) → rates
+/// ([`rates`]) → lifecycle status ([`lifecycle`], fixes judged across all tests at once)
+/// → impact ([`impact::estimate`]).
 pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
-    let as_of = match opts.as_of {
-        Some(t) => t,
-        None => store.newest_run_start()?.unwrap_or(0),
-    };
-    let since = as_of - opts.window_s;
-    let runs = store.runs(&RunFilter {
-        since: Some(since),
-        until: Some(as_of),
-        branch: opts.branch.clone(),
-        job: opts.job.clone(),
-    })?;
-    let keys: Vec<i64> = runs.iter().map(|r| r.run_key).collect();
-    let key_pos: HashMap<i64, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-
-    let mut jobs: Vec<&str> = runs.iter().map(|r| r.job.as_str()).collect();
-    jobs.sort_unstable();
-    jobs.dedup();
-    let job_of: Vec<u32> = runs
-        .iter()
-        .map(|r| jobs.binary_search(&r.job.as_str()).unwrap_or(0) as u32)
-        .collect();
-    let mut commit_ids: HashMap<&str, u32> = HashMap::new();
-    let commit_of: Vec<u32> = runs
-        .iter()
-        .map(|r| {
-            let next = commit_ids.len() as u32;
-            *commit_ids.entry(r.commit.as_str()).or_insert(next)
-        })
-        .collect();
-
-    // Failures are rare: read them first, so the big result scan only has to count.
-    let failures = store.failures(&keys)?;
-    let mut cells: FastMap<(i64, u32, u32), Cell> = FastMap::default();
-    let mut last_failure: FastMap<(i64, u32), i64> = FastMap::default();
-    for f in &failures {
-        let pos = key_pos[&f.run_key];
-        let key = (f.test_id, job_of[pos], commit_of[pos]);
-        cells
-            .entry(key)
-            .or_default()
-            .fingerprints
-            .push(f.fingerprint);
-        let t = last_failure
-            .entry((f.test_id, job_of[pos]))
-            .or_insert(i64::MIN);
-        *t = (*t).max(runs[pos].started_at);
-    }
-
-    // The big scan, split over two connections: results dominate the cost.
-    let cell_keys: Vec<(i64, u32, u32)> = cells.keys().copied().collect();
-    let scan_part = |store: &Store, lo: usize, hi: usize| -> Result<Partial> {
-        let mut part = Partial {
-            accs: FastMap::default(),
-            cells: cell_keys.iter().map(|k| (*k, Cell::default())).collect(),
-            failed_tests: vec![Vec::new(); hi - lo],
-        };
-        for (&(test, job), &lf) in &last_failure {
-            part.accs.entry((test, job)).or_default().last_failure_at = Some(lf);
-        }
-        store.for_each_result(&keys[lo..hi], |i, r| {
-            let pos = lo + i;
-            let job = job_of[pos];
-            let started = runs[pos].started_at;
-            let acc = part.accs.entry((r.test_id, job)).or_default();
-            if r.attempts == 0 {
-                return; // skipped
-            }
-            acc.runs += 1;
-            acc.attempts += r.attempts;
-            acc.failures += r.failures;
-            acc.duration_ms += r.duration_ms;
-            acc.in_run_reruns += r.attempts - 1;
-            if r.outcome == 2 {
-                acc.failed_runs += 1;
-                part.failed_tests[i].push(r.test_id);
-            }
-            // Only tests that failed somewhere in the window need more than counts.
-            if let Some(lf) = acc.last_failure_at {
-                if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
-                    acc.latest = Some((started, pos, r.outcome));
-                }
-                if started > lf {
-                    acc.attempts_after_last_failure += r.attempts;
-                }
-                if let Some(cell) = part.cells.get_mut(&(r.test_id, job, commit_of[pos])) {
-                    cell.runs += 1;
-                    cell.attempts += r.attempts;
-                    cell.failures += r.failures;
-                    if cell.first_run.is_none_or(|p| runs[p].started_at > started) {
-                        cell.first_run = Some(pos);
-                    }
-                    if r.failures > 0 {
-                        cell.failed_runs.push(pos);
-                    }
-                }
-            }
-        })?;
-        Ok(part)
-    };
-    let parallel = keys.len() >= 64 && store.path() != std::path::Path::new(":memory:");
-    let parts: Vec<Partial> = if parallel {
-        let mid = keys.len() / 2;
-        let path = store.path().to_path_buf();
-        let (a, b) = std::thread::scope(|scope| {
-            let b = scope.spawn(|| {
-                let other = Store::open_read_only(&path)?;
-                scan_part(&other, mid, keys.len())
-            });
-            let a = scan_part(store, 0, mid);
-            (a, b.join().expect("scan thread panicked"))
-        });
-        vec![a?, b?]
-    } else {
-        vec![scan_part(store, 0, keys.len())?]
-    };
-    let mut accs: FastMap<(i64, u32), Acc> = FastMap::default();
-    let mut failed_tests: Vec<Vec<i64>> = Vec::with_capacity(runs.len());
-    for part in parts {
-        failed_tests.extend(part.failed_tests);
-        for (key, a) in part.accs {
-            accs.entry(key).or_default().merge(a);
-        }
-        for (key, c) in part.cells {
-            let cell = cells.get_mut(&key).expect("same keys");
-            cell.runs += c.runs;
-            cell.attempts += c.attempts;
-            cell.failures += c.failures;
-            cell.failed_runs.extend(c.failed_runs);
-            if let Some(p) = c.first_run {
-                if cell
-                    .first_run
-                    .is_none_or(|q| runs[q].started_at > runs[p].started_at)
-                {
-                    cell.first_run = Some(p);
-                }
-            }
-        }
-    }
-    for cell in cells.values_mut() {
-        cell.failed_runs.sort_unstable();
-    }
+    let h = gather::gather(store, opts)?;
+    let runs = &h.runs;
 
     // Runs of each (job, branch) in time order, to find a failure's neighbours.
     let mut lanes: HashMap<(u32, &str), Vec<usize>> = HashMap::new();
     for (pos, r) in runs.iter().enumerate() {
         lanes
-            .entry((job_of[pos], r.branch.as_str()))
+            .entry((h.job_of[pos], r.branch.as_str()))
             .or_default()
             .push(pos);
     }
+    let mut by_test: FastMap<(i64, u32), Vec<(u32, &Cell)>> = FastMap::default();
+    for ((test, job, commit), cell) in &h.cells {
+        by_test
+            .entry((*test, *job))
+            .or_default()
+            .push((*commit, cell));
+    }
+    for cells in by_test.values_mut() {
+        cells.sort_unstable_by_key(|(c, _)| *c);
+    }
+    let quarantined = quarantined_since(store, &h)?;
 
-    // Group cells by (test, job).
-    let mut by_test: FastMap<(i64, u32), Vec<(u32, Cell)>> = FastMap::default();
-    for ((test, job, commit), cell) in cells {
-        by_test.entry((test, job)).or_default().push((commit, cell));
+    let mut judged: Vec<Judged> = Vec::new();
+    let mut stable_tests = 0u32;
+    let mut keys_sorted: Vec<(i64, u32)> = h.accs.keys().copied().collect();
+    // A quarantined test that produced no result at all in the window is still judged.
+    for key in quarantined.keys() {
+        if !h.accs.contains_key(key) {
+            keys_sorted.push(*key);
+        }
+    }
+    keys_sorted.sort_unstable();
+    let no_acc = Acc::default();
+    for key in keys_sorted {
+        let acc = h.accs.get(&key).unwrap_or(&no_acc);
+        let (test_id, job) = key;
+        let q_since = quarantined.get(&key).copied();
+        let test_cells = by_test.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        if test_cells.is_empty() && q_since.is_none() {
+            stable_tests += 1;
+            continue;
+        }
+        let kinds = commit_evidence(test_cells);
+        let class = classify(kinds, opts, |cell| {
+            let pos = cell.failed_runs[0];
+            let lane = &lanes[&(job, runs[pos].branch.as_str())];
+            let at = lane.binary_search(&pos).unwrap_or(0);
+            Ok((
+                neighbour_outcome(store, runs, lane, at, test_id, -1)?,
+                neighbour_outcome(store, runs, lane, at, test_id, 1)?,
+            ))
+        })?;
+        let rates = rates(acc, &class);
+        // The test's runs with its breakages left out, for the change-point model.
+        let excluded: HashSet<usize> = class
+            .kinds
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| *k == CellKind::Broken || class.streak_cells.contains(i))
+            .flat_map(|(_, (_, c))| c.failed_runs.iter().copied())
+            .collect();
+        let excluded_commits: HashSet<u32> = excluded.iter().map(|&p| h.commit_of[p]).collect();
+        let series: Vec<(usize, Obs)> = h
+            .series
+            .get(&key)
+            .map(|s| {
+                s.iter()
+                    .filter(|(p, _)| !excluded_commits.contains(&h.commit_of[*p]))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let flaky_evidence =
+            class.flaky_commits >= opts.min_flaky_commits || class.statistically_flaky;
+        let obs: Vec<Obs> = series.iter().map(|(_, o)| *o).collect();
+        let fix = if flaky_evidence {
+            changepoint::fix_evidence(&obs)
+        } else {
+            None
+        };
+        let latest_broken = acc.latest.is_some_and(|(_, pos, outcome)| {
+            outcome == 2
+                && class
+                    .kinds
+                    .iter()
+                    .any(|(k, c)| *k == CellKind::Broken && c.failed_runs.contains(&pos))
+        });
+        let silent_since = q_since.filter(|&s| acc.last_seen.is_none_or(|t| t <= s));
+        judged.push(Judged {
+            key,
+            class,
+            rates,
+            fix,
+            // The fix is a commit: the first run after the last flake on another commit.
+            clean_since: fix.and_then(|f| {
+                let flaked_on = h.commit_of[series[f.clean_from - 1].0];
+                series[f.clean_from..]
+                    .iter()
+                    .find(|(p, _)| h.commit_of[*p] != flaked_on)
+                    .map(|(p, _)| *p)
+            }),
+            span: series
+                .first()
+                .zip(series.last())
+                .map(|(a, b)| (runs[a.0].started_at, runs[b.0].started_at)),
+            flaky_evidence,
+            latest_broken,
+            quarantined_since: q_since,
+            silent_since,
+            p_fixed: None,
+            fixed: false,
+        });
+    }
+
+    // Fixes, judged across all tests at once.
+    let under_judgement =
+        |j: &Judged| -> f64 { j.span.map_or(0.0, |(a, b)| (b - a) as f64 / 86_400.0) };
+    let bfs: Vec<(f64, f64)> = judged
+        .iter()
+        .filter_map(|j| j.fix.map(|f| (f.bayes_factor, under_judgement(j))))
+        .collect();
+    let fix_rate = changepoint::learn_fix_rate(&bfs);
+    for j in &mut judged {
+        let prior = changepoint::prior_within(fix_rate, under_judgement(j));
+        j.p_fixed = j.fix.map(|f| changepoint::posterior(f.bayes_factor, prior));
+    }
+    let candidates: Vec<usize> = (0..judged.len())
+        .filter(|&i| judged[i].p_fixed.is_some() && !judged[i].latest_broken)
+        .collect();
+    let p: Vec<f64> = candidates
+        .iter()
+        .map(|&i| judged[i].p_fixed.unwrap_or(0.0))
+        .collect();
+    for (k, chosen) in changepoint::select(&p, opts.fixed_alpha)
+        .into_iter()
+        .enumerate()
+    {
+        judged[candidates[k]].fixed = chosen;
     }
 
     let mut flagged: Vec<((i64, u32), TestScore)> = Vec::new();
     let mut fingerprint_ids: HashSet<i64> = HashSet::new();
-    let mut stable_tests = 0u32;
-    let mut keys_sorted: Vec<&(i64, u32)> = accs.keys().collect();
-    keys_sorted.sort_unstable();
-    for key in keys_sorted {
-        let acc = &accs[key];
-        let Some(test_cells) = by_test.get(key) else {
+    for j in judged {
+        let Some((status, reason)) = lifecycle(&j, runs) else {
             stable_tests += 1;
             continue;
         };
-        let (test_id, job) = *key;
-        let mut kinds: Vec<(CellKind, &Cell)> = Vec::new();
-        for (_, cell) in test_cells {
-            if cell.runs == 0 {
-                continue;
-            }
-            let passes = cell.attempts - cell.failures;
-            let kind = if passes > 0 && cell.failures > 0 {
-                CellKind::Flaky
-            } else if cell.attempts >= 2 {
-                CellKind::Broken
-            } else {
-                CellKind::Single
-            };
-            kinds.push((kind, cell));
-        }
-        let flaky_fps: HashSet<i64> = kinds
-            .iter()
-            .filter(|(k, _)| *k == CellKind::Flaky)
-            .flat_map(|(_, c)| c.fingerprints.iter().copied())
-            .collect();
-
-        // Ambiguous single failures: known flaky fingerprint, isolated, or in a streak.
-        let mut matched_singles = 0u32;
-        let mut isolated: HashMap<i64, u32> = HashMap::new();
-        let mut streak_cells: HashSet<usize> = HashSet::new();
-        for (i, (kind, cell)) in kinds.iter().enumerate() {
-            if *kind != CellKind::Single {
-                continue;
-            }
-            if cell.fingerprints.iter().any(|f| flaky_fps.contains(f)) {
-                matched_singles += 1;
-                continue;
-            }
-            let pos = cell.failed_runs[0];
-            let lane = &lanes[&(job, runs[pos].branch.as_str())];
-            let at = lane.binary_search(&pos).unwrap_or(0);
-            let before = neighbour_outcome(store, &runs, lane, at, test_id, -1)?;
-            let after = neighbour_outcome(store, &runs, lane, at, test_id, 1)?;
-            match (before, after) {
-                (Some(true), Some(true)) => {
-                    for f in &cell.fingerprints {
-                        *isolated.entry(*f).or_default() += 1;
-                    }
-                }
-                (Some(false), _) | (_, Some(false)) => {
-                    streak_cells.insert(i);
-                }
-                _ => {}
-            }
-        }
-        let isolated_total: u32 = kinds
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, c))| {
-                *k == CellKind::Single
-                    && !streak_cells.contains(i)
-                    && !c.fingerprints.iter().any(|f| flaky_fps.contains(f))
-            })
-            .count() as u32;
-        let statistically_flaky = isolated.values().any(|&n| n >= opts.min_isolated_failures);
-
-        let flaky_commits = kinds.iter().filter(|(k, _)| *k == CellKind::Flaky).count() as u32;
-        let broken_commits = kinds.iter().filter(|(k, _)| *k == CellKind::Broken).count() as u32;
-        let single_failures = kinds.iter().filter(|(k, _)| *k == CellKind::Single).count() as u32;
-
-        // Flake rate: everything but the commits where the test was really broken.
-        let mut excluded_attempts = 0u32;
-        let mut excluded_failures = 0u32;
-        let mut excluded_runs = 0u32;
-        let mut excluded_failed_runs = 0u32;
-        for (i, (kind, cell)) in kinds.iter().enumerate() {
-            if *kind == CellKind::Broken || streak_cells.contains(&i) {
-                excluded_attempts += cell.attempts;
-                excluded_failures += cell.failures;
-                excluded_runs += cell.runs;
-                excluded_failed_runs += cell.failed_runs.len() as u32;
-            }
-        }
-        let n = acc.attempts.saturating_sub(excluded_attempts);
-        let f = acc.failures.saturating_sub(excluded_failures);
-        let (rate, low, high) = beta_interval(f, n);
-        let run_n = acc.runs.saturating_sub(excluded_runs);
-        let run_f = acc
-            .failed_runs
-            .saturating_sub(excluded_failed_runs.min(acc.failed_runs));
-        let (run_rate, run_low, run_high) = beta_interval(run_f.min(run_n), run_n);
-
-        // Flake times and evidence.
-        let mut evidence: Vec<(i64, CommitEvidence)> = Vec::new();
-        let mut flake_times: Vec<i64> = Vec::new();
-        let mut flakes_by_day: BTreeMap<String, u32> = BTreeMap::new();
-        let mut fp_counts: HashMap<i64, u32> = HashMap::new();
-        for (i, (kind, cell)) in kinds.iter().enumerate() {
-            let counts_as_flake = match kind {
-                CellKind::Flaky => true,
-                CellKind::Single => !streak_cells.contains(&i),
-                CellKind::Broken => false,
-            };
-            if !counts_as_flake {
-                continue;
-            }
-            for f in &cell.fingerprints {
-                *fp_counts.entry(*f).or_default() += 1;
-            }
-            for &p in &cell.failed_runs {
-                flake_times.push(runs[p].started_at);
-                *flakes_by_day.entry(day(runs[p].started_at)).or_default() += 1;
-            }
-            if *kind == CellKind::Flaky {
-                let first = cell.first_run.unwrap_or(cell.failed_runs[0]);
-                evidence.push((
-                    runs[first].started_at,
-                    CommitEvidence {
-                        commit: runs[first].commit.clone(),
-                        branch: runs[first].branch.clone(),
-                        runs: cell.runs,
-                        passes: cell.attempts - cell.failures,
-                        failures: cell.failures,
-                        at: rfc3339(runs[first].started_at),
-                    },
-                ));
-            }
-        }
-        evidence.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.commit.cmp(&b.1.commit)));
-        flake_times.sort_unstable();
-
-        let is_flaky_evidence = flaky_commits >= opts.min_flaky_commits || statistically_flaky;
-        let latest_broken = acc.latest.is_some_and(|(_, pos, outcome)| {
-            outcome == 2
-                && kinds
-                    .iter()
-                    .any(|(k, c)| *k == CellKind::Broken && c.failed_runs.contains(&pos))
-        });
-        let (status, reason) = if latest_broken {
-            (
-                Status::Broken,
-                format!(
-                    "failed every attempt on its latest commit ({} broken commit(s) in the window)",
-                    broken_commits
-                ),
-            )
-        } else if is_flaky_evidence {
-            // Judge a fix by the rate while it was flaky (up to its last failure), not a
-            // rate diluted by the clean streak being judged.
-            let clean = acc.attempts_after_last_failure;
-            let before = n.saturating_sub(clean).max(f);
-            // The interval's low end: a fix is claimed only if even a milder flake would
-            // almost surely have shown up by now.
-            let (_, rate_while_flaky, _) = beta_interval(f, before);
-            let p_clean = (1.0 - rate_while_flaky).powi(clean as i32);
-            let why = if flaky_commits > 0 {
-                format!(
-                    "passed and failed on {flaky_commits} commit(s){}",
-                    if matched_singles > 0 {
-                        format!(", plus {matched_singles} lone failure(s) with a known flaky fingerprint")
-                    } else {
-                        String::new()
-                    }
-                )
-            } else {
-                let n = isolated.values().max().copied().unwrap_or(0);
-                format!(
-                    "the same failure on {n} unrelated commits, with passes before and after each"
-                )
-            };
-            if clean > 0 && p_clean < opts.fixed_alpha {
-                (
-                    Status::Fixed,
-                    format!(
-                        "{why}; since the last flake {clean} clean attempts (P = {p_clean:.3} if still flaky at {:.1}%)",
-                        rate_while_flaky * 100.0
-                    ),
-                )
-            } else {
-                (Status::Flaky, why)
-            }
-        } else if isolated_total + matched_singles > 0 {
-            (
-                Status::Suspect,
-                format!(
-                    "{isolated_total} lone failure(s) with no retry on their commit and passes around them; not enough to call it flaky"
-                ),
-            )
-        } else {
-            // Only breakages (or failures inside a streak of failing commits): not flaky.
-            stable_tests += 1;
-            if broken_commits == 0 && streak_cells.is_empty() {
-                continue;
-            }
-            (
-                Status::Stable,
-                format!("{broken_commits} broken commit(s), fixed since; no flaky evidence"),
-            )
-        };
-        if status == Status::Stable {
-            continue;
-        }
-        let mut fps: Vec<(i64, u32)> = fp_counts.into_iter().collect();
-        fps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        fps.truncate(5);
-        fingerprint_ids.extend(fps.iter().map(|(id, _)| *id));
-        let attempts_total = acc.attempts.max(1);
-        flagged.push((
-            *key,
-            TestScore {
-                test_id: TestIdentity(test_id).hex(),
-                classname: String::new(),
-                name: String::new(),
-                file: None,
-                job: jobs[job as usize].to_string(),
-                status,
-                reason,
-                runs: acc.runs,
-                attempts: acc.attempts,
-                failures: acc.failures,
-                flaky_commits,
-                broken_commits,
-                single_failures,
-                flake_rate: impact::round(rate, 6),
-                flake_rate_low: impact::round(low, 6),
-                flake_rate_high: impact::round(high, 6),
-                run_flake_rate: impact::round(run_rate, 6),
-                run_flake_rate_low: impact::round(run_low, 6),
-                run_flake_rate_high: impact::round(run_high, 6),
-                first_flake_at: flake_times.first().map(|t| rfc3339(*t)),
-                last_flake_at: flake_times.last().map(|t| rfc3339(*t)),
-                retries_per_day: 0.0,
-                ci_minutes_per_day: 0.0,
-                in_run_rerun_minutes_per_day: 0.0,
-                observed_retries: 0,
-                job_failure_rate: 0.0,
-                fingerprints: fps
-                    .iter()
-                    .map(|(id, count)| FingerprintCount {
-                        fingerprint: format!("{:016x}", *id as u64),
-                        message: String::new(),
-                        count: *count,
-                    })
-                    .collect(),
-                evidence: evidence.into_iter().map(|(_, e)| e).collect(),
-                flakes_by_day,
-                mean_attempt_s: acc.duration_ms as f64 / 1000.0 / f64::from(attempts_total),
-                in_run_reruns: acc.in_run_reruns,
-                run_failure_share: if run_n > 0 {
-                    f64::from(run_f.min(run_n)) / f64::from(run_n)
-                } else {
-                    0.0
-                },
-            },
-        ));
+        let acc = h.accs.get(&j.key).unwrap_or(&no_acc);
+        let t = test_score(&j, acc, status, reason, &h, &mut fingerprint_ids);
+        flagged.push((j.key, t));
     }
 
     // Names and messages for the flagged tests only.
@@ -746,28 +417,384 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         })
         .collect();
 
-    let window_days = impact::window_days(&runs, since, as_of);
+    let window_days = impact::window_days(runs, h.since, h.as_of);
+    let jobs: Vec<&str> = h.jobs.iter().map(String::as_str).collect();
     let (pipeline, job_stats) = impact::estimate(
         &mut tests,
-        &runs,
-        &failed_tests,
+        runs,
+        &h.failed_tests,
         &jobs,
-        &job_of,
+        &h.job_of,
         window_days,
         opts.slo,
     );
     sort_tests(&mut tests);
     Ok(Scored {
-        as_of: rfc3339(as_of),
-        since: rfc3339(since),
+        as_of: rfc3339(h.as_of),
+        since: rfc3339(h.since),
         window_days,
         tests,
         stable_tests,
         pipeline,
         jobs: job_stats,
-        runs,
-        failed_tests,
+        runs: h.runs,
+        failed_tests: h.failed_tests,
     })
+}
+
+/// Active quarantine periods (by flakehound) of tests in the window's jobs: key → since.
+fn quarantined_since(store: &Store, h: &gather::History) -> Result<FastMap<(i64, u32), i64>> {
+    let mut out = FastMap::default();
+    for row in store.quarantine_rows()? {
+        if row.released_at.is_some() {
+            continue;
+        }
+        if let Ok(job) = h.jobs.binary_search(&row.job) {
+            let e = out.entry((row.test_id, job as u32)).or_insert(row.since);
+            *e = (*e).min(row.since);
+        }
+    }
+    Ok(out)
+}
+
+/// Everything the stages found about one test in one job.
+struct Judged<'a> {
+    key: (i64, u32),
+    class: Classified<'a>,
+    rates: Rates,
+    fix: Option<changepoint::FixEvidence>,
+    /// Run position of the first clean run after the last flake.
+    clean_since: Option<usize>,
+    /// First and last start of its runs (breakages left out): the time a fix had.
+    span: Option<(i64, i64)>,
+    flaky_evidence: bool,
+    latest_broken: bool,
+    quarantined_since: Option<i64>,
+    /// Quarantined, with no result since it was: the time it was quarantined.
+    silent_since: Option<i64>,
+    p_fixed: Option<f64>,
+    fixed: bool,
+}
+
+/// Stage 1, evidence per commit: a commit where the test both passed and failed is
+/// flaky evidence; one where it failed every attempt (at least two) a breakage; one
+/// failure with no retry is a lone failure, for the next stage.
+fn commit_evidence<'a>(cells: &[(u32, &'a Cell)]) -> Vec<(CellKind, &'a Cell)> {
+    cells
+        .iter()
+        .filter(|(_, c)| c.runs > 0)
+        .map(|(_, cell)| {
+            let passes = cell.attempts - cell.failures;
+            let kind = if passes > 0 && cell.failures > 0 {
+                CellKind::Flaky
+            } else if cell.attempts >= 2 {
+                CellKind::Broken
+            } else {
+                CellKind::Single
+            };
+            (kind, *cell)
+        })
+        .collect()
+}
+
+/// What the lone failures of a test amount to.
+struct Classified<'a> {
+    kinds: Vec<(CellKind, &'a Cell)>,
+    flaky_commits: u32,
+    broken_commits: u32,
+    single_failures: u32,
+    /// Lone failures with a fingerprint of the test's known flaky failures.
+    matched_singles: u32,
+    /// Isolated lone failures (passes before and after) by fingerprint.
+    isolated: HashMap<i64, u32>,
+    isolated_total: u32,
+    /// Lone failures next to another failing commit: a breakage streak.
+    streak_cells: HashSet<usize>,
+    statistically_flaky: bool,
+}
+
+/// Stage 2, classification: a lone failure is flaky evidence when its fingerprint is
+/// one of the test's known flaky failures; part of a breakage when a neighbouring run on
+/// another commit failed too; isolated when the runs around it passed. `neighbours` gives
+/// the outcome (passed?) of the nearest runs before and after a lone failure's.
+fn classify<'a>(
+    kinds: Vec<(CellKind, &'a Cell)>,
+    opts: &ScoreOptions,
+    mut neighbours: impl FnMut(&Cell) -> Result<(Option<bool>, Option<bool>)>,
+) -> Result<Classified<'a>> {
+    let flaky_fps: HashSet<i64> = kinds
+        .iter()
+        .filter(|(k, _)| *k == CellKind::Flaky)
+        .flat_map(|(_, c)| c.fingerprints.iter().copied())
+        .collect();
+    let mut matched_singles = 0u32;
+    let mut isolated: HashMap<i64, u32> = HashMap::new();
+    let mut isolated_total = 0u32;
+    let mut streak_cells: HashSet<usize> = HashSet::new();
+    for (i, (kind, cell)) in kinds.iter().enumerate() {
+        if *kind != CellKind::Single {
+            continue;
+        }
+        if cell.fingerprints.iter().any(|f| flaky_fps.contains(f)) {
+            matched_singles += 1;
+            continue;
+        }
+        match neighbours(cell)? {
+            (Some(true), Some(true)) => {
+                for f in &cell.fingerprints {
+                    *isolated.entry(*f).or_default() += 1;
+                }
+                isolated_total += 1;
+            }
+            (Some(false), _) | (_, Some(false)) => {
+                streak_cells.insert(i);
+            }
+            _ => isolated_total += 1,
+        }
+    }
+    let count = |k: CellKind| kinds.iter().filter(|(c, _)| *c == k).count() as u32;
+    Ok(Classified {
+        flaky_commits: count(CellKind::Flaky),
+        broken_commits: count(CellKind::Broken),
+        single_failures: count(CellKind::Single),
+        statistically_flaky: isolated.values().any(|&n| n >= opts.min_isolated_failures),
+        kinds,
+        matched_singles,
+        isolated,
+        isolated_total,
+        streak_cells,
+    })
+}
+
+/// Stage 3: the flake rate per attempt and per run, breakages left out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rates {
+    attempts: u32,
+    failures: u32,
+    rate: (f64, f64, f64),
+    run_rate: (f64, f64, f64),
+    /// Failed runs / runs, breakages left out (the impact model's input).
+    run_share: f64,
+}
+
+fn rates(acc: &Acc, c: &Classified) -> Rates {
+    let mut excluded = (0u32, 0u32, 0u32, 0u32);
+    for (i, (kind, cell)) in c.kinds.iter().enumerate() {
+        if *kind == CellKind::Broken || c.streak_cells.contains(&i) {
+            excluded.0 += cell.attempts;
+            excluded.1 += cell.failures;
+            excluded.2 += cell.runs;
+            excluded.3 += cell.failed_runs.len() as u32;
+        }
+    }
+    let n = acc.attempts.saturating_sub(excluded.0);
+    let f = acc.failures.saturating_sub(excluded.1);
+    let run_n = acc.runs.saturating_sub(excluded.2);
+    let run_f = acc
+        .failed_runs
+        .saturating_sub(excluded.3.min(acc.failed_runs))
+        .min(run_n);
+    Rates {
+        attempts: n,
+        failures: f,
+        rate: beta_interval(f, n),
+        run_rate: beta_interval(run_f, run_n),
+        run_share: if run_n > 0 {
+            f64::from(run_f) / f64::from(run_n)
+        } else {
+            0.0
+        },
+    }
+}
+
+/// Stage 4, lifecycle: broken (its latest commit fails every attempt), quarantined and
+/// silent (no result since, so no evidence either way), flaky, fixed (chosen by the
+/// change-point model across all tests), suspect, or stable (`None`: not listed).
+fn lifecycle(j: &Judged, runs: &[RunRow]) -> Option<(Status, String)> {
+    let c = &j.class;
+    if j.latest_broken {
+        return Some((
+            Status::Broken,
+            format!(
+                "failed every attempt on its latest commit ({} broken commit(s) in the window)",
+                c.broken_commits
+            ),
+        ));
+    }
+    if let Some(since) = j.silent_since {
+        return Some((
+            Status::Quarantined,
+            format!(
+                "quarantined since {}; no result since (deselected), so no evidence of a fix: run it and ignore its outcome to keep evidence coming",
+                rfc3339(since)
+            ),
+        ));
+    }
+    if j.flaky_evidence {
+        let why = if c.flaky_commits > 0 {
+            format!(
+                "passed and failed on {} commit(s){}",
+                c.flaky_commits,
+                if c.matched_singles > 0 {
+                    format!(
+                        ", plus {} lone failure(s) with a known flaky fingerprint",
+                        c.matched_singles
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            let n = c.isolated.values().max().copied().unwrap_or(0);
+            format!("the same failure on {n} unrelated commits, with passes before and after each")
+        };
+        if let (true, Some(fix), Some(pos), Some(p)) = (j.fixed, j.fix, j.clean_since, j.p_fixed) {
+            let run = &runs[pos];
+            return Some((
+                Status::Fixed,
+                format!(
+                    "{why}; clean since {} ({}): {} clean attempts, P(fixed) = {:.3}",
+                    short(&run.commit),
+                    rfc3339(run.started_at),
+                    fix.clean_attempts,
+                    p
+                ),
+            ));
+        }
+        let why = match (j.fix, j.p_fixed) {
+            (Some(fix), Some(p)) if fix.clean_attempts > 0 => format!(
+                "{why}; {} clean attempts since the last flake are not yet evidence of a fix (P(fixed) = {p:.3})",
+                fix.clean_attempts
+            ),
+            _ => why,
+        };
+        return Some((Status::Flaky, why));
+    }
+    if c.isolated_total + c.matched_singles > 0 {
+        return Some((
+            Status::Suspect,
+            format!(
+                "{} lone failure(s) with no retry on their commit and passes around them; not enough to call it flaky",
+                c.isolated_total
+            ),
+        ));
+    }
+    if j.quarantined_since.is_some() {
+        return Some((
+            Status::Quarantined,
+            "quarantined; no flaky evidence in the window yet".to_string(),
+        ));
+    }
+    None
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// The output row of one judged test (names and messages are filled in later).
+fn test_score(
+    j: &Judged,
+    acc: &Acc,
+    status: Status,
+    reason: String,
+    h: &gather::History,
+    fingerprint_ids: &mut HashSet<i64>,
+) -> TestScore {
+    let runs = &h.runs;
+    let c = &j.class;
+    let mut evidence: Vec<(i64, CommitEvidence)> = Vec::new();
+    let mut flake_times: Vec<i64> = Vec::new();
+    let mut flakes_by_day: BTreeMap<String, u32> = BTreeMap::new();
+    let mut fp_counts: HashMap<i64, u32> = HashMap::new();
+    for (i, (kind, cell)) in c.kinds.iter().enumerate() {
+        let counts_as_flake = match kind {
+            CellKind::Flaky => true,
+            CellKind::Single => !c.streak_cells.contains(&i),
+            CellKind::Broken => false,
+        };
+        if !counts_as_flake {
+            continue;
+        }
+        for f in &cell.fingerprints {
+            *fp_counts.entry(*f).or_default() += 1;
+        }
+        for &p in &cell.failed_runs {
+            flake_times.push(runs[p].started_at);
+            *flakes_by_day.entry(day(runs[p].started_at)).or_default() += 1;
+        }
+        if *kind == CellKind::Flaky {
+            let first = cell.first_run.unwrap_or(cell.failed_runs[0]);
+            evidence.push((
+                runs[first].started_at,
+                CommitEvidence {
+                    commit: runs[first].commit.clone(),
+                    branch: runs[first].branch.clone(),
+                    runs: cell.runs,
+                    passes: cell.attempts - cell.failures,
+                    failures: cell.failures,
+                    at: rfc3339(runs[first].started_at),
+                },
+            ));
+        }
+    }
+    evidence.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.commit.cmp(&b.1.commit)));
+    flake_times.sort_unstable();
+    let mut fps: Vec<(i64, u32)> = fp_counts.into_iter().collect();
+    fps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    fps.truncate(5);
+    fingerprint_ids.extend(fps.iter().map(|(id, _)| *id));
+    let r = &j.rates;
+    let fixed_run = (status == Status::Fixed)
+        .then_some(j.clean_since)
+        .flatten()
+        .map(|p| &runs[p]);
+    TestScore {
+        test_id: TestIdentity(j.key.0).hex(),
+        classname: String::new(),
+        name: String::new(),
+        file: None,
+        job: h.jobs[j.key.1 as usize].clone(),
+        status,
+        reason,
+        runs: acc.runs,
+        attempts: acc.attempts,
+        failures: acc.failures,
+        flaky_commits: c.flaky_commits,
+        broken_commits: c.broken_commits,
+        single_failures: c.single_failures,
+        flake_rate: impact::round(r.rate.0, 6),
+        flake_rate_low: impact::round(r.rate.1, 6),
+        flake_rate_high: impact::round(r.rate.2, 6),
+        run_flake_rate: impact::round(r.run_rate.0, 6),
+        run_flake_rate_low: impact::round(r.run_rate.1, 6),
+        run_flake_rate_high: impact::round(r.run_rate.2, 6),
+        first_flake_at: flake_times.first().map(|t| rfc3339(*t)),
+        last_flake_at: flake_times.last().map(|t| rfc3339(*t)),
+        retries_per_day: 0.0,
+        ci_minutes_per_day: 0.0,
+        in_run_rerun_minutes_per_day: 0.0,
+        observed_retries: 0,
+        job_failure_rate: 0.0,
+        fix_posterior: j.p_fixed.map(|p| impact::round(p, 4)),
+        fixed_since_commit: fixed_run.map(|r| r.commit.clone()),
+        fixed_since: fixed_run.map(|r| rfc3339(r.started_at)),
+        quarantined_since: j.quarantined_since.map(rfc3339),
+        masked_share: 0.0,
+        fingerprints: fps
+            .iter()
+            .map(|(id, count)| FingerprintCount {
+                fingerprint: format!("{:016x}", *id as u64),
+                message: String::new(),
+                count: *count,
+            })
+            .collect(),
+        evidence: evidence.into_iter().map(|(_, e)| e).collect(),
+        flakes_by_day,
+        mean_attempt_s: acc.duration_ms as f64 / 1000.0 / f64::from(acc.attempts.max(1)),
+        in_run_reruns: acc.in_run_reruns,
+        run_failure_share: r.run_share,
+    }
 }
 
 /// Flaky first by retries/day saved, then the other statuses; ties by name for stable output.
@@ -812,4 +839,131 @@ fn neighbour_outcome(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(attempts: u32, failures: u32, fps: &[i64], failed_runs: &[usize]) -> Cell {
+        Cell {
+            runs: 1,
+            attempts,
+            failures,
+            first_run: failed_runs.first().copied(),
+            fingerprints: fps.to_vec(),
+            failed_runs: failed_runs.to_vec(),
+        }
+    }
+
+    #[test]
+    fn commit_evidence_tells_flaky_broken_and_lone_commits_apart() {
+        let (a, b, c) = (
+            cell(2, 1, &[1], &[0]),
+            cell(3, 3, &[2], &[1]),
+            cell(1, 1, &[3], &[2]),
+        );
+        let kinds: Vec<CellKind> = commit_evidence(&[(0, &a), (1, &b), (2, &c)])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(kinds == [CellKind::Flaky, CellKind::Broken, CellKind::Single]);
+        // A commit the test never ran on (runs == 0) says nothing.
+        let mut none = cell(0, 0, &[], &[]);
+        none.runs = 0;
+        assert!(commit_evidence(&[(0, &none)]).is_empty());
+    }
+
+    #[test]
+    fn classify_matches_known_fingerprints_and_finds_streaks_and_isolated_failures() {
+        let flaky = cell(2, 1, &[7], &[0]);
+        let known = cell(1, 1, &[7], &[1]);
+        let isolated = cell(1, 1, &[8], &[2]);
+        let streak = cell(1, 1, &[9], &[3]);
+        let kinds = commit_evidence(&[(0, &flaky), (1, &known), (2, &isolated), (3, &streak)]);
+        let c = classify(kinds, &ScoreOptions::default(), |cell| {
+            Ok(if cell.fingerprints == [9] {
+                (Some(false), Some(true))
+            } else {
+                (Some(true), Some(true))
+            })
+        })
+        .unwrap();
+        assert_eq!((c.flaky_commits, c.single_failures), (1, 3));
+        assert_eq!(c.matched_singles, 1);
+        assert_eq!(c.isolated_total, 1);
+        assert_eq!(c.isolated.get(&8), Some(&1));
+        assert!(c.streak_cells.contains(&3));
+        assert!(!c.statistically_flaky);
+    }
+
+    #[test]
+    fn rates_leave_breakages_out() {
+        let broken = cell(3, 3, &[1], &[5]);
+        let flaky = cell(2, 1, &[2], &[6]);
+        let kinds = commit_evidence(&[(0, &broken), (1, &flaky)]);
+        let c = classify(kinds, &ScoreOptions::default(), |_| Ok((None, None))).unwrap();
+        let acc = Acc {
+            runs: 20,
+            attempts: 25,
+            failures: 4,
+            failed_runs: 1,
+            ..Acc::default()
+        };
+        let r = rates(&acc, &c);
+        // 25 − 3 attempts, 4 − 3 failures: the broken commit is not flakiness.
+        assert_eq!((r.attempts, r.failures), (22, 1));
+        assert_eq!(r.run_share, 0.0);
+    }
+
+    #[test]
+    fn lifecycle_orders_broken_silence_fixed_and_flaky() {
+        let flaky = cell(2, 1, &[2], &[0]);
+        let judged = |latest_broken, silent: Option<i64>, fixed| {
+            let kinds = commit_evidence(&[(0, &flaky)]);
+            let class = classify(kinds, &ScoreOptions::default(), |_| Ok((None, None))).unwrap();
+            let acc = Acc::default();
+            Judged {
+                key: (1, 0),
+                rates: rates(&acc, &class),
+                class,
+                fix: Some(changepoint::FixEvidence {
+                    bayes_factor: 1e6,
+                    clean_from: 1,
+                    clean_attempts: 50,
+                }),
+                clean_since: Some(0),
+                span: Some((0, 86_400 * 30)),
+                flaky_evidence: true,
+                latest_broken,
+                quarantined_since: silent,
+                silent_since: silent,
+                p_fixed: Some(0.999),
+                fixed,
+            }
+        };
+        let runs = vec![RunRow {
+            run_key: 1,
+            commit: "abcdef0123456789".into(),
+            branch: "main".into(),
+            job: "unit".into(),
+            run_id: "1".into(),
+            attempt: 1,
+            started_at: 0,
+            duration_s: None,
+            tests_time_s: 0.0,
+            run_url: None,
+        }];
+        let status = |j: Judged| lifecycle(&j, &runs).map(|(s, _)| s);
+        assert_eq!(status(judged(true, None, true)), Some(Status::Broken));
+        assert_eq!(
+            status(judged(false, Some(5), true)),
+            Some(Status::Quarantined)
+        );
+        let (s, why) = lifecycle(&judged(false, None, true), &runs).unwrap();
+        assert_eq!(s, Status::Fixed);
+        assert!(why.contains("clean since abcdef012345"), "{why}");
+        // Not chosen by the selection across tests: still flaky, whatever its own posterior.
+        assert_eq!(status(judged(false, None, false)), Some(Status::Flaky));
+    }
 }

@@ -131,6 +131,12 @@ pub struct SimConfig {
     pub skipped_fraction: f64,
     pub cofailure_groups: Vec<CoFailureGroup>,
     pub jobs: Vec<JobConfig>,
+    /// Share of flaky tests whose flakiness is fixed part-way: commits made after a time
+    /// drawn in 30–70% of the history no longer flake.
+    pub fix_fraction: f64,
+    /// Share of (the other) flaky tests whose flakiness starts part-way: only commits made
+    /// after a time drawn in 20–60% of the history flake.
+    pub onset_fraction: f64,
 }
 
 fn job(name: &str, dialect: Dialect, tests: usize, reruns: u32, mean_s: f64) -> JobConfig {
@@ -211,6 +217,8 @@ impl SimConfig {
             main_regressions: 2,
             new_test_fraction: 0.03,
             skipped_fraction: 0.015,
+            fix_fraction: 0.0,
+            onset_fraction: 0.0,
             cofailure_groups: vec![
                 CoFailureGroup {
                     job: "integration".into(),
@@ -300,6 +308,30 @@ impl SimConfig {
             skipped_fraction: 0.01,
             cofailure_groups: Vec::new(),
             jobs: vec![j],
+            fix_fraction: 0.0,
+            onset_fraction: 0.0,
         }
+    }
+
+    /// The demo history with more flaky tests and churn: a third of the flaky tests fixed part-way, and some
+    /// flakiness that starts part-way. Judges `fixed` against real fixes.
+    pub fn churn(seed: u64) -> Self {
+        SimConfig {
+            flaky_fraction: 0.15,
+            fix_fraction: 0.3,
+            onset_fraction: 0.15,
+            ..SimConfig::demo(seed)
+        }
+    }
+
+    /// Sparse retries: only 15% of failed jobs are re-run, no nightly, no manual re-runs
+    /// (in-run reruns stay as the runners have them). Lone failures dominate the evidence.
+    pub fn sparse(mut self) -> Self {
+        self.nightly = false;
+        self.manual_rerun_prob = 0.0;
+        for j in &mut self.jobs {
+            j.retry_prob = 0.15;
+        }
+        self
     }
 }

@@ -89,7 +89,8 @@ fn cause(
     }
     let test = &w.tests[t as usize];
     let (ri, at, tt, rr) = (run as u64, attempt as u64, t as u64, r as u64);
-    if test.own_rate > 0.0 && u(w.seed, Purpose::Flake, &[ri, at, tt, rr]) < test.own_rate {
+    let made = w.commits[w.runs[run].commit as usize].time;
+    if test.flaky_at(made) && u(w.seed, Purpose::Flake, &[ri, at, tt, rr]) < test.own_rate {
         return FLAKY;
     }
     if let Some(g) = test.group {

@@ -455,3 +455,44 @@ fn write_demo_to_env_dir() {
     let out = simulate(&cfg, Path::new(&dir)).unwrap();
     println!("{} runs, {} results", out.runs, out.results);
 }
+
+#[test]
+fn fixed_flakiness_stops_and_late_flakiness_starts() {
+    let mut cfg = SimConfig::small(5);
+    cfg.fix_fraction = 0.5;
+    cfg.onset_fraction = 0.5;
+    let world = World::build(&cfg).unwrap();
+    let recs = engine::simulate(&world, &[], None);
+    let (mut fixed, mut late) = (0, 0);
+    for (i, t) in world.tests.iter().enumerate() {
+        if t.own_rate == 0.0 || t.group.is_some() {
+            continue;
+        }
+        fixed += usize::from(t.flaky_until != i64::MAX);
+        late += usize::from(t.flaky_from != i64::MIN);
+        for rec in &recs {
+            let made = world.commits[world.runs[rec.run as usize].commit as usize].time;
+            if let Some(f) = rec.fail_of(i as u32) {
+                if !t.flaky_at(made) {
+                    assert!(
+                        f.tries.iter().all(|&c| c != engine::FLAKY),
+                        "{} flaked outside its flaky period",
+                        t.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(fixed > 0 && late > 0, "fixed {fixed}, late {late}");
+    // Truth names the fixes, and how visible each is.
+    let truth = truth(&cfg).unwrap();
+    assert!(truth
+        .tests
+        .iter()
+        .any(|t| t.fixed() && t.expected_failures_after_fix > 0.0));
+    // Without churn the world is the one it always was.
+    let plain = World::build(&SimConfig::small(5)).unwrap();
+    for (a, b) in plain.tests.iter().zip(&world.tests) {
+        assert_eq!(a.own_rate, b.own_rate);
+    }
+}

@@ -72,6 +72,23 @@ pub struct TestTruth {
     pub cofailure_group: Option<u32>,
     /// Always skipped.
     pub skipped: bool,
+    /// Its own flakiness was fixed by the commits made from this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky_until: Option<String>,
+    /// Its own flakiness started with the commits made from this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky_from: Option<String>,
+    /// For a fixed test: the flaky failures its attempts after the fix would have shown
+    /// had it not been fixed (first tries, own rate). How visible the fix is.
+    #[serde(default)]
+    pub expected_failures_after_fix: f64,
+}
+
+impl TestTruth {
+    /// Fixed part-way (its own flakiness only; a co-failure group's cause stays).
+    pub fn fixed(&self) -> bool {
+        self.flaky_until.is_some()
+    }
 }
 
 impl TestTruth {
@@ -282,6 +299,40 @@ pub fn compute(w: &World, cfg_start: &str, recs: &[AttemptRec]) -> Truth {
         });
     }
 
+    // When each test's flakiness was fixed (a Go parent: when its last flaky subtest was),
+    // and its first tries, with a report, on commits made after that.
+    let fixed_at: Vec<Option<i64>> = (0..w.tests.len() as u32)
+        .map(|t| {
+            let sources = flaky_sources(w, t);
+            let all_fixed = !sources.is_empty()
+                && sources.iter().all(|&s| {
+                    let leaf = &w.tests[s as usize];
+                    leaf.group.is_none() && leaf.flaky_until != i64::MAX
+                });
+            all_fixed.then(|| {
+                sources
+                    .iter()
+                    .map(|&s| w.tests[s as usize].flaky_until)
+                    .max()
+                    .unwrap_or(i64::MAX)
+            })
+        })
+        .collect();
+    let mut after_fix = vec![0u64; w.tests.len()];
+    for rec in recs.iter().filter(|r| r.has_report()) {
+        let made = w.commits[w.runs[rec.run as usize].commit as usize].time;
+        for t in w.jobs[rec.job as usize].tests.clone() {
+            if fixed_at[t as usize].is_some_and(|f| made >= f)
+                && w.tests[t as usize].exists_at(made)
+            {
+                after_fix[t as usize] += 1;
+            }
+        }
+    }
+    let iso = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    };
+
     let mut tests = Vec::with_capacity(w.tests.len());
     for (i, t) in w.tests.iter().enumerate() {
         let ti = i as u32;
@@ -317,6 +368,11 @@ pub fn compute(w: &World, cfg_start: &str, recs: &[AttemptRec]) -> Truth {
             true_retries_per_day: per_test.get(&ti).copied().unwrap_or(0) as f64 / days,
             cofailure_group: t.group,
             skipped: t.skipped,
+            flaky_until: fixed_at[i].and_then(iso),
+            flaky_from: (t.own_rate > 0.0 && t.flaky_from != i64::MIN)
+                .then(|| iso(t.flaky_from))
+                .flatten(),
+            expected_failures_after_fix: after_fix[i] as f64 * flake_rate,
         });
     }
 

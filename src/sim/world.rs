@@ -38,11 +38,19 @@ pub struct TestW {
     pub skipped: bool,
     pub platform_broken: bool,
     pub identity: TestIdentity,
+    /// Own flakiness affects commits made in `[flaky_from, flaky_until)` only.
+    pub flaky_from: i64,
+    pub flaky_until: i64,
 }
 
 impl TestW {
     pub fn exists_at(&self, time: i64) -> bool {
         time >= self.intro
+    }
+
+    /// Whether its own flakiness affects a commit made at `time`.
+    pub fn flaky_at(&self, time: i64) -> bool {
+        self.own_rate > 0.0 && time >= self.flaky_from && time < self.flaky_until
     }
 
     /// Whether replay can make this test fail by chance.
@@ -139,6 +147,8 @@ fn validate(cfg: &SimConfig) -> io::Result<()> {
         ("pr_break_prob", cfg.pr_break_prob),
         ("new_test_fraction", cfg.new_test_fraction),
         ("skipped_fraction", cfg.skipped_fraction),
+        ("fix_fraction", cfg.fix_fraction),
+        ("onset_fraction", cfg.onset_fraction),
     ] {
         check_prob(name, p)?;
     }
@@ -272,6 +282,8 @@ impl World {
                         skipped: false,
                         platform_broken: false,
                         identity,
+                        flaky_from: i64::MIN,
+                        flaky_until: i64::MAX,
                     });
                 }
                 for i in first..tests.len() as u32 {
@@ -315,6 +327,18 @@ impl World {
                         }
                     }
                     tests[i].templates = t;
+                }
+                // Fixes and onsets from their own stream, so a config without them draws
+                // the very same world as before they existed.
+                let mut churn = Rng::new(seed, Purpose::World, 3000 + ji as u64);
+                let span = cfg.days as f64 * DAY as f64;
+                for &i in &eligible[..want] {
+                    let (fix, onset, at) = (churn.f64(), churn.f64(), churn.f64());
+                    if fix < cfg.fix_fraction {
+                        tests[i].flaky_until = start + ((0.3 + 0.4 * at) * span) as i64;
+                    } else if onset < cfg.onset_fraction {
+                        tests[i].flaky_from = start + ((0.2 + 0.4 * at) * span) as i64;
+                    }
                 }
                 // Run times: log-normal weights sharing the job's test time budget.
                 let budget = jc.mean_duration_s * 0.7 * jc.parallelism.max(1) as f64;
