@@ -69,6 +69,7 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
+        /// The shell to write the script for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
