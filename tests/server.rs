@@ -625,28 +625,43 @@ fn start_slow_upload(addr: &str, run_id: &str, body: &[u8]) -> TcpStream {
     s
 }
 
-/// Start a slow upload and wait until it holds the server's only upload slot: a probe with
-/// an empty body is answered 503 then, 400 before (and stores nothing either way). A probe
-/// holds the slot for an instant itself, so the slow upload can be refused (503) if its
-/// head arrives just then; it is started again in that case.
+/// Hold the database's write lock, so that the server's writer waits (its busy timeout is
+/// a minute) and the upload it is storing keeps its upload slot.
+fn lock_db(db: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    c
+}
+
+/// Send a whole upload on its own connection while the writer is held by [`lock_db`], and
+/// wait until it holds the server's only upload slot: a probe whose body holds no report
+/// is answered 503 then, 400 before (and stores nothing either way).
 fn start_busy(server: &Server, run_id: &str, body: &[u8]) -> TcpStream {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let s = start_slow_upload(&server.addr, run_id, body);
+    let mut s2 = s.try_clone().unwrap();
+    s2.write_all(&body[body.len() / 2..]).unwrap();
+    let probe = tgz(&[("notes.txt", b"not a report")]);
     loop {
-        let slow = start_slow_upload(&server.addr, run_id, body);
-        loop {
-            std::thread::sleep(Duration::from_millis(30));
-            if answered(&slow) {
-                break; // refused while a probe held the slot: start again
-            }
-            let a = post(server, "commit=abc&job=unit&run_id=probe", None, b"");
-            if a.status == 503 {
-                return slow;
-            }
-            assert_eq!(a.status, 400, "{}", a.body);
-            assert!(Instant::now() < deadline, "the slow upload never started");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!answered(&s), "the held upload was answered");
+        let a = post(server, "commit=abc&job=unit&run_id=probe", None, &probe);
+        if a.status == 503 {
+            return s;
         }
-        assert!(Instant::now() < deadline, "the slow upload never started");
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(
+            Instant::now() < deadline,
+            "the held upload never took the slot"
+        );
     }
+}
+
+/// Read the answer to an upload started by [`start_busy`].
+fn read_answer(mut s: TcpStream) -> String {
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
 }
 
 /// Whether the server already answered on this connection.
@@ -672,7 +687,8 @@ fn busy_server_answers_503_with_retry_after() {
     let db = dir.path().join("flakes.db");
     let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
     let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
-    let slow = start_busy(&server, "1", &body);
+    let lock = lock_db(&db);
+    let held = start_busy(&server, "1", &body);
     let a = post(&server, "commit=abc&job=unit&run_id=2", None, &body);
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.retry_after.is_some());
@@ -699,7 +715,8 @@ fn busy_server_answers_503_with_retry_after() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let response = finish_slow_upload(slow, &body);
+    drop(lock);
+    let response = read_answer(held);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let out = cli.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -712,6 +729,33 @@ fn busy_server_answers_503_with_retry_after() {
 }
 
 #[test]
+fn a_slow_body_holds_no_upload_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
+    let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
+    // Slow clients, each half-way through its body: the only slot stays free.
+    let slow: Vec<TcpStream> = (0..4)
+        .map(|i| start_slow_upload(&server.addr, &format!("slow{i}"), &body))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..3 {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id=fast{i}"),
+            None,
+            &body,
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    for s in slow {
+        let response = finish_slow_upload(s, &body);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    assert_eq!(runs(&db).len(), 7);
+}
+
+#[test]
 fn sigterm_finishes_the_upload_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flakes.db");
@@ -720,7 +764,9 @@ fn sigterm_finishes_the_upload_in_flight() {
         ("TEST-a.xml", report("A", 200, &[1]).as_bytes()),
         ("TEST-b.xml", report("B", 200, &[]).as_bytes()),
     ]);
-    let slow = start_busy(&server, "inflight", &body);
+    // Half of the body is sent: the request is in flight when SIGTERM comes.
+    let slow = start_slow_upload(&server.addr, "inflight", &body);
+    std::thread::sleep(Duration::from_millis(300));
     server.sigterm();
     std::thread::sleep(Duration::from_millis(300));
     // Still running: the upload in flight holds it open.
