@@ -801,3 +801,236 @@ fn a_stalled_upload_times_out_with_408() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["run_id"], "ok");
 }
+
+/// The server's peak resident memory so far, in MiB (Linux: VmHWM).
+fn peak_rss_mib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// A report whose one failure holds `mib` MiB of spaces, gzip'd `layers` times, written
+/// as a stream so the test never holds it whole.
+fn text_bomb(mib: usize, layers: usize) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    let mut sink: Box<dyn Write> = Box::new(Vec::new());
+    // Innermost encoder first; each wraps the next one out.
+    let mut stack: Vec<*const ()> = Vec::new();
+    let _ = &mut stack;
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    sink = Box::new(Shared(out.clone()));
+    for _ in 0..layers {
+        sink = Box::new(GzEncoder::new(sink, Compression::fast()));
+    }
+    sink.write_all(b"<testsuite name=\"S\"><testcase classname=\"C\" name=\"t\"><failure>")
+        .unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..mib {
+        sink.write_all(&chunk).unwrap();
+    }
+    sink.write_all(b"x</failure></testcase></testsuite>")
+        .unwrap();
+    // Dropping the encoders finishes them, innermost first.
+    drop(sink);
+    let bytes = out.borrow().clone();
+    bytes
+}
+
+#[test]
+fn nested_gzip_bomb_counts_against_one_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-unpacked", "64MiB"]);
+    let bomb = text_bomb(512, 2);
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let a = post(&server, "commit=abc&job=unit&run_id=1", None, &bomb);
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(a.body.contains("--max-unpacked"), "{}", a.body);
+    // The same bomb as a tar entry `.xml.gz` (itself gzip'd once more).
+    let t = tgz(&[("reports/TEST-bomb.xml.gz", &bomb)]);
+    let a = post(&server, "commit=abc&job=unit&run_id=2", None, &t);
+    assert_eq!(a.status, 413, "{}", a.body);
+    let peak = peak_rss_mib(&server);
+    assert!(peak < 200, "peak RSS {peak} MiB");
+    eprintln!("nested gzip bomb (512 MiB inside, --max-unpacked 64MiB): peak RSS {peak} MiB");
+    assert!(runs(&db).is_empty());
+}
+
+#[test]
+fn concurrent_big_uploads_stay_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-memory", "320MiB", "--max-unpacked", "1GiB"]);
+    // 200 MiB of text in one failure: kept as 8 KiB, never copied whole.
+    let body = std::sync::Arc::new(text_bomb(200, 1));
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let body = body.clone();
+                let server = &server;
+                s.spawn(move || {
+                    post(
+                        server,
+                        &format!("commit=abc&job=unit&run_id=big{i}"),
+                        None,
+                        &body,
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Those that found the budget taken were told to come back (503), none failed.
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let peak = peak_rss_mib(&server);
+    eprintln!(
+        "4 parallel 200 MiB text nodes, --max-memory 320MiB: {statuses:?}, peak RSS {peak} MiB"
+    );
+    assert!(peak < 320 + 120, "peak RSS {peak} MiB");
+    // One alone beyond the whole budget: 413, not a retry that can never succeed.
+    let huge = text_bomb(400, 1);
+    let a = post(&server, "commit=abc&job=unit&run_id=huge", None, &huge);
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(a.body.contains("--max-memory"), "{}", a.body);
+}
+
+#[test]
+fn an_oversized_name_is_rejected_with_its_place_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let xml = format!(
+        "<testsuite name=\"S\">\n  <testcase classname=\"C\" name=\"{}\"/>\n</testsuite>\n",
+        "n".repeat(200 << 10)
+    );
+    let a = post(
+        &server,
+        "commit=abc&job=unit&run_id=1",
+        None,
+        &gz(xml.as_bytes()),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    let r = &a.json()["rejected"][0];
+    assert_eq!(
+        (r["line"].as_u64(), r["column"].as_u64()),
+        (Some(2), Some(3)),
+        "{r}"
+    );
+    assert!(r["reason"].as_str().unwrap().contains("64 KiB"), "{r}");
+    let flaky = get(&server, "/api/v1/flaky?format=json", None);
+    assert!(!flaky.body.contains("nnnnnnnn"));
+}
+
+#[test]
+fn expect_continue_and_huge_lengths_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-body", "1MiB"]);
+    for length in ["2000000", "100000000000"] {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/uploads?commit=abc&job=unit&run_id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+        assert!(!response.contains("100 Continue"), "{response}");
+    }
+}
+
+/// Open connections the server process holds (its sockets).
+fn open_sockets(server: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn idle_and_partial_connections_are_closed_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--header-timeout", "1", "--max-connections", "20"]);
+    // 60 sockets that never send a byte, and one that stops half-way through its head.
+    let mut partial = TcpStream::connect(&server.addr).unwrap();
+    partial
+        .write_all(b"GET /api/v1/flaky HTTP/1.1\r\nHost:")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let idle: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The cap holds: the listener and at most 20 connections (a few more may be
+    // closing at the instant of looking), not 61.
+    let open = open_sockets(&server);
+    assert!(open <= 26, "{open}");
+    // Within the header timeout the idle ones are closed, and a real request gets in.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ok = loop {
+        let got = ureq::get(&format!("{}/healthz", server.base))
+            .timeout(Duration::from_secs(2))
+            .call();
+        if let Ok(r) = got {
+            break r.status();
+        }
+        assert!(Instant::now() < deadline, "never got in");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ok, 200);
+    partial
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let start = Instant::now();
+    let r = partial.read_to_end(&mut rest);
+    // Closed by the server (a clean end, or a reset for the bytes it never read), not left
+    // hanging until the read timeout.
+    assert!(start.elapsed() < Duration::from_secs(4), "{r:?}");
+    drop(idle);
+}
+
+#[test]
+fn a_partial_head_never_blocks_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let mut server = Server::start(&db, &["--header-timeout", "600", "--request-timeout", "2"]);
+    let mut partial = TcpStream::connect(&server.addr).unwrap();
+    partial
+        .write_all(b"POST /api/v1/uploads?commit=a&job=j&run_id=1 HTTP/1.1\r\nHost:")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    server.sigterm();
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+}

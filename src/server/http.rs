@@ -243,7 +243,9 @@ async fn read_body(
         if (out.len() + data.len()) as u64 > max_body {
             return Err(BodyError::TooLarge);
         }
-        charge.add(data.len() as u64).map_err(BodyError::Memory)?;
+        charge
+            .try_add(data.len() as u64)
+            .map_err(BodyError::Memory)?;
         out.extend_from_slice(&data);
     }
     Ok(out)
@@ -657,6 +659,77 @@ mod tests {
         assert!(upload_meta(&p(&[("token", "x")]))
             .unwrap_err()
             .contains("unknown"));
+    }
+
+    fn meta() -> RunMeta {
+        upload_meta(&p(&[("commit", "a"), ("job", "j"), ("run_id", "1")]))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_cancelled_upload_stops_parsing() {
+        let mut xml = String::from("<testsuite>");
+        for i in 0..5000 {
+            xml.push_str(&format!("<testcase classname=\"C\" name=\"t{i}\"/>"));
+        }
+        xml.push_str("</testsuite>");
+        let budget = MemoryBudget::new(1 << 30);
+        let go = AtomicBool::new(false);
+        let u = prepare(
+            xml.as_bytes(),
+            meta(),
+            true,
+            "u.xml",
+            1 << 30,
+            budget.charge(),
+            &go,
+        )
+        .unwrap();
+        assert_eq!(u.files[0].report.cases.len(), 5000);
+        drop(u);
+        // The request timed out: the parse gives up instead of finishing for nobody.
+        let stop = AtomicBool::new(true);
+        let err = prepare(
+            xml.as_bytes(),
+            meta(),
+            true,
+            "u.xml",
+            1 << 30,
+            budget.charge(),
+            &stop,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn parsed_results_count_against_the_upload_limit() {
+        // 64 KiB suite name copied into each of 2,000 cases: 128 MiB parsed from 64 KiB.
+        let mut xml = format!("<testsuite name=\"{}\">", "s".repeat(60 << 10));
+        for i in 0..2000 {
+            xml.push_str(&format!("<testcase name=\"t{i}\"/>"));
+        }
+        xml.push_str("</testsuite>");
+        let budget = MemoryBudget::new(1 << 30);
+        let go = AtomicBool::new(false);
+        let err = prepare(
+            xml.as_bytes(),
+            meta(),
+            true,
+            "u.xml",
+            16 << 20,
+            budget.charge(),
+            &go,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(err, UnpackError::TooLarge(ref m) if m.contains("parsed")),
+            "{err}"
+        );
     }
 
     #[test]
