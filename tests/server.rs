@@ -818,11 +818,6 @@ fn peak_rss_mib(server: &Server) -> u64 {
 fn text_bomb(mib: usize, layers: usize) -> Vec<u8> {
     use flate2::write::GzEncoder;
     use flate2::Compression;
-    let mut sink: Box<dyn Write> = Box::new(Vec::new());
-    // Innermost encoder first; each wraps the next one out.
-    let mut stack: Vec<*const ()> = Vec::new();
-    let _ = &mut stack;
-    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -833,7 +828,9 @@ fn text_bomb(mib: usize, layers: usize) -> Vec<u8> {
             Ok(())
         }
     }
-    sink = Box::new(Shared(out.clone()));
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    // Each encoder wraps the next one out.
+    let mut sink: Box<dyn Write> = Box::new(Shared(out.clone()));
     for _ in 0..layers {
         sink = Box::new(GzEncoder::new(sink, Compression::fast()));
     }
