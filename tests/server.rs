@@ -1031,3 +1031,83 @@ fn a_partial_head_never_blocks_sigterm() {
         start.elapsed()
     );
 }
+
+/// A one-reply-per-connection HTTP server answering every request with `reply`.
+fn fake_server(reply: &'static str) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(20) {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Read the head and the body (small uploads), then answer and close.
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = Vec::new();
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn upload_treats_redirects_and_foreign_replies_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("TEST-a.xml"), report("A", 2, &[])).unwrap();
+    let replies = [
+        ("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.51.100.7/steal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "redirect"),
+        ("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://elsewhere.example/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "redirect"),
+        ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 33\r\nConnection: close\r\n\r\n<html><body>Sign in</body></html>", "login page"),
+        ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}", "not an ingest summary"),
+    ];
+    for (reply, why) in replies {
+        let base = fake_server(reply);
+        let run = |strict: bool| {
+            let mut c = Command::new(BIN);
+            c.args([
+                "upload", "--server", &base, "--commit", "abc", "--job", "unit",
+            ])
+            .args(["--run-id", "1", "--retries", "0", "--token", "secret"])
+            .arg(&reports)
+            .env_remove("FLAKEHOUND_TOKEN");
+            if strict {
+                c.arg("--strict");
+            }
+            c.output().unwrap()
+        };
+        let out = run(false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{why}: {err}");
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(err.contains("WERE NOT STORED"), "{why}: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("2 tests"));
+        let out = run(true);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{why}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
