@@ -36,32 +36,10 @@ pub enum ApiError {
     Internal(#[from] crate::error::Error),
 }
 
-/// Parse a duration like `30d`, `12h`, `2w`, `90m` or plain seconds.
+/// Parse a duration like `30d`, `12h`, `2w`, `90m` or plain seconds (see
+/// [`crate::timefmt::parse_duration`]).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let (num, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| text.split_at(i))
-        .unwrap_or((text, "s"));
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {text:?}: expected e.g. 30d, 12h, 2w"))?;
-    let scale = match unit.trim() {
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "w" => 7.0 * 86_400.0,
-        other => {
-            return Err(format!(
-                "bad duration unit {other:?} in {text:?}: use s, m, h, d or w"
-            ))
-        }
-    };
-    if value <= 0.0 {
-        return Err(format!("duration {text:?} must be positive"));
-    }
-    Ok((value * scale).round() as i64)
+    crate::timefmt::parse_duration(text)
 }
 
 /// Query parameters by name; a repeated name keeps the last value (like a repeated flag).
@@ -88,6 +66,16 @@ impl<'a> Params<'a> {
             .map(|v| {
                 v.parse()
                     .map_err(|_| ApiError::BadRequest(format!("bad value {v:?} for {key}")))
+            })
+            .transpose()
+    }
+
+    /// A fraction strictly between 0 and 1 (`slo`, `fixed_alpha`): NaN is refused.
+    pub fn fraction(&self, key: &str) -> Result<Option<f64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                crate::timefmt::parse_fraction(v)
+                    .map_err(|e| ApiError::BadRequest(format!("{key}: {e}")))
             })
             .transpose()
     }
@@ -122,8 +110,8 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
         min_isolated_failures: p
             .parse("min_isolated_failures")?
             .unwrap_or(defaults.min_isolated_failures),
-        fixed_alpha: p.parse("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
-        slo: p.parse("slo")?.unwrap_or(defaults.slo),
+        fixed_alpha: p.fraction("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
+        slo: p.fraction("slo")?.unwrap_or(defaults.slo),
     })
 }
 
@@ -194,7 +182,7 @@ pub fn render(
                 as_of: p.time("as_of")?,
                 branch: p.get("branch").map(String::from),
                 job: p.get("job").map(String::from),
-                slo: p.parse("slo")?.unwrap_or(defaults.slo),
+                slo: p.fraction("slo")?.unwrap_or(defaults.slo),
                 top: p.parse("top")?.unwrap_or(defaults.top),
             };
             let store = Store::open_read_only(db)?;

@@ -19,3 +19,4 @@ pub mod score;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod timefmt;

@@ -1111,3 +1111,78 @@ fn upload_treats_redirects_and_foreign_replies_as_failures() {
         );
     }
 }
+
+#[test]
+fn odd_times_are_refused_and_odd_stored_data_never_fails_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let body = gz(report("A", 5, &[1]).as_bytes());
+    for bad in [
+        "1767323045000",
+        "4102444800",
+        "2999-01-01T00:00:00Z",
+        "yesterday",
+    ] {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id=1&started_at={bad}"),
+            None,
+            &body,
+        );
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert!(a.body.contains("started_at"), "{}", a.body);
+    }
+    assert_eq!(
+        get(&server, "/api/v1/flaky?fixed_alpha=inf", None).status,
+        400
+    );
+    for q in ["window=999999999999999999999999w", "slo=NaN", "window=NaNd"] {
+        for path in [
+            "/api/v1/flaky",
+            "/api/v1/report",
+            "/api/v1/quarantine",
+            "/api/v1/backlog",
+        ] {
+            let a = get(&server, &format!("{path}?{q}"), None);
+            assert_eq!(a.status, 400, "{path}?{q}: {}", a.body);
+        }
+    }
+    // Odd data stored by an older version (a start in milliseconds): every read still
+    // answers.
+    for (run, at) in [("1", "2026-01-02T03:04:05Z"), ("2", "2026-01-03T03:04:05Z")] {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id={run}&started_at={at}"),
+            None,
+            &body,
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE run SET started_at = 1767323045000 WHERE ci_run_id = '1'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    for path in [
+        "/api/v1/flaky?format=json",
+        "/api/v1/quarantine",
+        "/api/v1/quarantine?format=gradle",
+        "/api/v1/report",
+        "/api/v1/report?format=json",
+        "/api/v1/report?format=html",
+        "/api/v1/backlog",
+    ] {
+        let a = get(&server, path, None);
+        assert!(
+            a.status == 200,
+            "{path}: {} {}\n{}",
+            a.status,
+            a.body,
+            server.log()
+        );
+    }
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}

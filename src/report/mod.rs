@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::{readable_name, RunOutcome};
-use crate::score::{self, rfc3339, FingerprintCount, ScoreOptions, Scored, Status, TestScore};
+use crate::score::{self, FingerprintCount, ScoreOptions, Scored, Status, TestScore};
 use crate::store::Store;
 
 pub use cofail::{CoFailureGroup, CoFailureMember, CoFailurePair};
@@ -235,7 +235,11 @@ fn test_key(t: &TestScore) -> i64 {
 }
 
 fn day_of(t: i64) -> String {
-    rfc3339(t)[..10].to_string()
+    // A stored time out of chrono's range (odd data written by an older version) must
+    // not panic a report.
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "unknown day".into())
 }
 
 fn numbers(s: &Scored) -> WindowNumbers {

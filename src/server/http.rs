@@ -383,11 +383,8 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
     let (started_at, known) = match started_at {
         None => (chrono::Utc::now().timestamp(), false),
         Some(t) => {
-            let secs = match t.parse::<i64>() {
-                Ok(s) => s,
-                Err(_) => crate::ci_env::parse_timestamp(&t)
-                    .map_err(|e| format!("started_at {t:?}: {e} (expected RFC 3339)"))?,
-            };
+            let secs = crate::timefmt::parse_started_at(&t, chrono::Utc::now().timestamp())
+                .map_err(|e| format!("started_at: {e}"))?;
             (secs, true)
         }
     };
@@ -656,6 +653,16 @@ mod tests {
         assert!(upload_meta(&p(&[("commit", "a"), ("job", "j")]))
             .unwrap_err()
             .contains("run_id"));
+        for bad in ["1767323045000", "4102444800", "2099-01-01T00:00:00Z"] {
+            let err = upload_meta(&p(&[
+                ("commit", "a"),
+                ("job", "j"),
+                ("run_id", "1"),
+                ("started_at", bad),
+            ]))
+            .unwrap_err();
+            assert!(err.contains("started_at"), "{err}");
+        }
         assert!(upload_meta(&p(&[("token", "x")]))
             .unwrap_err()
             .contains("unknown"));
