@@ -50,7 +50,7 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             ))
         }
     };
-    if !(value > 0.0) {
+    if value.is_nan() || value <= 0.0 {
         return Err(format!("duration {text:?} must be positive"));
     }
     let secs = value * scale;
