@@ -296,28 +296,32 @@ fn flaky_output(scored: &Scored, fmt: &str) -> Rendered {
                     .map(|f| format!("{} ({})", f.message, f.count))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let _ = w.write_record([
-                    t.classname.clone(),
-                    t.name.clone(),
-                    t.file.clone().unwrap_or_default(),
-                    t.job.clone(),
-                    t.status.as_str().to_string(),
-                    t.runs.to_string(),
-                    t.attempts.to_string(),
-                    t.failures.to_string(),
-                    t.flaky_commits.to_string(),
-                    t.flake_rate.to_string(),
-                    t.flake_rate_low.to_string(),
-                    t.flake_rate_high.to_string(),
-                    t.first_flake_at.clone().unwrap_or_default(),
-                    t.last_flake_at.clone().unwrap_or_default(),
-                    t.retries_per_day.to_string(),
-                    t.ci_minutes_per_day.to_string(),
-                    t.observed_retries.to_string(),
-                    t.job_failure_rate.to_string(),
-                    fps,
-                    t.test_id.clone(),
-                ]);
+                let _ = w.write_record(
+                    [
+                        t.classname.clone(),
+                        t.name.clone(),
+                        t.file.clone().unwrap_or_default(),
+                        t.job.clone(),
+                        t.status.as_str().to_string(),
+                        t.runs.to_string(),
+                        t.attempts.to_string(),
+                        t.failures.to_string(),
+                        t.flaky_commits.to_string(),
+                        t.flake_rate.to_string(),
+                        t.flake_rate_low.to_string(),
+                        t.flake_rate_high.to_string(),
+                        t.first_flake_at.clone().unwrap_or_default(),
+                        t.last_flake_at.clone().unwrap_or_default(),
+                        t.retries_per_day.to_string(),
+                        t.ci_minutes_per_day.to_string(),
+                        t.observed_retries.to_string(),
+                        t.job_failure_rate.to_string(),
+                        fps,
+                        t.test_id.clone(),
+                    ]
+                    .iter()
+                    .map(|c| crate::escape::csv_cell(c)),
+                );
             }
             Rendered {
                 content_type: CSV,

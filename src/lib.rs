@@ -8,6 +8,7 @@ pub mod api;
 pub mod backlog;
 pub mod ci_env;
 pub mod error;
+pub mod escape;
 pub mod eval;
 pub mod fingerprint;
 pub mod ingest;
