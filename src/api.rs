@@ -37,37 +37,10 @@ pub enum ApiError {
     Internal(#[from] crate::error::Error),
 }
 
-/// Parse a duration like `30d`, `12h`, `2w`, `90m` or `45s`. The unit is required: a bare
-/// `30` is refused rather than guessed (seconds? days?).
+/// Parse a duration like `30d`, `12h`, `2w`, `90m` or plain seconds (see
+/// [`crate::timefmt::parse_duration`]).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let Some((num, unit)) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| text.split_at(i))
-    else {
-        return Err(format!(
-            "duration {text:?} has no unit: add a unit: {text}d (s, m, h, d or w)"
-        ));
-    };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {text:?}: expected e.g. 30d, 12h, 2w"))?;
-    let scale = match unit.trim() {
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "w" => 7.0 * 86_400.0,
-        other => {
-            return Err(format!(
-                "bad duration unit {other:?} in {text:?}: use s, m, h, d or w"
-            ))
-        }
-    };
-    if value <= 0.0 {
-        return Err(format!("duration {text:?} must be positive"));
-    }
-    Ok((value * scale).round() as i64)
+    crate::timefmt::parse_duration(text)
 }
 
 /// Parse a share such as an SLO: `1%` or `0.01`, between 0 and 1 (100%).
@@ -154,6 +127,16 @@ impl<'a> Params<'a> {
             .transpose()
     }
 
+    /// A fraction strictly between 0 and 1 (`slo`, `fixed_alpha`): NaN is refused.
+    pub fn fraction(&self, key: &str) -> Result<Option<f64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                crate::timefmt::parse_fraction(v)
+                    .map_err(|e| ApiError::BadRequest(format!("{key}: {e}")))
+            })
+            .transpose()
+    }
+
     pub fn duration(&self, key: &str) -> Result<Option<i64>, ApiError> {
         self.get(key)
             .map(|v| parse_duration(v).map_err(|e| ApiError::BadRequest(format!("{key}: {e}"))))
@@ -190,7 +173,7 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
         min_isolated_failures: p
             .parse("min_isolated_failures")?
             .unwrap_or(defaults.min_isolated_failures),
-        fixed_alpha: p.parse("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
+        fixed_alpha: p.fraction("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
         slo: p.share("slo")?.unwrap_or(defaults.slo),
     })
 }
@@ -431,29 +414,33 @@ fn flaky_output(scored: &Scored, fmt: &str, links: &Links) -> Rendered {
                     .map(|f| format!("{} ({})", f.message, f.count))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let _ = w.write_record([
-                    t.classname.clone(),
-                    t.name.clone(),
-                    t.file.clone().unwrap_or_default(),
-                    t.job.clone(),
-                    t.status.as_str().to_string(),
-                    t.runs.to_string(),
-                    t.attempts.to_string(),
-                    t.failures.to_string(),
-                    t.flaky_commits.to_string(),
-                    t.flake_rate.to_string(),
-                    t.flake_rate_low.to_string(),
-                    t.flake_rate_high.to_string(),
-                    t.first_flake_at.clone().unwrap_or_default(),
-                    t.last_flake_at.clone().unwrap_or_default(),
-                    t.retries_per_day.to_string(),
-                    t.ci_minutes_per_day.to_string(),
-                    t.observed_retries.to_string(),
-                    t.job_failure_rate.to_string(),
-                    fps,
-                    t.test_id.clone(),
-                    owners(t).join(" "),
-                ]);
+                let _ = w.write_record(
+                    [
+                        t.classname.clone(),
+                        t.name.clone(),
+                        t.file.clone().unwrap_or_default(),
+                        t.job.clone(),
+                        t.status.as_str().to_string(),
+                        t.runs.to_string(),
+                        t.attempts.to_string(),
+                        t.failures.to_string(),
+                        t.flaky_commits.to_string(),
+                        t.flake_rate.to_string(),
+                        t.flake_rate_low.to_string(),
+                        t.flake_rate_high.to_string(),
+                        t.first_flake_at.clone().unwrap_or_default(),
+                        t.last_flake_at.clone().unwrap_or_default(),
+                        t.retries_per_day.to_string(),
+                        t.ci_minutes_per_day.to_string(),
+                        t.observed_retries.to_string(),
+                        t.job_failure_rate.to_string(),
+                        fps,
+                        t.test_id.clone(),
+                        owners(t).join(" "),
+                    ]
+                    .iter()
+                    .map(|c| crate::escape::csv_cell(c)),
+                );
             }
             Rendered {
                 content_type: CSV,

@@ -161,14 +161,20 @@ pub fn to_csv(rows: &[BacklogRow]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = w.write_record(COLUMNS);
     for r in rows {
-        let _ = w.write_record(r.cells());
+        // Item and Evidence carry names from uploaded reports; the other cells are ours
+        // (numbers, and an impact we word ourselves) and stay as they are.
+        let mut cells: Vec<String> = r.cells().iter().map(|c| c.to_string()).collect();
+        for i in [1, 6] {
+            cells[i] = crate::escape::csv_cell(&cells[i]);
+        }
+        let _ = w.write_record(&cells);
     }
     w.into_inner().unwrap_or_default()
 }
 
 /// A Markdown table for an issue or a wiki page.
 pub fn to_markdown(rows: &[BacklogRow]) -> String {
-    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let ours = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = String::new();
     out.push_str("| ");
     out.push_str(&COLUMNS.join(" | "));
@@ -178,7 +184,21 @@ pub fn to_markdown(rows: &[BacklogRow]) -> String {
     for r in rows {
         let cells = r.cells();
         out.push_str("| ");
-        out.push_str(&cells.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
+        // Item and Evidence carry names from uploaded reports: nothing in them renders.
+        out.push_str(
+            &cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == 1 || i == 6 {
+                        crate::escape::markdown(c)
+                    } else {
+                        ours(c)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" | "),
+        );
         out.push_str(" |\n");
     }
     if rows.is_empty() {

@@ -625,28 +625,43 @@ fn start_slow_upload(addr: &str, run_id: &str, body: &[u8]) -> TcpStream {
     s
 }
 
-/// Start a slow upload and wait until it holds the server's only upload slot: a probe with
-/// an empty body is answered 503 then, 400 before (and stores nothing either way). A probe
-/// holds the slot for an instant itself, so the slow upload can be refused (503) if its
-/// head arrives just then; it is started again in that case.
+/// Hold the database's write lock, so that the server's writer waits (its busy timeout is
+/// a minute) and the upload it is storing keeps its upload slot.
+fn lock_db(db: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    c
+}
+
+/// Send a whole upload on its own connection while the writer is held by [`lock_db`], and
+/// wait until it holds the server's only upload slot: a probe whose body holds no report
+/// is answered 503 then, 400 before (and stores nothing either way).
 fn start_busy(server: &Server, run_id: &str, body: &[u8]) -> TcpStream {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let s = start_slow_upload(&server.addr, run_id, body);
+    let mut s2 = s.try_clone().unwrap();
+    s2.write_all(&body[body.len() / 2..]).unwrap();
+    let probe = tgz(&[("notes.txt", b"not a report")]);
     loop {
-        let slow = start_slow_upload(&server.addr, run_id, body);
-        loop {
-            std::thread::sleep(Duration::from_millis(30));
-            if answered(&slow) {
-                break; // refused while a probe held the slot: start again
-            }
-            let a = post(server, "commit=abc&job=unit&run_id=probe", None, b"");
-            if a.status == 503 {
-                return slow;
-            }
-            assert_eq!(a.status, 400, "{}", a.body);
-            assert!(Instant::now() < deadline, "the slow upload never started");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!answered(&s), "the held upload was answered");
+        let a = post(server, "commit=abc&job=unit&run_id=probe", None, &probe);
+        if a.status == 503 {
+            return s;
         }
-        assert!(Instant::now() < deadline, "the slow upload never started");
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(
+            Instant::now() < deadline,
+            "the held upload never took the slot"
+        );
     }
+}
+
+/// Read the answer to an upload started by [`start_busy`].
+fn read_answer(mut s: TcpStream) -> String {
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
 }
 
 /// Whether the server already answered on this connection.
@@ -672,7 +687,8 @@ fn busy_server_answers_503_with_retry_after() {
     let db = dir.path().join("flakes.db");
     let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
     let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
-    let slow = start_busy(&server, "1", &body);
+    let lock = lock_db(&db);
+    let held = start_busy(&server, "1", &body);
     let a = post(&server, "commit=abc&job=unit&run_id=2", None, &body);
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.retry_after.is_some());
@@ -699,7 +715,8 @@ fn busy_server_answers_503_with_retry_after() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let response = finish_slow_upload(slow, &body);
+    drop(lock);
+    let response = read_answer(held);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let out = cli.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -712,6 +729,33 @@ fn busy_server_answers_503_with_retry_after() {
 }
 
 #[test]
+fn a_slow_body_holds_no_upload_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-concurrent-uploads", "1"]);
+    let body = tgz(&[("TEST-a.xml", report("A", 50, &[]).as_bytes())]);
+    // Slow clients, each half-way through its body: the only slot stays free.
+    let slow: Vec<TcpStream> = (0..4)
+        .map(|i| start_slow_upload(&server.addr, &format!("slow{i}"), &body))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..3 {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id=fast{i}"),
+            None,
+            &body,
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    for s in slow {
+        let response = finish_slow_upload(s, &body);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    assert_eq!(runs(&db).len(), 7);
+}
+
+#[test]
 fn sigterm_finishes_the_upload_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flakes.db");
@@ -720,7 +764,9 @@ fn sigterm_finishes_the_upload_in_flight() {
         ("TEST-a.xml", report("A", 200, &[1]).as_bytes()),
         ("TEST-b.xml", report("B", 200, &[]).as_bytes()),
     ]);
-    let slow = start_busy(&server, "inflight", &body);
+    // Half of the body is sent: the request is in flight when SIGTERM comes.
+    let slow = start_slow_upload(&server.addr, "inflight", &body);
+    std::thread::sleep(Duration::from_millis(300));
     server.sigterm();
     std::thread::sleep(Duration::from_millis(300));
     // Still running: the upload in flight holds it open.
@@ -754,4 +800,389 @@ fn a_stalled_upload_times_out_with_408() {
     let stored = runs(&db);
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["run_id"], "ok");
+}
+
+/// The server's peak resident memory so far, in MiB (Linux: VmHWM).
+fn peak_rss_mib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// A report whose one failure holds `mib` MiB of spaces, gzip'd `layers` times, written
+/// as a stream so the test never holds it whole.
+fn text_bomb(mib: usize, layers: usize) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    // Each encoder wraps the next one out.
+    let mut sink: Box<dyn Write> = Box::new(Shared(out.clone()));
+    for _ in 0..layers {
+        sink = Box::new(GzEncoder::new(sink, Compression::fast()));
+    }
+    sink.write_all(b"<testsuite name=\"S\"><testcase classname=\"C\" name=\"t\"><failure>")
+        .unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..mib {
+        sink.write_all(&chunk).unwrap();
+    }
+    sink.write_all(b"x</failure></testcase></testsuite>")
+        .unwrap();
+    // Dropping the encoders finishes them, innermost first.
+    drop(sink);
+    let bytes = out.borrow().clone();
+    bytes
+}
+
+#[test]
+fn nested_gzip_bomb_counts_against_one_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-unpacked", "64MiB"]);
+    let bomb = text_bomb(512, 2);
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let a = post(&server, "commit=abc&job=unit&run_id=1", None, &bomb);
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(a.body.contains("--max-unpacked"), "{}", a.body);
+    // The same bomb as a tar entry `.xml.gz` (itself gzip'd once more).
+    let t = tgz(&[("reports/TEST-bomb.xml.gz", &bomb)]);
+    let a = post(&server, "commit=abc&job=unit&run_id=2", None, &t);
+    assert_eq!(a.status, 413, "{}", a.body);
+    let peak = peak_rss_mib(&server);
+    assert!(peak < 200, "peak RSS {peak} MiB");
+    eprintln!("nested gzip bomb (512 MiB inside, --max-unpacked 64MiB): peak RSS {peak} MiB");
+    assert!(runs(&db).is_empty());
+}
+
+#[test]
+fn concurrent_big_uploads_stay_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-memory", "320MiB", "--max-unpacked", "1GiB"]);
+    // 200 MiB of text in one failure: kept as 8 KiB, never copied whole.
+    let body = std::sync::Arc::new(text_bomb(200, 1));
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let body = body.clone();
+                let server = &server;
+                s.spawn(move || {
+                    post(
+                        server,
+                        &format!("commit=abc&job=unit&run_id=big{i}"),
+                        None,
+                        &body,
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Those that found the budget taken were told to come back (503), none failed.
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let peak = peak_rss_mib(&server);
+    eprintln!(
+        "4 parallel 200 MiB text nodes, --max-memory 320MiB: {statuses:?}, peak RSS {peak} MiB"
+    );
+    assert!(peak < 320 + 120, "peak RSS {peak} MiB");
+    // One alone beyond the whole budget: 413, not a retry that can never succeed.
+    let huge = text_bomb(400, 1);
+    let a = post(&server, "commit=abc&job=unit&run_id=huge", None, &huge);
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(a.body.contains("--max-memory"), "{}", a.body);
+}
+
+#[test]
+fn an_oversized_name_is_rejected_with_its_place_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let xml = format!(
+        "<testsuite name=\"S\">\n  <testcase classname=\"C\" name=\"{}\"/>\n</testsuite>\n",
+        "n".repeat(200 << 10)
+    );
+    let a = post(
+        &server,
+        "commit=abc&job=unit&run_id=1",
+        None,
+        &gz(xml.as_bytes()),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    let r = &a.json()["rejected"][0];
+    assert_eq!(
+        (r["line"].as_u64(), r["column"].as_u64()),
+        (Some(2), Some(3)),
+        "{r}"
+    );
+    assert!(r["reason"].as_str().unwrap().contains("64 KiB"), "{r}");
+    let flaky = get(&server, "/api/v1/flaky?format=json", None);
+    assert!(!flaky.body.contains("nnnnnnnn"));
+}
+
+#[test]
+fn expect_continue_and_huge_lengths_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-body", "1MiB"]);
+    for length in ["2000000", "100000000000"] {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/uploads?commit=abc&job=unit&run_id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+        assert!(!response.contains("100 Continue"), "{response}");
+    }
+}
+
+/// Open connections the server process holds (its sockets).
+fn open_sockets(server: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn idle_and_partial_connections_are_closed_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--header-timeout", "1", "--max-connections", "20"]);
+    // 60 sockets that never send a byte, and one that stops half-way through its head.
+    let mut partial = TcpStream::connect(&server.addr).unwrap();
+    partial
+        .write_all(b"GET /api/v1/flaky HTTP/1.1\r\nHost:")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let idle: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The cap holds: the listener and at most 20 connections (a few more may be
+    // closing at the instant of looking), not 61.
+    let open = open_sockets(&server);
+    assert!(open <= 26, "{open}");
+    // Within the header timeout the idle ones are closed, and a real request gets in.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ok = loop {
+        let got = ureq::get(&format!("{}/healthz", server.base))
+            .timeout(Duration::from_secs(2))
+            .call();
+        if let Ok(r) = got {
+            break r.status();
+        }
+        assert!(Instant::now() < deadline, "never got in");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ok, 200);
+    partial
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let start = Instant::now();
+    let r = partial.read_to_end(&mut rest);
+    // Closed by the server (a clean end, or a reset for the bytes it never read), not left
+    // hanging until the read timeout.
+    assert!(start.elapsed() < Duration::from_secs(4), "{r:?}");
+    drop(idle);
+}
+
+#[test]
+fn a_partial_head_never_blocks_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let mut server = Server::start(&db, &["--header-timeout", "600", "--request-timeout", "2"]);
+    let mut partial = TcpStream::connect(&server.addr).unwrap();
+    partial
+        .write_all(b"POST /api/v1/uploads?commit=a&job=j&run_id=1 HTTP/1.1\r\nHost:")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    server.sigterm();
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A one-reply-per-connection HTTP server answering every request with `reply`.
+fn fake_server(reply: &'static str) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(20) {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Read the head and the body (small uploads), then answer and close.
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = Vec::new();
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn upload_treats_redirects_and_foreign_replies_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("TEST-a.xml"), report("A", 2, &[])).unwrap();
+    let replies = [
+        ("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.51.100.7/steal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "redirect"),
+        ("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://elsewhere.example/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "redirect"),
+        ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 33\r\nConnection: close\r\n\r\n<html><body>Sign in</body></html>", "login page"),
+        ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}", "not an ingest summary"),
+    ];
+    for (reply, why) in replies {
+        let base = fake_server(reply);
+        let run = |strict: bool| {
+            let mut c = Command::new(BIN);
+            c.args([
+                "upload", "--server", &base, "--commit", "abc", "--job", "unit",
+            ])
+            .args(["--run-id", "1", "--retries", "0", "--token", "secret"])
+            .arg(&reports)
+            .env_remove("FLAKEHOUND_TOKEN");
+            if strict {
+                c.arg("--strict");
+            }
+            c.output().unwrap()
+        };
+        let out = run(false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{why}: {err}");
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(err.contains("WERE NOT STORED"), "{why}: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("2 tests"));
+        let out = run(true);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{why}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn odd_times_are_refused_and_odd_stored_data_never_fails_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let body = gz(report("A", 5, &[1]).as_bytes());
+    for bad in [
+        "1767323045000",
+        "4102444800",
+        "2999-01-01T00:00:00Z",
+        "yesterday",
+    ] {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id=1&started_at={bad}"),
+            None,
+            &body,
+        );
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert!(a.body.contains("started_at"), "{}", a.body);
+    }
+    assert_eq!(
+        get(&server, "/api/v1/flaky?fixed_alpha=inf", None).status,
+        400
+    );
+    for q in ["window=999999999999999999999999w", "slo=NaN", "window=NaNd"] {
+        for path in [
+            "/api/v1/flaky",
+            "/api/v1/report",
+            "/api/v1/quarantine",
+            "/api/v1/backlog",
+        ] {
+            let a = get(&server, &format!("{path}?{q}"), None);
+            assert_eq!(a.status, 400, "{path}?{q}: {}", a.body);
+        }
+    }
+    // Odd data stored by an older version (a start in milliseconds): every read still
+    // answers.
+    for (run, at) in [("1", "2026-01-02T03:04:05Z"), ("2", "2026-01-03T03:04:05Z")] {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id={run}&started_at={at}"),
+            None,
+            &body,
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE run SET started_at = 1767323045000 WHERE ci_run_id = '1'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    for path in [
+        "/api/v1/flaky?format=json",
+        "/api/v1/quarantine",
+        "/api/v1/quarantine?format=gradle",
+        "/api/v1/report",
+        "/api/v1/report?format=json",
+        "/api/v1/report?format=html",
+        "/api/v1/backlog",
+    ] {
+        let a = get(&server, path, None);
+        assert!(
+            a.status == 200,
+            "{path}: {} {}\n{}",
+            a.status,
+            a.body,
+            server.log()
+        );
+    }
+    assert!(!server.log().contains("panicked"), "{}", server.log());
 }

@@ -78,7 +78,7 @@ pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
     let branch = args.branch.clone().or(env.branch).unwrap_or_default();
     let (started_at, known) = match (&args.started_at, env.started_at) {
         (Some(text), _) => (
-            parse_timestamp(text)
+            flakehound::timefmt::parse_started_at(text, chrono::Utc::now().timestamp())
                 .map_err(|e| Error::Usage(format!("--started-at {text:?}: {e}")))?,
             true,
         ),

@@ -31,7 +31,7 @@ impl<T: Serialize> Rows<'_, T> {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(&self.header)?;
                 for row in &self.cells {
-                    w.write_record(row)?;
+                    w.write_record(row.iter().map(|c| flakehound::escape::csv_cell(c)))?;
                 }
                 w.flush()
             }
@@ -55,6 +55,16 @@ pub fn write_table(
             _ => s.to_string(),
         }
     };
+    // Names come from uploaded reports: no escape sequence reaches the terminal.
+    let cells: Vec<Vec<String>> = cells
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| flakehound::escape::terminal(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let cells = cells.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in cells {
         for (i, c) in row.iter().enumerate() {

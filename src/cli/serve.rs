@@ -14,7 +14,9 @@ level: run `flakehound -v serve` (or set RUST_LOG=info) to see them.
 Routes: POST /api/v1/uploads, POST /api/v1/gate, GET /api/v1/{flaky,quarantine,report,backlog}, GET /healthz (see docs/openapi.yaml);
 for browsers GET / (dashboard), GET /tests/{test_id}, GET|POST /login, POST /logout.
 Without --token-file nothing is authenticated and only a loopback --listen is allowed.
-SIGTERM or Ctrl-C finishes the requests in flight and stores every accepted upload before exiting.")]
+SIGTERM or Ctrl-C finishes the requests in flight (waiting at most --request-timeout) and stores
+every accepted upload before exiting. SIGHUP re-reads --token-file (a file that does not parse
+keeps the tokens in use).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed)
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -43,21 +45,35 @@ pub struct ServeArgs {
     pub secure_cookies: bool,
     #[command(flatten)]
     pub links: super::query::LinkArgs,
+    /// Memory all uploads in progress may hold together (bodies, decompressed reports,
+    /// parsed results); beyond, 503 with Retry-After (413 if one upload alone needs more)
+    #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+    pub max_memory: u64,
+    /// Connections open at once; more are closed when accepted [default: 1024, or less to
+    /// fit the open-file limit]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
+    /// Seconds a client has to send a request's head; also how long an idle keep-alive
+    /// connection stays open
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
 }
 
 pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
-    let config = Config {
-        listen: args.listen,
-        db: db.to_path_buf(),
-        token_file: args.token_file,
-        max_body: args.max_body,
-        max_unpacked: args.max_unpacked,
-        max_concurrent_uploads: args.max_concurrent_uploads as usize,
-        request_timeout: Duration::from_secs(args.request_timeout),
-        batch_max: args.batch_max as usize,
-        links: args.links.links()?,
-        secure_cookies: args.secure_cookies,
-    };
+    let mut config = Config::new(args.listen, db.to_path_buf());
+    config.token_file = args.token_file;
+    config.max_body = args.max_body;
+    config.max_unpacked = args.max_unpacked;
+    config.max_concurrent_uploads = args.max_concurrent_uploads as usize;
+    config.request_timeout = Duration::from_secs(args.request_timeout);
+    config.batch_max = args.batch_max as usize;
+    config.max_memory = args.max_memory;
+    if let Some(n) = args.max_connections {
+        config.max_connections = n as usize;
+    }
+    config.header_timeout = Duration::from_secs(args.header_timeout);
+    config.links = args.links.links()?;
+    config.secure_cookies = args.secure_cookies;
     server::serve(config, |started| {
         match started.tokens {
             Some(n) => eprintln!("flakehound: {n} token(s) loaded; every API request needs one"),

@@ -16,7 +16,9 @@ Exit status:
   0  the server stored the reports (a re-upload of the same reports is a no-op), or,
      without --strict, the upload failed for a reason that is not the reports' fault
      (server unreachable or failing after the retries, token refused (401/403), body
-     refused (400/413)): a warning is printed on stderr and the CI job is not failed
+     refused (400/413), a reply that is not the server's summary: a redirect, which is
+     never followed, or an HTML page): a loud warning is printed on stderr and the CI
+     job is not failed
   1  a report was rejected (malformed or not JUnit; printed as path:line:column: reason)
      or a path could not be read; the other reports were stored, like `ingest`
   2  with --strict, any of the failures that otherwise only warn; also bad usage
@@ -73,7 +75,12 @@ fn warn_or_fail(strict: bool, what: &str) -> u8 {
         eprintln!("error: {what}");
         exit::FAILURE
     } else {
+        // Loud on purpose: the job stays green, but the reports are lost unless someone
+        // reads this.
         eprintln!("warning: {what}; not failing the job (pass --strict to fail)");
+        eprintln!("warning: ********************************************************************");
+        eprintln!("warning: *  THE TEST REPORTS OF THIS RUN WERE NOT STORED BY flakehound      *");
+        eprintln!("warning: ********************************************************************");
         exit::OK
     }
 }
@@ -166,6 +173,13 @@ pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
         Outcome::Refused { message, .. } => warn_or_fail(
             args.strict,
             &format!("the server refused the upload ({message}); reports not uploaded"),
+        ),
+        Outcome::Unexpected(message) => warn_or_fail(
+            args.strict,
+            &format!(
+                "unexpected reply from {} ({message}); the reports may not be stored",
+                args.server
+            ),
         ),
         Outcome::Unavailable(message) => warn_or_fail(
             args.strict,

@@ -21,7 +21,10 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-pub use parse::{parse_stream, Dialect, ReportInfo, SUITE_ERROR_CASE};
+pub use parse::{
+    parse_slice_with, parse_stream, parse_stream_with, Dialect, ParseOptions, ReportInfo, BODY_CAP,
+    MAX_VALUE, SUITE_ERROR_CASE,
+};
 pub use time::parse_time;
 
 use crate::model::{AttemptOutcome, Failure, TestCase, TestIdentity};
@@ -57,7 +60,36 @@ impl Report {
 
 /// Parse a whole report held in memory.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Report, ParseError> {
+    if is_plain(bytes) {
+        return parse_plain(bytes, ParseOptions::default(), |_| Ok(()));
+    }
     parse_reader(bytes)
+}
+
+/// Whether a report in memory can be parsed as it is: neither gzip nor UTF-16.
+pub fn is_plain(bytes: &[u8]) -> bool {
+    !(bytes.starts_with(&GZIP_MAGIC)
+        || bytes.starts_with(&[0xFF, 0xFE])
+        || bytes.starts_with(&[0xFE, 0xFF]))
+}
+
+/// Parse a plain (UTF-8, not gzip'd) report held in memory without copying its text;
+/// `on_case` sees each test case first and may refuse it (the server counts their memory).
+pub fn parse_plain(
+    bytes: &[u8],
+    options: ParseOptions<'_>,
+    mut on_case: impl FnMut(&TestCase) -> Result<(), ParseError>,
+) -> Result<Report, ParseError> {
+    let mut merger = Merger::default();
+    let info = parse_slice_with(bytes, options, |case, dialect| {
+        on_case(&case)?;
+        merger.push(case, dialect);
+        Ok(())
+    })?;
+    Ok(Report {
+        cases: merger.finish(),
+        info,
+    })
 }
 
 /// Parse a report from any reader; gzip and UTF-16 inputs are recognised by their magic.

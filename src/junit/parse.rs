@@ -1,6 +1,7 @@
 //! The streaming state machine over quick-xml events.
 
 use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -10,7 +11,11 @@ use crate::model::{Attempt, AttemptOutcome, Failure, TestCase};
 
 /// Failure bodies (stack traces) are kept up to this many bytes: enough to fingerprint
 /// and to read, bounded so a runaway trace cannot blow memory.
-const BODY_CAP: usize = 8 * 1024;
+pub const BODY_CAP: usize = 8 * 1024;
+/// The longest attribute value kept (a test's name, classname, file, a suite's name…): a
+/// longer one rejects the report, with its line and column. `message` is cut to
+/// [`BODY_CAP`] instead.
+pub const MAX_VALUE: usize = 64 * 1024;
 /// Deeper nesting than this is hostile input, not a test report.
 const MAX_DEPTH: usize = 256;
 
@@ -95,6 +100,18 @@ struct SuiteFrame {
     broke: bool,
 }
 
+/// [`truncate_push`] from raw bytes: only the part that fits is decoded, so a huge text
+/// node is never copied.
+fn truncate_push_bytes(body: &mut String, raw: &[u8]) {
+    let room = BODY_CAP.saturating_sub(body.len());
+    if room == 0 {
+        return;
+    }
+    // A few bytes more, so a character cut at the edge is decoded whole or dropped.
+    let take = raw.len().min(room + 4);
+    truncate_push(body, &String::from_utf8_lossy(&raw[..take]));
+}
+
 fn truncate_push(body: &mut String, text: &str) {
     if body.len() >= BODY_CAP {
         return;
@@ -139,9 +156,34 @@ fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], String)) -> Result<(), Str
     for attr in e.attributes() {
         let attr = attr
             .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
-        f(attr.key.local_name().as_ref(), attr_text(&attr.value));
+        let key = attr.key.local_name();
+        let value: &[u8] = &attr.value;
+        let value = if value.len() <= MAX_VALUE {
+            value
+        } else if key.as_ref() == b"message" {
+            // A failure message is read like a stack trace: its head is enough.
+            cut_value(value, BODY_CAP)
+        } else {
+            return Err(format!(
+                "attribute `{}` of <{}> is {} bytes long, more than the {} KiB a name or value may have",
+                String::from_utf8_lossy(key.as_ref()),
+                tag_name(e),
+                value.len(),
+                MAX_VALUE / 1024
+            ));
+        };
+        f(key.as_ref(), attr_text(value));
     }
     Ok(())
+}
+
+/// The first `cap` bytes of an attribute value, never ending inside an entity reference.
+fn cut_value(value: &[u8], cap: usize) -> &[u8] {
+    let head = &value[..cap.min(value.len())];
+    match head.iter().rposition(|&b| b == b'&') {
+        Some(amp) if !head[amp..].contains(&b';') => &head[..amp],
+        _ => head,
+    }
 }
 
 /// [`attrs`] for an element whose attributes we do not use: only checked.
@@ -179,23 +221,40 @@ fn failure_of(e: &BytesStart<'_>) -> Result<Failure, String> {
     Ok(failure)
 }
 
+/// How much of a report the parser keeps, and when it gives up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions<'a> {
+    /// Checked every few hundred events: set, the parse stops with an error (the server
+    /// sets it when the request has timed out, so that nobody waits for the answer).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// Events between two looks at [`ParseOptions::cancel`].
+const CANCEL_EVERY: u32 = 256;
+
 /// Stream-parse one report, calling `on_case` for every `<testcase>` element as it closes.
-pub fn parse_stream<R: BufRead, F>(input: R, mut on_case: F) -> Result<ReportInfo, ParseError>
+pub fn parse_stream<R: BufRead, F>(input: R, on_case: F) -> Result<ReportInfo, ParseError>
+where
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+{
+    parse_stream_with(input, ParseOptions::default(), on_case)
+}
+
+/// [`parse_stream`] with options.
+pub fn parse_stream_with<R: BufRead, F>(
+    input: R,
+    options: ParseOptions<'_>,
+    mut on_case: F,
+) -> Result<ReportInfo, ParseError>
 where
     F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
 {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
-
-    let mut info = ReportInfo::default();
-    let mut stack: Vec<Elem> = Vec::with_capacity(16);
-    let mut suites: Vec<SuiteFrame> = Vec::new();
-    let mut case: Option<CaseBuilder> = None;
-    let mut seen_root = false;
-    let mut root_closed = false;
+    let mut machine = Machine::default();
     let mut buf = Vec::with_capacity(4096);
-
     loop {
+        machine.check_cancel(&options, reader.buffer_position())?;
         // Where the next event starts: errors about a tag point at its `<`.
         let start = reader.buffer_position();
         let event = reader.read_event_into(&mut buf).map_err(|e| ParseError {
@@ -203,19 +262,100 @@ where
             reason: format!("malformed XML: {e}"),
         })?;
         let offset = reader.buffer_position();
+        if machine.event(start, offset, event, &mut on_case)? {
+            break;
+        }
+        buf.clear();
+    }
+    Ok(machine.finish())
+}
+
+/// Parse a report held in memory (plain UTF-8 XML). Events borrow from `input` instead of
+/// being copied into a buffer, so a huge text node costs nothing beyond the input itself.
+pub fn parse_slice_with<F>(
+    input: &[u8],
+    options: ParseOptions<'_>,
+    mut on_case: F,
+) -> Result<ReportInfo, ParseError>
+where
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+{
+    let mut reader = Reader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+    let mut machine = Machine::default();
+    loop {
+        machine.check_cancel(&options, reader.buffer_position())?;
+        let start = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| ParseError {
+            offset: reader.error_position(),
+            reason: format!("malformed XML: {e}"),
+        })?;
+        let offset = reader.buffer_position();
+        if machine.event(start, offset, event, &mut on_case)? {
+            break;
+        }
+    }
+    Ok(machine.finish())
+}
+
+/// The parser's state between events.
+#[derive(Default)]
+struct Machine {
+    info: ReportInfo,
+    stack: Vec<Elem>,
+    suites: Vec<SuiteFrame>,
+    case: Option<CaseBuilder>,
+    seen_root: bool,
+    root_closed: bool,
+    events: u32,
+}
+
+impl Machine {
+    fn check_cancel(&mut self, options: &ParseOptions<'_>, at: u64) -> Result<(), ParseError> {
+        self.events = self.events.wrapping_add(1);
+        if self.events % CANCEL_EVERY == 0
+            && options.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(ParseError {
+                offset: at,
+                reason: "parsing cancelled (the request timed out)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> ReportInfo {
+        // A root <testsuites time> is the whole; without it, the suites' times add up.
+        if self.info.time_s.is_none() {
+            self.info.time_s = self.info.suites_time_s;
+        }
+        self.info
+    }
+
+    /// Handle one event; `Ok(true)` at the end of the input.
+    fn event<F>(
+        &mut self,
+        start: u64,
+        offset: u64,
+        event: Event<'_>,
+        on_case: &mut F,
+    ) -> Result<bool, ParseError>
+    where
+        F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
                 let local_name = e.local_name();
                 let name = local_name.as_ref();
-                if root_closed {
+                if self.root_closed {
                     return Err(ParseError {
                         offset: start,
                         reason: "malformed XML: more than one root element".into(),
                     });
                 }
-                if !seen_root {
-                    seen_root = true;
+                if !self.seen_root {
+                    self.seen_root = true;
                     if name != b"testsuites" && name != b"testsuite" {
                         return Err(ParseError {
                             offset: start,
@@ -226,60 +366,79 @@ where
                         });
                     }
                 }
-                if stack.len() >= MAX_DEPTH {
+                if self.stack.len() >= MAX_DEPTH {
                     return Err(ParseError {
                         offset: start,
                         reason: format!("elements nested deeper than {MAX_DEPTH} levels"),
                     });
                 }
-                let parent = stack.last().copied();
-                let elem = open_element(name, e, parent, &mut case, &mut suites, &mut info)
-                    .map_err(|reason| ParseError {
-                        offset: start,
-                        reason,
-                    })?;
+                let parent = self.stack.last().copied();
+                let elem = open_element(
+                    name,
+                    e,
+                    parent,
+                    &mut self.case,
+                    &mut self.suites,
+                    &mut self.info,
+                )
+                .map_err(|reason| ParseError {
+                    offset: start,
+                    reason,
+                })?;
                 if empty {
-                    close_element(elem, &mut case, &mut suites, &mut info, &mut on_case)?;
-                    if stack.is_empty() {
-                        root_closed = true;
+                    close_element(
+                        elem,
+                        &mut self.case,
+                        &mut self.suites,
+                        &mut self.info,
+                        on_case,
+                    )?;
+                    if self.stack.is_empty() {
+                        self.root_closed = true;
                     }
                 } else {
-                    stack.push(elem);
+                    self.stack.push(elem);
                 }
             }
             Event::End(_) => {
-                let elem = stack.pop().ok_or_else(|| ParseError {
+                let elem = self.stack.pop().ok_or_else(|| ParseError {
                     offset: start,
                     reason: "malformed XML: closing tag without an opening tag".into(),
                 })?;
-                close_element(elem, &mut case, &mut suites, &mut info, &mut on_case)?;
-                if stack.is_empty() {
-                    root_closed = true;
+                close_element(
+                    elem,
+                    &mut self.case,
+                    &mut self.suites,
+                    &mut self.info,
+                    on_case,
+                )?;
+                if self.stack.is_empty() {
+                    self.root_closed = true;
                 }
             }
             Event::Text(ref t) => {
                 let raw = t.as_ref();
-                if stack.is_empty() {
+                if self.stack.is_empty() {
                     if let Some(at) = raw.iter().position(|b| !b.is_ascii_whitespace()) {
-                        return Err(outside_root(start + at as u64, seen_root, "text"));
+                        return Err(outside_root(start + at as u64, self.seen_root, "text"));
                     }
-                } else if let Some(body) = body_target(&stack, &mut case) {
-                    truncate_push(body, &String::from_utf8_lossy(raw));
+                } else if let Some(body) = body_target(&self.stack, &mut self.case) {
+                    truncate_push_bytes(body, raw);
                 }
             }
             Event::CData(ref t) => {
-                if stack.is_empty() {
-                    return Err(outside_root(start, seen_root, "CDATA"));
+                if self.stack.is_empty() {
+                    return Err(outside_root(start, self.seen_root, "CDATA"));
                 }
-                if let Some(body) = body_target(&stack, &mut case) {
-                    truncate_push(body, &String::from_utf8_lossy(t.as_ref()));
+                if let Some(body) = body_target(&self.stack, &mut self.case) {
+                    truncate_push_bytes(body, t.as_ref());
                 }
             }
             Event::GeneralRef(ref r) => {
-                if stack.is_empty() {
-                    return Err(outside_root(start, seen_root, "an entity reference"));
+                if self.stack.is_empty() {
+                    return Err(outside_root(start, self.seen_root, "an entity reference"));
                 }
-                if let Some(body) = body_target(&stack, &mut case) {
+                if let Some(body) = body_target(&self.stack, &mut self.case) {
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(ch)) => Some(ch.to_string()),
                         _ => quick_xml::escape::resolve_predefined_entity(
@@ -295,33 +454,28 @@ where
                 }
             }
             Event::Eof => {
-                if !seen_root {
+                if !self.seen_root {
                     return Err(ParseError {
                         offset,
                         reason: "empty report: no root element".into(),
                     });
                 }
-                if let Some(open) = stack.first() {
+                if let Some(open) = self.stack.first() {
                     return Err(ParseError {
                         offset,
                         reason: format!(
                             "unexpected end of file: {} still open (truncated report?)",
-                            describe(*open, stack.len())
+                            describe(*open, self.stack.len())
                         ),
                     });
                 }
-                break;
+                return Ok(true);
             }
             // The DTD is skipped whole: no entity it declares is ever read or fetched.
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
         }
-        buf.clear();
+        Ok(false)
     }
-    // A root <testsuites time> is the whole; without it, the suites' times add up.
-    if info.time_s.is_none() {
-        info.time_s = info.suites_time_s;
-    }
-    Ok(info)
 }
 
 fn outside_root(offset: u64, seen_root: bool, what: &str) -> ParseError {

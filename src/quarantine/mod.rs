@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::TestIdentity;
 use crate::score::{rfc3339, Scored, Status, TestScore};
 use crate::store::{QuarantineChange, QuarantineEventRow, QuarantineRow, Store};
@@ -150,9 +150,16 @@ pub const RELEASE_EXPIRED: &str = "expired";
 pub const RELEASE_NOT_FLAKY: &str = "no longer flaky";
 
 fn parse_time(s: &str) -> Result<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|d| d.timestamp())
-        .map_err(|e| Error::Other(format!("bad time {s:?} in the scores: {e}")))
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(d) => Ok(d.timestamp()),
+        Err(e) => {
+            // A time out of RFC 3339's years ("" or "+57974-…": a run stored with a start
+            // in milliseconds by an older version): plan as of now rather than fail every
+            // read.
+            tracing::warn!(time = s, error = %e, "the scores' as-of time is out of range (runs stored with odd start times?); using the current time");
+            Ok(chrono::Utc::now().timestamp())
+        }
+    }
 }
 
 fn test_key(t: &TestScore) -> i64 {

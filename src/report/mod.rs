@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::links::Links;
 use crate::model::{readable_name, RunOutcome};
-use crate::score::{self, rfc3339, FingerprintCount, ScoreOptions, Scored, Status, TestScore};
+use crate::score::{self, FingerprintCount, ScoreOptions, Scored, Status, TestScore};
 use crate::store::Store;
 
 pub use cofail::{CoFailureGroup, CoFailureMember, CoFailurePair};
@@ -267,7 +267,11 @@ fn test_key(t: &TestScore) -> i64 {
 }
 
 fn day_of(t: i64) -> String {
-    rfc3339(t)[..10].to_string()
+    // A stored time out of chrono's range (odd data written by an older version) must
+    // not panic a report.
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "unknown day".into())
 }
 
 fn numbers(s: &Scored) -> WindowNumbers {
@@ -585,7 +589,7 @@ fn strips(store: &Store, cur: &Scored, top: &mut [TopTest]) -> Result<()> {
                 failed[i].push(RunLink {
                     run_id: run.run_id.clone(),
                     attempt: run.attempt,
-                    started_at: rfc3339(run.started_at),
+                    started_at: crate::score::rfc3339(run.started_at),
                     commit: run.commit.clone(),
                     outcome: outcome.map(|o| o.as_str()).unwrap_or("failed").to_string(),
                     url: run.run_url.clone(),

@@ -117,6 +117,31 @@ pub enum Outcome {
     Refused { status: u16, message: String },
     /// The server could not be reached or kept failing (after the retries).
     Unavailable(String),
+    /// A reply that is not the server's answer to an upload: a redirect (never followed,
+    /// so the token is never sent elsewhere), an HTML login page from a proxy, JSON that is
+    /// not an ingest summary. Nothing says the reports were stored.
+    Unexpected(String),
+}
+
+/// The summary in a 200 reply, or why the reply is not one.
+fn stored_summary(content_type: &str, text: &str) -> Result<Summary, String> {
+    let shown: String = text.trim().chars().take(120).collect();
+    if !content_type.to_ascii_lowercase().contains("json") {
+        return Err(format!(
+            "HTTP 200 with a {content_type:?} body, not the server's JSON summary (a proxy or login page?): {shown:?}"
+        ));
+    }
+    let json: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("HTTP 200 with a body that is not JSON ({e}): {shown:?}"))?;
+    let is_summary = ["files", "runs", "tests", "rejected", "unchanged"]
+        .iter()
+        .all(|k| json.get(k).is_some_and(serde_json::Value::is_u64));
+    if !is_summary {
+        return Err(format!(
+            "HTTP 200 with JSON that is not an ingest summary: {shown:?}"
+        ));
+    }
+    Ok(summary_from_json(&json))
 }
 
 fn num(v: &serde_json::Value, key: &str) -> u64 {
@@ -208,6 +233,8 @@ pub fn upload(options: &Options, query: &[(String, String)], body: &[u8]) -> Out
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(10).min(options.timeout))
         .timeout(options.timeout)
+        // A redirect could carry the token to another host: never followed.
+        .redirects(0)
         .build();
     let url = format!("{}/api/v1/uploads", options.server.trim_end_matches('/'));
     let mut last_error = String::new();
@@ -227,9 +254,26 @@ pub fn upload(options: &Options, query: &[(String, String)], body: &[u8]) -> Out
         }
         let asked = match request.send_bytes(body) {
             Ok(response) => {
-                let text = response.into_string().unwrap_or_default();
-                let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                return Outcome::Stored(summary_from_json(&json));
+                let status = response.status();
+                if !(200..300).contains(&status) {
+                    let to = response.header("Location").unwrap_or("nowhere").to_string();
+                    return Outcome::Unexpected(format!(
+                        "HTTP {status}: the server redirects to {to:?}; redirects are not followed (check --server)"
+                    ));
+                }
+                let content_type = response.content_type().to_string();
+                let text = match response.into_string() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Outcome::Unexpected(format!(
+                            "HTTP {status}: cannot read the reply: {e}"
+                        ))
+                    }
+                };
+                return match stored_summary(&content_type, &text) {
+                    Ok(summary) => Outcome::Stored(summary),
+                    Err(m) => Outcome::Unexpected(m),
+                };
             }
             Err(ureq::Error::Status(status, response)) => {
                 let asked = retry_after(&response);
@@ -303,6 +347,22 @@ mod tests {
         );
         assert_eq!(entry_name(Path::new("../r/./a.xml")), "r/a.xml");
         assert_eq!(entry_name(Path::new("a.xml")), "a.xml");
+    }
+
+    #[test]
+    fn only_a_json_summary_counts_as_stored() {
+        let ok = r#"{"files":1,"runs":1,"tests":3,"attempts":3,"passed":3,"failed":0,"skipped":0,"flaky":0,"rejected":0,"unchanged":0,"distinct_tests":3}"#;
+        assert_eq!(stored_summary("application/json", ok).unwrap().tests, 3);
+        let html = "<html><body>Sign in</body></html>";
+        assert!(stored_summary("text/html", html)
+            .unwrap_err()
+            .contains("login"));
+        assert!(stored_summary("application/json", html)
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(stored_summary("application/json", r#"{"ok":true}"#)
+            .unwrap_err()
+            .contains("not an ingest summary"));
     }
 
     #[test]

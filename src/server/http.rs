@@ -3,11 +3,11 @@
 mod gate;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tower_http::timeout::TimeoutLayer;
 
 use super::auth::{Denied, Scope, Tokens};
-use super::unpack::{unpack, UnpackError};
+use super::limits::{case_bytes, Charge, Exhausted, MemoryBudget};
+use super::unpack::{unpack, Meter, UnpackError};
 use super::writer::{Job, Parsed, Upload};
 use super::Config;
 use crate::api::{self, ApiError, Endpoint};
@@ -36,10 +37,14 @@ struct Inner {
     db: PathBuf,
     dashboard: super::dashboard::Dashboard,
     secure_cookies: bool,
-    tokens: Option<Tokens>,
+    /// Swapped whole on SIGHUP.
+    tokens: Option<RwLock<Arc<Tokens>>>,
     writer: mpsc::Sender<Job>,
+    /// Taken once an upload's body is whole, held while it is parsed and stored.
     uploads: Arc<Semaphore>,
+    max_body: u64,
     max_unpacked: u64,
+    memory: Arc<MemoryBudget>,
 }
 
 impl State {
@@ -48,11 +53,31 @@ impl State {
             db: config.db.clone(),
             dashboard: super::dashboard::Dashboard::new(config.links.clone()),
             secure_cookies: config.secure_cookies,
-            tokens,
+            tokens: tokens.map(|t| RwLock::new(Arc::new(t))),
             writer,
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
+            max_body: config.max_body,
             max_unpacked: config.max_unpacked,
+            memory: MemoryBudget::new(config.max_memory),
         }))
+    }
+
+    /// Replace the tokens (SIGHUP); requests already authenticated go on.
+    pub fn set_tokens(&self, tokens: Tokens) -> bool {
+        match &self.0.tokens {
+            Some(lock) => {
+                *lock.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn tokens(&self) -> Option<Arc<Tokens>> {
+        self.0
+            .tokens
+            .as_ref()
+            .map(|l| l.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -76,7 +101,7 @@ impl State {
     }
 
     pub(super) fn check_token(&self, token: &str, needed: Scope) -> Result<(), Denied> {
-        match &self.0.tokens {
+        match self.tokens() {
             None => Ok(()),
             Some(t) => t
                 .check(Some(token).filter(|t| !t.is_empty()), needed)
@@ -85,7 +110,7 @@ impl State {
     }
 
     pub(super) fn check_bearer(&self, headers: &HeaderMap, needed: Scope) -> Result<(), Denied> {
-        match &self.0.tokens {
+        match self.tokens() {
             None => Ok(()),
             Some(t) => t.check(bearer(headers), needed).map(|_| ()),
         }
@@ -158,9 +183,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// `None` when the request may go on, else the refusal.
 fn refusal(state: &State, headers: &HeaderMap, needed: Scope) -> Option<Response> {
-    let Some(tokens) = &state.0.tokens else {
-        return None;
-    };
+    let tokens = state.tokens()?;
     match tokens.check(bearer(headers), needed) {
         Ok(name) => {
             tracing::debug!(token = name, "authenticated");
@@ -207,7 +230,8 @@ async fn require_read(
     }
 }
 
-/// Authenticate, then take one of the upload slots (before the body is read).
+/// Authenticate, and refuse a declared body over `--max-body` before reading any of it
+/// (so a client that sent `Expect: 100-continue` gets 413, never `100 Continue`).
 async fn admit_upload(
     axum::extract::State(state): axum::extract::State<State>,
     req: Request,
@@ -216,12 +240,81 @@ async fn admit_upload(
     if let Some(r) = refusal(&state, req.headers(), Scope::Upload) {
         return r;
     }
-    let Ok(permit) = state.0.uploads.clone().try_acquire_owned() else {
-        return busy("too many uploads in progress; retry later");
-    };
-    let response = next.run(req).await;
-    drop(permit);
-    response
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>());
+    match declared {
+        Some(Ok(n)) if n > state.0.max_body => too_large_body(state.0.max_body),
+        Some(Err(_)) => error(StatusCode::BAD_REQUEST, "bad Content-Length"),
+        _ => next.run(req).await,
+    }
+}
+
+fn too_large_body(max_body: u64) -> Response {
+    let mut r = error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than the server's --max-body ({max_body} bytes)"),
+    );
+    // The rest of the body is not read: the connection cannot be reused.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    TooLarge,
+    Memory(Exhausted),
+    Broken(String),
+}
+
+/// Read the body chunk by chunk, charging each against the memory budget.
+async fn read_body(
+    body: axum::body::Body,
+    max_body: u64,
+    charge: &Charge,
+) -> Result<Vec<u8>, BodyError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if (out.len() + data.len()) as u64 > max_body {
+            return Err(BodyError::TooLarge);
+        }
+        charge
+            .try_add(data.len() as u64)
+            .map_err(BodyError::Memory)?;
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
+fn memory_refusal(e: Exhausted, max_memory: u64) -> Response {
+    match e {
+        Exhausted::Busy => busy("the server's memory budget for uploads is in use; retry later"),
+        Exhausted::TooLarge => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload needs more memory than the server's --max-memory ({max_memory} bytes)"
+            ),
+        ),
+    }
+}
+
+/// Sets the flag when dropped: the request's future is gone (timed out, or the client
+/// left), so the parse working for it should stop.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 async fn healthz(axum::extract::State(state): axum::extract::State<State>) -> Response {
@@ -263,7 +356,11 @@ async fn query(state: State, endpoint: Endpoint, q: Pairs) -> Response {
         Ok(Err(ApiError::BadRequest(m))) => error(StatusCode::BAD_REQUEST, m),
         Ok(Err(ApiError::Internal(e))) => {
             tracing::error!(error = %e, "query failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            // The cause may name the server's files: it stays in the log.
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the query failed; see the server's log",
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, "query task failed");
@@ -335,14 +432,8 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
     let (started_at, known) = match started_at {
         None => (chrono::Utc::now().timestamp(), false),
         Some(t) => {
-            let secs = match t.parse::<i64>() {
-                Ok(s) => s,
-                Err(_) => crate::ci_env::parse_timestamp(&t)
-                    .map_err(|e| format!("started_at {t:?}: {e} (expected RFC 3339)"))?,
-            };
-            if let Some(why) = crate::ingest::future_start(secs) {
-                return Err(format!("started_at {t:?}: {why}"));
-            }
+            let secs = crate::timefmt::parse_started_at(&t, chrono::Utc::now().timestamp())
+                .map_err(|e| format!("started_at: {e}"))?;
             (secs, true)
         }
     };
@@ -376,21 +467,71 @@ fn upload_meta(params: &[(String, String)]) -> Result<(RunMeta, bool, String), S
     ))
 }
 
-/// Unpack and parse an upload's body (blocking work).
+/// Unpack and parse an upload's body (blocking work). Decompressed bytes and parsed
+/// results are charged to `charge`; the parsed results of one upload may hold at most
+/// `max_unpacked` bytes, like its decompressed reports.
 fn prepare(
     body: &[u8],
     meta: RunMeta,
     known: bool,
     single_name: &str,
     max_unpacked: u64,
+    charge: Charge,
+    cancel: &AtomicBool,
 ) -> Result<Upload, UnpackError> {
     let mut files = Vec::new();
     let mut rejected = Vec::new();
-    unpack(
-        body,
-        single_name,
-        max_unpacked,
-        |entry| match junit::parse_bytes(&entry.xml) {
+    let mut refused: Option<UnpackError> = None;
+    let mut parsed_bytes = 0u64;
+    let meter = Meter::new(max_unpacked, Some(&charge));
+    let options = junit::ParseOptions {
+        cancel: Some(cancel),
+    };
+    unpack(body, single_name, &meter, |entry| {
+        if refused.is_some() {
+            return;
+        }
+        if !junit::is_plain(&entry.xml) {
+            // UTF-16: transcoding doubles it; counted like the rest.
+            if let Err(e) = charge.add(entry.xml.len() as u64 * 2) {
+                refused = Some(memory_error(e, charge.limit()));
+                return;
+            }
+        }
+        let mut count = |case: &crate::model::TestCase| {
+            let n = case_bytes(case);
+            parsed_bytes += n;
+            let over = if parsed_bytes > max_unpacked {
+                Some(UnpackError::TooLarge(format!(
+                    "the upload's parsed results need more than {max_unpacked} bytes (the server's --max-unpacked)"
+                )))
+            } else {
+                charge.add(n).err().map(|e| memory_error(e, charge.limit()))
+            };
+            match over {
+                None => Ok(()),
+                Some(e) => {
+                    refused = Some(e);
+                    Err(junit::ParseError {
+                        offset: 0,
+                        reason: "refused".into(),
+                    })
+                }
+            }
+        };
+        let parsed = if junit::is_plain(&entry.xml) {
+            junit::parse_plain(&entry.xml, options, &mut count)
+        } else {
+            parse_transcoded(&entry.xml, options, &mut count)
+        };
+        if refused.is_some() {
+            return;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            refused = Some(UnpackError::Malformed("the request timed out".into()));
+            return;
+        }
+        match parsed {
             Ok(report) => files.push(Parsed {
                 name: entry.name,
                 hash: entry.hash,
@@ -405,20 +546,58 @@ fn prepare(
                     reason: at.reason,
                 });
             }
-        },
-    )?;
+        }
+    })?;
+    if let Some(e) = refused {
+        return Err(e);
+    }
     Ok(Upload {
         meta,
         started_at_known: known,
         files,
         rejected,
+        hold: Some(charge),
     })
+}
+
+/// A UTF-16 report: transcoded, then parsed like any other.
+fn parse_transcoded(
+    xml: &[u8],
+    options: junit::ParseOptions<'_>,
+    count: &mut dyn FnMut(&crate::model::TestCase) -> Result<(), junit::ParseError>,
+) -> Result<junit::Report, junit::ParseError> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    junit::decoded_reader(xml)
+        .and_then(|mut r| r.read_to_end(&mut text))
+        .map_err(|e| junit::ParseError {
+            offset: 0,
+            reason: format!("cannot read report: {e}"),
+        })?;
+    if !junit::is_plain(&text) {
+        return Err(junit::ParseError {
+            offset: 0,
+            reason: "a gzip'd report inside a gzip'd report is not read".into(),
+        });
+    }
+    junit::parse_plain(&text, options, count)
+}
+
+fn memory_error(e: Exhausted, max_memory: u64) -> UnpackError {
+    match e {
+        Exhausted::Busy => UnpackError::Busy(
+            "the server's memory budget for uploads (--max-memory) is in use; retry later".into(),
+        ),
+        Exhausted::TooLarge => UnpackError::TooLarge(format!(
+            "the upload needs more memory than the server's --max-memory ({max_memory} bytes)"
+        )),
+    }
 }
 
 async fn upload(
     axum::extract::State(state): axum::extract::State<State>,
     q: Pairs,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Response {
     let params = match query_pairs(q) {
         Ok(p) => p,
@@ -428,29 +607,39 @@ async fn upload(
         Ok(m) => m,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let body = match body {
+    let charge = state.0.memory.charge();
+    let body = match read_body(req.into_body(), state.0.max_body, &charge).await {
         Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "the body is larger than the server's --max-body".to_string()
-            } else {
-                rejection.body_text()
-            };
-            return error(status, message);
+        Err(BodyError::TooLarge) => return too_large_body(state.0.max_body),
+        Err(BodyError::Memory(e)) => return memory_refusal(e, state.0.memory.limit()),
+        Err(BodyError::Broken(m)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {m}"),
+            )
         }
     };
     if body.is_empty() {
         return error(StatusCode::BAD_REQUEST, "the body is empty");
     }
+    // The slot is taken only now that the body is whole: a slow client holds a
+    // connection, never an upload slot.
+    let Ok(permit) = state.0.uploads.clone().try_acquire_owned() else {
+        return busy("too many uploads in progress; retry later");
+    };
     let max_unpacked = state.0.max_unpacked;
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare(&body, meta, known, &name, max_unpacked)).await;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare(&body, meta, known, &name, max_unpacked, charge, &cancel)
+    })
+    .await;
     let upload = match prepared {
         Ok(Ok(u)) => u,
         Ok(Err(UnpackError::TooLarge(m))) => return error(StatusCode::PAYLOAD_TOO_LARGE, m),
         Ok(Err(UnpackError::Unsafe(m))) => return error(StatusCode::UNPROCESSABLE_ENTITY, m),
         Ok(Err(UnpackError::Malformed(m))) => return error(StatusCode::BAD_REQUEST, m),
+        Ok(Err(UnpackError::Busy(m))) => return busy(&m),
         Err(e) => {
             tracing::error!(error = %e, "parse task failed");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the upload");
@@ -466,7 +655,9 @@ async fn upload(
     if state.0.writer.send(Job { upload, reply }).await.is_err() {
         return busy("the server is shutting down");
     }
-    match answer.await {
+    let answer = answer.await;
+    drop(permit);
+    match answer {
         Ok(Ok(stored)) if stored.rejected.is_empty() => Json(stored.summary).into_response(),
         Ok(Ok(stored)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -477,7 +668,11 @@ async fn upload(
             })),
         )
             .into_response(),
-        Ok(Err(m)) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        // The cause (with the database's path) is in the server's log, not the answer.
+        Ok(Err(_)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the upload could not be stored; see the server's log",
+        ),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the writer stopped before storing the upload",
@@ -512,9 +707,90 @@ mod tests {
         assert!(upload_meta(&p(&[("commit", "a"), ("job", "j")]))
             .unwrap_err()
             .contains("run_id"));
+        for bad in ["1767323045000", "4102444800", "2099-01-01T00:00:00Z"] {
+            let err = upload_meta(&p(&[
+                ("commit", "a"),
+                ("job", "j"),
+                ("run_id", "1"),
+                ("started_at", bad),
+            ]))
+            .unwrap_err();
+            assert!(err.contains("started_at"), "{err}");
+        }
         assert!(upload_meta(&p(&[("token", "x")]))
             .unwrap_err()
             .contains("unknown"));
+    }
+
+    fn meta() -> RunMeta {
+        upload_meta(&p(&[("commit", "a"), ("job", "j"), ("run_id", "1")]))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_cancelled_upload_stops_parsing() {
+        let mut xml = String::from("<testsuite>");
+        for i in 0..5000 {
+            xml.push_str(&format!("<testcase classname=\"C\" name=\"t{i}\"/>"));
+        }
+        xml.push_str("</testsuite>");
+        let budget = MemoryBudget::new(1 << 30);
+        let go = AtomicBool::new(false);
+        let u = prepare(
+            xml.as_bytes(),
+            meta(),
+            true,
+            "u.xml",
+            1 << 30,
+            budget.charge(),
+            &go,
+        )
+        .unwrap();
+        assert_eq!(u.files[0].report.cases.len(), 5000);
+        drop(u);
+        // The request timed out: the parse gives up instead of finishing for nobody.
+        let stop = AtomicBool::new(true);
+        let err = prepare(
+            xml.as_bytes(),
+            meta(),
+            true,
+            "u.xml",
+            1 << 30,
+            budget.charge(),
+            &stop,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn parsed_results_count_against_the_upload_limit() {
+        // 64 KiB suite name copied into each of 2,000 cases: 128 MiB parsed from 64 KiB.
+        let mut xml = format!("<testsuite name=\"{}\">", "s".repeat(60 << 10));
+        for i in 0..2000 {
+            xml.push_str(&format!("<testcase name=\"t{i}\"/>"));
+        }
+        xml.push_str("</testsuite>");
+        let budget = MemoryBudget::new(1 << 30);
+        let go = AtomicBool::new(false);
+        let err = prepare(
+            xml.as_bytes(),
+            meta(),
+            true,
+            "u.xml",
+            16 << 20,
+            budget.charge(),
+            &go,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(err, UnpackError::TooLarge(ref m) if m.contains("parsed")),
+            "{err}"
+        );
     }
 
     #[test]

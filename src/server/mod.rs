@@ -13,6 +13,8 @@ pub mod client;
 mod dashboard;
 pub mod gate_client;
 mod http;
+pub mod limits;
+mod listen;
 pub mod unpack;
 pub mod writer;
 
@@ -29,6 +31,12 @@ pub use auth::{Scope, Tokens};
 pub const DEFAULT_MAX_BODY: u64 = 64 << 20;
 /// Default `--max-unpacked`: 1 GiB.
 pub const DEFAULT_MAX_UNPACKED: u64 = 1 << 30;
+/// Default `--max-memory`: 2 GiB.
+pub const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
+/// Default `--max-connections`, lowered to fit the process's file-descriptor limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default `--header-timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -51,6 +59,13 @@ pub struct Config {
     pub links: crate::links::Links,
     /// Mark the dashboard's session cookie `Secure` (also done when `X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
+    /// Bytes all uploads in progress may hold together (bodies, decompressed reports,
+    /// parsed results); beyond, 503 with `Retry-After` (413 for one upload alone).
+    pub max_memory: u64,
+    /// Open connections at most; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// A request's head must arrive within this; also the keep-alive idle timeout.
+    pub header_timeout: Duration,
 }
 
 impl Config {
@@ -66,6 +81,9 @@ impl Config {
             batch_max: 64,
             links: crate::links::Links::default(),
             secure_cookies: false,
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_connections: default_max_connections(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
         }
     }
 }
@@ -124,11 +142,23 @@ pub fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()> {
             addr,
             tokens: token_count,
         });
-        let app = http::router(state, &config);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::Other(format!("server error: {e}")))
+        let app = http::router(state.clone(), &config);
+        #[cfg(unix)]
+        tokio::spawn(reload_tokens_on_sighup(config.token_file.clone(), state));
+        listen::serve(
+            listener,
+            app,
+            listen::ConnLimits {
+                header_timeout: config.header_timeout,
+                max_connections: config.max_connections,
+                // No request may take longer than the request timeout: waiting longer
+                // would only wait for clients that stall.
+                drain_deadline: config.request_timeout + Duration::from_secs(1),
+            },
+            shutdown_signal(),
+        )
+        .await;
+        Ok::<(), Error>(())
     });
     // Requests in flight are done; let blocking work still running (a parse whose client
     // went away) finish, so its upload reaches the queue or is dropped before the writer
@@ -139,6 +169,44 @@ pub fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()> {
     }
     tracing::info!("all accepted uploads are stored; stopped");
     served
+}
+
+/// The open-file limit leaves room for the database, the log and a margin.
+fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let Some(soft) = limit.current {
+            return (soft.saturating_sub(64) as usize).clamp(16, DEFAULT_MAX_CONNECTIONS);
+        }
+    }
+    DEFAULT_MAX_CONNECTIONS
+}
+
+/// SIGHUP re-reads the token file; a file that does not parse keeps the tokens in use.
+#[cfg(unix)]
+async fn reload_tokens_on_sighup(path: Option<PathBuf>, state: http::State) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the token file is read only at start");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP: no --token-file to reload; ignored");
+            continue;
+        };
+        match Tokens::load(path) {
+            Ok(tokens) => {
+                let n = tokens.len();
+                state.set_tokens(tokens);
+                tracing::warn!(tokens = n, "SIGHUP: token file reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: cannot reload the token file; keeping the tokens in use")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -156,6 +224,7 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
+    // SIGHUP is handled (token reload) so that it never kills the server.
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}

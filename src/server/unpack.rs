@@ -5,6 +5,7 @@
 //! `.xml.gz` entries included, so a zip bomb stops at the limit. Entries that could
 //! escape a folder if unpacked (`..`, absolute paths, links, devices) refuse the upload.
 
+use super::limits::{Charge, Exhausted};
 use crate::ingest::is_report_name;
 use std::cell::Cell;
 use std::io::Read;
@@ -21,14 +22,17 @@ pub enum UnpackError {
     Unsafe(String),
     /// Not gzip, tar or XML that can be read: HTTP 400.
     Malformed(String),
+    /// The server's memory budget is held by other uploads: HTTP 503, retry later.
+    Busy(String),
 }
 
 impl std::fmt::Display for UnpackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UnpackError::TooLarge(m) | UnpackError::Unsafe(m) | UnpackError::Malformed(m) => {
-                f.write_str(m)
-            }
+            UnpackError::TooLarge(m)
+            | UnpackError::Unsafe(m)
+            | UnpackError::Malformed(m)
+            | UnpackError::Busy(m) => f.write_str(m),
         }
     }
 }
@@ -44,22 +48,105 @@ pub struct Entry<'a> {
     pub xml: std::borrow::Cow<'a, [u8]>,
 }
 
-/// Counts bytes read against a shared budget.
-struct Counted<'b, R> {
-    inner: R,
-    used: &'b Cell<u64>,
+/// Gzip inside gzip (beyond the body's own) is undone this many times at most; deeper is
+/// refused.
+pub const MAX_GZIP_LAYERS: usize = 3;
+
+/// Counts decompressed bytes against the upload's limit and the server's memory budget.
+pub struct Meter<'c> {
+    used: Cell<u64>,
     limit: u64,
+    charge: Option<&'c Charge>,
+    refused: Cell<Option<Exhausted>>,
 }
 
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.used.set(self.used.get() + n as u64);
+impl<'c> Meter<'c> {
+    pub fn new(limit: u64, charge: Option<&'c Charge>) -> Meter<'c> {
+        Meter {
+            used: Cell::new(0),
+            limit,
+            charge,
+            refused: Cell::new(None),
+        }
+    }
+
+    /// Decompressed bytes so far.
+    pub fn used(&self) -> u64 {
+        self.used.get()
+    }
+
+    fn count(&self, n: u64) -> std::io::Result<()> {
+        self.used.set(self.used.get() + n);
         if self.used.get() > self.limit {
             return Err(std::io::Error::other("decompressed size limit exceeded"));
         }
+        if let Some(c) = self.charge {
+            if let Err(e) = c.add(n) {
+                self.refused.set(Some(e));
+                return Err(std::io::Error::other("memory budget exhausted"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error to answer when reading failed: a limit if one was hit, else `other`.
+    fn error(&self, other: impl FnOnce() -> UnpackError) -> UnpackError {
+        match self.refused.get() {
+            Some(Exhausted::Busy) => UnpackError::Busy(
+                "the server's memory budget for uploads (--max-memory) is in use; retry later"
+                    .into(),
+            ),
+            Some(Exhausted::TooLarge) => UnpackError::TooLarge(format!(
+                "the upload needs more memory than the server's --max-memory ({} bytes)",
+                self.charge.map_or(0, |c| c.limit())
+            )),
+            None if self.used.get() > self.limit => too_large(self.limit),
+            None => other(),
+        }
+    }
+}
+
+/// Counts bytes read against a [`Meter`].
+struct Counted<'m, 'c, R> {
+    inner: R,
+    meter: &'m Meter<'c>,
+}
+
+impl<R: Read> Read for Counted<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.meter.count(n as u64)?;
         Ok(n)
     }
+}
+
+/// Undo gzip layers (a gzip'd report gzip'd again) within the meter, so that no layer
+/// reaches the XML parser still compressed.
+fn gunzip_nested(
+    mut data: Vec<u8>,
+    meter: &Meter<'_>,
+    shown: &str,
+) -> Result<Vec<u8>, UnpackError> {
+    let mut layers = 0;
+    while data.starts_with(&GZIP_MAGIC) {
+        if layers == MAX_GZIP_LAYERS {
+            return Err(UnpackError::Malformed(format!(
+                "{shown} is gzip'd more than {MAX_GZIP_LAYERS} times over"
+            )));
+        }
+        let mut out = Vec::new();
+        Counted {
+            inner: flate2::read::MultiGzDecoder::new(data.as_slice()),
+            meter,
+        }
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            meter.error(|| UnpackError::Malformed(format!("{shown} is not valid gzip: {e}")))
+        })?;
+        data = out;
+        layers += 1;
+    }
+    Ok(data)
 }
 
 fn too_large(limit: u64) -> UnpackError {
@@ -73,33 +160,32 @@ fn is_tar(head: &[u8]) -> bool {
 }
 
 /// Split a body into report files, calling `on_entry` for each. `single_name` names a
-/// body that is one report.
+/// body that is one report. Every decompressed byte, of every gzip layer, counts against
+/// the meter.
 pub fn unpack(
     body: &[u8],
     single_name: &str,
-    max_unpacked: u64,
+    meter: &Meter<'_>,
     mut on_entry: impl FnMut(Entry<'_>),
 ) -> Result<(), UnpackError> {
-    let used = Cell::new(0u64);
     if body.starts_with(&GZIP_MAGIC) {
         // Decompress the head to see whether a tar or one report is inside.
         let mut reader = std::io::BufReader::with_capacity(
             64 * 1024,
             Counted {
                 inner: flate2::read::MultiGzDecoder::new(body),
-                used: &used,
-                limit: max_unpacked,
+                meter,
             },
         );
-        let head = std::io::BufRead::fill_buf(&mut reader)
-            .map_err(|e| gzip_error(e, &used, max_unpacked))?;
+        let head = std::io::BufRead::fill_buf(&mut reader).map_err(|e| gzip_error(e, meter))?;
         if is_tar(head) {
-            return unpack_tar(reader, &used, max_unpacked, &mut on_entry);
+            return unpack_tar(reader, meter, &mut on_entry);
         }
         let mut xml = Vec::new();
         reader
             .read_to_end(&mut xml)
-            .map_err(|e| gzip_error(e, &used, max_unpacked))?;
+            .map_err(|e| gzip_error(e, meter))?;
+        let xml = gunzip_nested(xml, meter, "the body")?;
         on_entry(Entry {
             name: single_name.to_string(),
             hash: blake3::hash(body).to_hex().to_string(),
@@ -107,11 +193,11 @@ pub fn unpack(
         });
         return Ok(());
     }
-    if body.len() as u64 > max_unpacked {
-        return Err(too_large(max_unpacked));
+    if body.len() as u64 > meter.limit {
+        return Err(too_large(meter.limit));
     }
     if is_tar(body) {
-        return unpack_tar(body, &used, max_unpacked, &mut on_entry);
+        return unpack_tar(body, meter, &mut on_entry);
     }
     on_entry(Entry {
         name: single_name.to_string(),
@@ -121,12 +207,8 @@ pub fn unpack(
     Ok(())
 }
 
-fn gzip_error(e: std::io::Error, used: &Cell<u64>, limit: u64) -> UnpackError {
-    if used.get() > limit {
-        too_large(limit)
-    } else {
-        UnpackError::Malformed(format!("the body is not valid gzip: {e}"))
-    }
+fn gzip_error(e: std::io::Error, meter: &Meter<'_>) -> UnpackError {
+    meter.error(|| UnpackError::Malformed(format!("the body is not valid gzip: {e}")))
 }
 
 /// The entry's path as a safe relative name, or why it is not one.
@@ -148,21 +230,15 @@ fn safe_name(path: &Path) -> Result<String, String> {
 
 fn unpack_tar<R: Read>(
     reader: R,
-    used: &Cell<u64>,
-    limit: u64,
+    meter: &Meter<'_>,
     on_entry: &mut impl FnMut(Entry<'_>),
 ) -> Result<(), UnpackError> {
     let counted = Counted {
         inner: reader,
-        used,
-        limit,
+        meter,
     };
     let tar_error = |e: std::io::Error| {
-        if used.get() > limit {
-            too_large(limit)
-        } else {
-            UnpackError::Malformed(format!("the body is not a valid tar archive: {e}"))
-        }
+        meter.error(|| UnpackError::Malformed(format!("the body is not a valid tar archive: {e}")))
     };
     let mut archive = tar::Archive::new(counted);
     for entry in archive.entries().map_err(tar_error)? {
@@ -190,8 +266,8 @@ fn unpack_tar<R: Read>(
         let name =
             safe_name(&raw_path).map_err(|why| unsafe_entry(&format!("has a path that {why}")))?;
         let size = entry.size();
-        if used.get().saturating_add(size) > limit {
-            return Err(too_large(limit));
+        if meter.used().saturating_add(size) > meter.limit {
+            return Err(too_large(meter.limit));
         }
         if !is_report_name(&name) {
             tracing::debug!(name, "skipping a file that is not a report");
@@ -200,25 +276,7 @@ fn unpack_tar<R: Read>(
         let mut raw = Vec::with_capacity(size as usize);
         entry.read_to_end(&mut raw).map_err(tar_error)?;
         let hash = blake3::hash(&raw).to_hex().to_string();
-        let xml = if raw.starts_with(&GZIP_MAGIC) {
-            let mut xml = Vec::new();
-            Counted {
-                inner: flate2::read::MultiGzDecoder::new(raw.as_slice()),
-                used,
-                limit,
-            }
-            .read_to_end(&mut xml)
-            .map_err(|e| {
-                if used.get() > limit {
-                    too_large(limit)
-                } else {
-                    UnpackError::Malformed(format!("tar entry {shown:?} is not valid gzip: {e}"))
-                }
-            })?;
-            xml
-        } else {
-            raw
-        };
+        let xml = gunzip_nested(raw, meter, &format!("tar entry {shown:?}"))?;
         on_entry(Entry {
             name,
             hash,
@@ -253,7 +311,7 @@ mod tests {
 
     fn names(body: &[u8], limit: u64) -> Result<Vec<(String, Vec<u8>)>, UnpackError> {
         let mut out = Vec::new();
-        unpack(body, "upload.xml", limit, |e| {
+        unpack(body, "upload.xml", &Meter::new(limit, None), |e| {
             out.push((e.name, e.xml.into_owned()))
         })?;
         Ok(out)
@@ -301,6 +359,55 @@ mod tests {
             names(&gz(&t), 1 << 20),
             Err(UnpackError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn nested_gzip_counts_every_layer_against_one_budget() {
+        let xml = format!(
+            "<testsuite><testcase name=\"a\"><failure>{}</failure></testcase></testsuite>",
+            " ".repeat(4 << 20)
+        );
+        let twice = gz(&gz(xml.as_bytes()));
+        assert!(twice.len() < 64 << 10);
+        // The single-report body and a tar entry: both stop at the limit.
+        assert!(matches!(
+            names(&twice, 1 << 20),
+            Err(UnpackError::TooLarge(_))
+        ));
+        let t = tar_of(&[("a/TEST-x.xml.gz", &twice)]);
+        assert!(matches!(
+            names(&gz(&t), 1 << 20),
+            Err(UnpackError::TooLarge(_))
+        ));
+        assert!(matches!(names(&t, 1 << 20), Err(UnpackError::TooLarge(_))));
+        // Within the limit every layer is undone: the parser never sees gzip.
+        let small = gz(&gz(b"<testsuite/>"));
+        assert_eq!(names(&small, 1 << 20).unwrap()[0].1, b"<testsuite/>");
+        let t = tar_of(&[("b.xml.gz", &small)]);
+        assert_eq!(names(&t, 1 << 20).unwrap()[0].1, b"<testsuite/>");
+        // Layers beyond the cap are refused, however small.
+        let deep = gz(&gz(&gz(&gz(&gz(b"<testsuite/>")))));
+        assert!(
+            matches!(names(&deep, 1 << 20), Err(UnpackError::Malformed(m)) if m.contains("gzip'd more than"))
+        );
+    }
+
+    #[test]
+    fn the_memory_budget_refuses_busy_or_too_large() {
+        let budget = super::super::limits::MemoryBudget::new(1 << 20);
+        let other = budget.charge();
+        other.add(900 << 10).unwrap();
+        let mine = budget.charge();
+        let body = gz(&vec![b' '; 512 << 10]);
+        let err = unpack(&body, "u.xml", &Meter::new(8 << 20, Some(&mine)), |_| {}).unwrap_err();
+        assert!(matches!(err, UnpackError::Busy(_)), "{err:?}");
+        drop((other, mine));
+        let big = gz(&vec![b' '; 2 << 20]);
+        let mine = budget.charge();
+        let err = unpack(&big, "u.xml", &Meter::new(8 << 20, Some(&mine)), |_| {}).unwrap_err();
+        assert!(matches!(err, UnpackError::TooLarge(_)), "{err:?}");
+        drop(mine);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Upload {
     pub files: Vec<Parsed>,
     /// Files that did not parse: they are answered, not stored.
     pub rejected: Vec<Rejection>,
+    /// The upload's share of the server's memory budget, returned once it is stored.
+    pub hold: Option<crate::server::limits::Charge>,
 }
 
 /// What storing an upload did.
@@ -211,6 +213,7 @@ mod tests {
                 report: crate::junit::parse_bytes(xml.as_bytes()).unwrap(),
             }],
             rejected: Vec::new(),
+            hold: None,
         }
     }
 

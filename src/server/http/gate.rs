@@ -38,7 +38,7 @@ fn gate_params(params: Vec<(String, String)>) -> Result<GateParams, String> {
 pub(super) async fn gate(
     axum::extract::State(state): axum::extract::State<State>,
     q: Pairs,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Response {
     let params = match query_pairs(q).and_then(gate_params) {
         Ok(p) => p,
@@ -49,19 +49,33 @@ pub(super) async fn gate(
         Ok(m) => m,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let body = match body {
-        Ok(b) if b.is_empty() => return error(StatusCode::BAD_REQUEST, "the body is empty"),
+    // The same limits as an upload: the body within --max-body and the memory budget, the
+    // slot taken once it is whole, the parse stopped when the request is abandoned.
+    let charge = state.0.memory.charge();
+    let body = match read_body(req.into_body(), state.0.max_body, &charge).await {
         Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
-            return error(status, rejection.body_text());
+        Err(BodyError::TooLarge) => return too_large_body(state.0.max_body),
+        Err(BodyError::Memory(e)) => return memory_refusal(e, state.0.memory.limit()),
+        Err(BodyError::Broken(m)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {m}"),
+            )
         }
+    };
+    if body.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "the body is empty");
+    }
+    let Ok(permit) = state.0.uploads.clone().try_acquire_owned() else {
+        return busy("too many uploads in progress; retry later");
     };
     let max_unpacked = state.0.max_unpacked;
     let db = state.0.db.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
     // Unpack, parse and judge on the blocking pool, against the history before this run.
     let judged = tokio::task::spawn_blocking(move || {
-        let upload = prepare(&body, meta, known, &name, max_unpacked)?;
+        let upload = prepare(&body, meta, known, &name, max_unpacked, charge, &cancel)?;
         let cases: Vec<TestCase> = upload
             .files
             .iter()
@@ -92,6 +106,7 @@ pub(super) async fn gate(
                 UnpackError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m),
                 UnpackError::Unsafe(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
                 UnpackError::Malformed(m) => error(StatusCode::BAD_REQUEST, m),
+                UnpackError::Busy(m) => busy(&m),
             }
         }
         Err(e) => {
@@ -112,7 +127,13 @@ pub(super) async fn gate(
         }
         match answer.await {
             Ok(Ok(stored)) => Some(stored.summary),
-            Ok(Err(m)) => return error(StatusCode::INTERNAL_SERVER_ERROR, m),
+            // The cause (with the database's path) is in the server's log, not the answer.
+            Ok(Err(_)) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the upload could not be stored; see the server's log",
+                )
+            }
             Err(_) => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +144,7 @@ pub(super) async fn gate(
     } else {
         None
     };
+    drop(permit);
     let mut value = serde_json::to_value(&verdict).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.insert(
