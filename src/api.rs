@@ -436,10 +436,12 @@ fn flaky_output(scored: &Scored, fmt: &str, links: &Links) -> Rendered {
                         t.job_failure_rate.to_string(),
                         fps,
                         t.test_id.clone(),
-                        owners(t).join(" "),
                     ]
                     .iter()
-                    .map(|c| crate::escape::csv_cell(c)),
+                    .map(|c| crate::escape::csv_cell(c))
+                    // Owners come from the team's own CODEOWNERS, where `@team` is the
+                    // norm, not from uploaded reports: kept as written.
+                    .chain(std::iter::once(owners(t).join(" "))),
                 );
             }
             Rendered {
