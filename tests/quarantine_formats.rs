@@ -206,3 +206,35 @@ fn go_pattern_splits_like_go() {
         ]
     );
 }
+
+/// Issue 13, item 9: a test name can neither break the init script nor widen what it
+/// excludes.
+#[test]
+fn gradle_names_cannot_break_the_script_or_exclude_a_package() {
+    let entries = vec![
+        entry("it", "com.acme.Foo", "line\nbreak' }\nprintln 'pwned", None),
+        entry("it", "com", ".", None),
+    ];
+    let script = render(&entries, QuarantineFormat::Gradle);
+    // Every line is a comment, a structural line of the script or one exclusion.
+    for line in script.lines() {
+        let t = line.trim();
+        assert!(
+            t.starts_with("//")
+                || t.starts_with("excludeTestsMatching '")
+                || [
+                    "allprojects {",
+                    "tasks.withType(Test).configureEach {",
+                    "filter {",
+                    "}"
+                ]
+                .contains(&t),
+            "unexpected line {line:?} in\n{script}"
+        );
+    }
+    assert!(script.contains(r"excludeTestsMatching 'com.acme.Foo.line*break\' }*println \'pwned'"));
+    // `com` + `.` would be `com.*`: every class below com. Not excluded, and said so.
+    assert!(!script.contains("'com.*'"), "{script}");
+    assert!(script.contains("// not excluded"), "{script}");
+    assert!(script.contains("1 test(s) excluded"), "{script}");
+}

@@ -116,14 +116,25 @@ pub fn render(entries: &[QuarantineEntry], format: QuarantineFormat) -> String {
             }
         }
         QuarantineFormat::Gradle => {
-            let pats = unique(
-                entries
-                    .iter()
-                    .map(|e| gradle_pattern(&e.classname, &e.name)),
-            );
+            let (exact, loose): (Vec<_>, Vec<_>) = entries
+                .iter()
+                .partition(|e| gradle_name_is_matchable(&e.name));
+            let pats = unique(exact.iter().map(|e| gradle_pattern(&e.classname, &e.name)));
             let mut s = format!(
-                "// flakehound quarantine: {} test(s) excluded.\n// Use: gradle test --init-script quarantine.gradle\nallprojects {{\n    tasks.withType(Test).configureEach {{\n        filter {{\n",
+                "// flakehound quarantine: {} test(s) excluded.\n// Use: gradle test --init-script quarantine.gradle\n",
                 pats.len()
+            );
+            // A name that would be all wildcards (`.`, `*`) would exclude a whole package:
+            // say so instead of excluding more than the quarantine holds.
+            for e in &loose {
+                let _ = writeln!(
+                    s,
+                    "// not excluded, its name cannot be matched by Gradle without a wildcard for the whole class: {}",
+                    comment_safe(&format!("{}.{}", e.classname, e.name))
+                );
+            }
+            s.push_str(
+                "allprojects {\n    tasks.withType(Test).configureEach {\n        filter {\n",
             );
             for p in &pats {
                 let _ = writeln!(s, "            excludeTestsMatching '{}'", groovy_escape(p));
@@ -284,16 +295,30 @@ pub fn surefire_pattern(classname: &str, name: &str) -> String {
 /// `Class.method` for Gradle's `excludeTestsMatching`. Gradle's only wildcard is `*`; a
 /// `.` inside the method name would be read as a class separator, so it becomes `*`, as
 /// does a literal `*` (which cannot be escaped).
+/// Control characters (a newline would end the init script's string) become `*` too.
 pub fn gradle_pattern(classname: &str, name: &str) -> String {
     let method: String = name
         .chars()
-        .map(|c| if c == '.' { '*' } else { c })
+        .map(|c| if c == '.' || c.is_control() { '*' } else { c })
         .collect();
     if classname.is_empty() {
         method
     } else {
         format!("{classname}.{method}")
     }
+}
+
+/// Whether a test name keeps a literal character in its Gradle pattern: a name of only
+/// `.`, `*`, blanks or control characters becomes `Class.*`, every test of the class (and,
+/// with a package for a class name, every class below it).
+fn gradle_name_is_matchable(name: &str) -> bool {
+    name.chars()
+        .any(|c| c != '.' && c != '*' && !c.is_control() && !c.is_whitespace())
+}
+
+/// Text for a `//` comment line: control characters shown escaped, never a line break.
+fn comment_safe(s: &str) -> String {
+    s.chars().flat_map(char::escape_default).collect()
 }
 
 fn groovy_escape(s: &str) -> String {
@@ -375,6 +400,13 @@ mod tests {
             gradle_pattern("com.acme.Foo", "bar[1.5]"),
             "com.acme.Foo.bar[1*5]"
         );
+        assert_eq!(
+            gradle_pattern("com.acme.Foo", "line\nbreak"),
+            "com.acme.Foo.line*break"
+        );
+        assert!(!gradle_name_is_matchable("."));
+        assert!(!gradle_name_is_matchable("*"));
+        assert!(gradle_name_is_matchable("a.b"));
         assert_eq!(
             go_skip_pattern("TestB/sub case.v2"),
             r"^TestB$/^sub_case\.v2$"
