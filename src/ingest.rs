@@ -169,6 +169,14 @@ fn reject(path: &Path, err: FileError) -> Parsed {
 
 fn parse_one(path: &Path) -> Parsed {
     let size = match std::fs::metadata(path) {
+        // A FIFO would block ingest forever and a device (a link to /dev/zero) never ends:
+        // only regular files are reports.
+        Ok(m) if !m.is_file() => {
+            return reject(
+                path,
+                FileError::Io("not a regular file (a FIFO, device or socket); refused".into()),
+            )
+        }
         Ok(m) => m.len(),
         Err(e) => return reject(path, FileError::Io(e.to_string())),
     };

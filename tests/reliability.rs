@@ -943,3 +943,41 @@ fn fuzz_regressions_parse_without_panicking() {
         }
     }
 }
+
+/// A FIFO named like a report would block ingest forever, and a link to /dev/zero would be
+/// read until memory runs out: both are refused at once, and the real report beside them
+/// is stored.
+#[test]
+fn fifos_and_devices_named_like_reports_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    std::fs::write(reports.join("good.xml"), report("ok", 3, 0, 0)).unwrap();
+    let fifo = reports.join("fifo.xml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", reports.join("zero.xml")).unwrap();
+    let db = dir.path().join("f.db");
+    let mut child = ingest_cmd(&db, "r1", &[&reports])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("ingest hung on a FIFO or device");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fifo.xml") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(err.contains("zero.xml"), "{err}");
+    assert_eq!(summary(&out)["tests"], 3);
+}
