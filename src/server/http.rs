@@ -270,6 +270,34 @@ enum BodyError {
     Broken(String),
 }
 
+/// An upload's whole body (within `--max-body` and the memory budget, charged to `Charge`)
+/// and its upload slot, or the answer that refuses it. The slot is taken only once the
+/// body is whole: a slow client holds a connection, never an upload slot.
+pub(super) async fn admit_body(
+    state: &State,
+    req: Request,
+) -> Result<(Vec<u8>, Charge, tokio::sync::OwnedSemaphorePermit), Response> {
+    let charge = state.0.memory.charge();
+    let body = match read_body(req.into_body(), state.0.max_body, &charge).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return Err(too_large_body(state.0.max_body)),
+        Err(BodyError::Memory(e)) => return Err(memory_refusal(e, state.0.memory.limit())),
+        Err(BodyError::Broken(m)) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {m}"),
+            ))
+        }
+    };
+    if body.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "the body is empty"));
+    }
+    let Ok(permit) = state.0.uploads.clone().try_acquire_owned() else {
+        return Err(busy("too many uploads in progress; retry later"));
+    };
+    Ok((body, charge, permit))
+}
+
 /// Read the body chunk by chunk, charging each against the memory budget.
 async fn read_body(
     body: axum::body::Body,
@@ -607,25 +635,9 @@ async fn upload(
         Ok(m) => m,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let charge = state.0.memory.charge();
-    let body = match read_body(req.into_body(), state.0.max_body, &charge).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => return too_large_body(state.0.max_body),
-        Err(BodyError::Memory(e)) => return memory_refusal(e, state.0.memory.limit()),
-        Err(BodyError::Broken(m)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {m}"),
-            )
-        }
-    };
-    if body.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "the body is empty");
-    }
-    // The slot is taken only now that the body is whole: a slow client holds a
-    // connection, never an upload slot.
-    let Ok(permit) = state.0.uploads.clone().try_acquire_owned() else {
-        return busy("too many uploads in progress; retry later");
+    let (body, charge, permit) = match admit_body(&state, req).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
     let max_unpacked = state.0.max_unpacked;
     let cancel = Arc::new(AtomicBool::new(false));

@@ -51,23 +51,9 @@ pub(super) async fn gate(
     };
     // The same limits as an upload: the body within --max-body and the memory budget, the
     // slot taken once it is whole, the parse stopped when the request is abandoned.
-    let charge = state.0.memory.charge();
-    let body = match read_body(req.into_body(), state.0.max_body, &charge).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => return too_large_body(state.0.max_body),
-        Err(BodyError::Memory(e)) => return memory_refusal(e, state.0.memory.limit()),
-        Err(BodyError::Broken(m)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {m}"),
-            )
-        }
-    };
-    if body.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "the body is empty");
-    }
-    let Ok(permit) = state.0.uploads.clone().try_acquire_owned() else {
-        return busy("too many uploads in progress; retry later");
+    let (body, charge, permit) = match admit_body(&state, req).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
     let max_unpacked = state.0.max_unpacked;
     let db = state.0.db.clone();
