@@ -228,31 +228,43 @@ pub fn backoff(base: Duration, n: u32, server_asked: Option<Duration>) -> Durati
     }
 }
 
-/// Post a packed body, retrying as [`Options`] says. `query` is the run metadata.
-pub fn upload(options: &Options, query: &[(String, String)], body: &[u8]) -> Outcome {
-    let agent = ureq::AgentBuilder::new()
+/// The HTTP client of `upload` and `upload --gate`.
+pub(super) fn agent(options: &Options) -> ureq::Agent {
+    ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(10).min(options.timeout))
         .timeout(options.timeout)
         // A redirect could carry the token to another host: never followed.
         .redirects(0)
-        .build();
+        .build()
+}
+
+/// A POST of a packed body to `url` with the token and the run metadata as query.
+pub(super) fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    options: &Options,
+    query: &[(String, String)],
+) -> ureq::Request {
+    let mut request = agent.post(url).set("Content-Type", "application/gzip").set(
+        "User-Agent",
+        concat!("flakehound/", env!("CARGO_PKG_VERSION")),
+    );
+    if let Some(t) = &options.token {
+        request = request.set("Authorization", &format!("Bearer {t}"));
+    }
+    for (k, v) in query {
+        request = request.query(k, v);
+    }
+    request
+}
+
+/// Post a packed body, retrying as [`Options`] says. `query` is the run metadata.
+pub fn upload(options: &Options, query: &[(String, String)], body: &[u8]) -> Outcome {
+    let agent = agent(options);
     let url = format!("{}/api/v1/uploads", options.server.trim_end_matches('/'));
     let mut last_error = String::new();
     for attempt in 0..=options.retries {
-        let mut request = agent
-            .post(&url)
-            .set("Content-Type", "application/gzip")
-            .set(
-                "User-Agent",
-                concat!("flakehound/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(t) = &options.token {
-            request = request.set("Authorization", &format!("Bearer {t}"));
-        }
-        for (k, v) in query {
-            request = request.query(k, v);
-        }
-        let asked = match request.send_bytes(body) {
+        let asked = match post(&agent, &url, options, query).send_bytes(body) {
             Ok(response) => {
                 let status = response.status();
                 if !(200..300).contains(&status) {

@@ -28,27 +28,12 @@ fn message(status: u16, body: &str) -> String {
 
 /// Post the body to `/api/v1/gate` with the run metadata (and `ingest`, `window`) as query.
 pub fn gate(options: &Options, query: &[(String, String)], body: &[u8]) -> GateOutcome {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(10).min(options.timeout))
-        .timeout(options.timeout)
-        .build();
+    // The upload's client: same timeouts, and redirects never followed (the token stays).
+    let agent = super::client::agent(options);
     let url = format!("{}/api/v1/gate", options.server.trim_end_matches('/'));
     let mut last_error = String::new();
     for attempt in 0..=options.retries {
-        let mut request = agent
-            .post(&url)
-            .set("Content-Type", "application/gzip")
-            .set(
-                "User-Agent",
-                concat!("flakehound/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(t) = &options.token {
-            request = request.set("Authorization", &format!("Bearer {t}"));
-        }
-        for (k, v) in query {
-            request = request.query(k, v);
-        }
-        let asked = match request.send_bytes(body) {
+        let asked = match super::client::post(&agent, &url, options, query).send_bytes(body) {
             Ok(response) => {
                 let text = response.into_string().unwrap_or_default();
                 let json: serde_json::Value = match serde_json::from_str(&text) {
