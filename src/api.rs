@@ -175,6 +175,7 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
             .unwrap_or(defaults.min_isolated_failures),
         fixed_alpha: p.fraction("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
         slo: p.share("slo")?.unwrap_or(defaults.slo),
+        raw_scan: defaults.raw_scan,
     })
 }
 

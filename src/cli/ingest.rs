@@ -286,6 +286,7 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    roll_up(&mut store);
     summary.rejected += rejected.len() as u64;
     rejected.extend(file_rejections);
     for r in &rejected {
@@ -297,6 +298,23 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         exit::REJECTED
     })
+}
+
+/// Roll up the days that closed (see `flakehound compact`). The reports are stored
+/// whatever happens here: a day not rolled up is read raw, so a failure is only a warning.
+pub fn roll_up(store: &mut Store) {
+    let started = std::time::Instant::now();
+    match store.rollup_closed() {
+        Ok(0) => {}
+        Ok(days) => tracing::info!(
+            days,
+            ms = started.elapsed().as_millis() as u64,
+            "rolled up closed days into the daily aggregate"
+        ),
+        Err(e) => {
+            tracing::warn!("cannot roll up the daily aggregate (queries read those days raw): {e}")
+        }
+    }
 }
 
 /// The paths as given, for messages.

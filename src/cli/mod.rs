@@ -1,6 +1,7 @@
 //! The command line: argument parsing and one module per subcommand. Binary only, so
 //! clap stays out of the library.
 
+mod compact;
 mod demo;
 mod gate;
 mod ingest;
@@ -67,6 +68,8 @@ pub enum Command {
     Upload(upload::UploadArgs),
     /// Manage the server's API tokens
     Token(token::TokenArgs),
+    /// Roll closed days up into the daily aggregate now (ingest and serve do it as days close)
+    Compact(compact::CompactArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to write the script for
@@ -126,6 +129,7 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Serve(a) => serve::run(&args.db, a)?,
         Command::Upload(a) => upload::run(a, &mut out)?,
         Command::Token(a) => token::run(a, &mut out)?,
+        Command::Compact(a) => compact::run(&args.db, a, &mut out)?,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Args::command(), "flakehound", &mut out);

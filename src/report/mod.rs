@@ -417,7 +417,9 @@ pub fn build_with(store: &Store, opts: &ReportOptions, links: &Links) -> Result<
             }
         })
         .collect();
-    strips(store, &cur, &mut top)?;
+    let aggregate = opts.branch.is_none() && !ScoreOptions::default().raw_scan;
+    let window = (as_of - opts.window_s, as_of, aggregate);
+    strips(store, &cur, window, &mut top)?;
 
     let co_failures = cofail::co_failures(store, &cur)?;
 
@@ -549,16 +551,21 @@ fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
 }
 
 /// Per-test pass/fail strips of the top tests over the window.
-fn strips(store: &Store, cur: &Scored, top: &mut [TopTest]) -> Result<()> {
+/// `window`: its start, end, and whether the daily aggregate may answer.
+fn strips(
+    store: &Store,
+    cur: &Scored,
+    window: (i64, i64, bool),
+    top: &mut [TopTest],
+) -> Result<()> {
     if top.is_empty() {
         return Ok(());
     }
-    let jobs: HashSet<&str> = top.iter().map(|t| t.job.as_str()).collect();
     let runs = cur.runs();
-    let positions: Vec<usize> = (0..runs.len())
-        .filter(|&p| jobs.contains(runs[p].job.as_str()))
+    let tests: HashSet<i64> = top
+        .iter()
+        .map(|t| u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64)
         .collect();
-    let keys: Vec<i64> = positions.iter().map(|&p| runs[p].run_key).collect();
     let wanted: HashMap<(i64, &str), usize> = top
         .iter()
         .enumerate()
@@ -575,8 +582,9 @@ fn strips(store: &Store, cur: &Scored, top: &mut [TopTest]) -> Result<()> {
     // Runs come oldest first, so cells are in time order.
     let mut cells: Vec<String> = vec![String::new(); top.len()];
     let mut failed: Vec<Vec<RunLink>> = vec![Vec::new(); top.len()];
-    store.for_each_result(&keys, |pos, r| {
-        let run = &runs[positions[pos]];
+    let (since, as_of, aggregate) = window;
+    crate::score::for_each_result_of(store, runs, since, as_of, aggregate, &tests, |pos, r| {
+        let run = &runs[pos];
         if let Some(&i) = wanted.get(&(r.test_id, run.job.as_str())) {
             let outcome = RunOutcome::from_code(r.outcome);
             cells[i].push(match outcome {

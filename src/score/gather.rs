@@ -3,13 +3,20 @@
 //! Failures are rare, so they are read first; the big scan over results then only counts,
 //! and keeps more than counts (per commit, and each run in order) only for tests that
 //! failed somewhere in the window.
+//!
+//! Whole days inside the window that are rolled up are read from the daily aggregate
+//! (`store/aggregate.rs`) instead: one row per (day, job, test), plus the runs where the
+//! test's result was not one clean pass, from which the per-run detail of a test that
+//! failed somewhere is rebuilt exactly. Only the window's partial edge days and days
+//! written since their rollup are scanned raw. The result is the same `History` either
+//! way (`ScoreOptions::raw_scan` is the oracle).
 
 use std::collections::HashMap;
 
 use super::changepoint::Obs;
 use super::ScoreOptions;
 use crate::error::Result;
-use crate::store::{RunFilter, RunRow, Store};
+use crate::store::{day_of, decode_odd, OddRun, ResultRow, RunFilter, RunRow, Store, ABSENT};
 
 /// What the scan found, for the stages after it.
 pub(crate) struct History {
@@ -48,7 +55,8 @@ struct Partial {
     series: FastMap<(i64, u32), Vec<(usize, Obs)>>,
     accs: FastMap<(i64, u32), Acc>,
     cells: FastMap<(i64, u32, u32), Cell>,
-    failed_tests: Vec<Vec<i64>>,
+    /// (run position, test) where the test failed the run.
+    failed_tests: Vec<(usize, i64)>,
 }
 
 /// Test ids are already uniform hashes, so a multiply-rotate hasher is enough and far
@@ -175,20 +183,72 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         *t = (*t).max(runs[pos].started_at);
     }
 
-    // The big scan, split over two connections: results dominate the cost.
+    // Whole days of the window read from the daily aggregate; the rest is scanned raw.
+    let agg = aggregate_days(store, !opts.raw_scan && opts.branch.is_none(), since, as_of)?;
+    let on_agg_day = |pos: usize| {
+        agg.as_ref()
+            .is_some_and(|a| a.covers(day_of(runs[pos].started_at)))
+    };
+    let raw: Vec<usize> = (0..runs.len()).filter(|&p| !on_agg_day(p)).collect();
+    let raw_keys: Vec<i64> = raw.iter().map(|&p| keys[p]).collect();
+
     let cell_keys: Vec<(i64, u32, u32)> = cells.keys().copied().collect();
-    let scan_part = |store: &Store, lo: usize, hi: usize| -> Result<Partial> {
+    let new_part = || {
         let mut part = Partial {
             series: FastMap::default(),
             accs: FastMap::default(),
             cells: cell_keys.iter().map(|k| (*k, Cell::default())).collect(),
-            failed_tests: vec![Vec::new(); hi - lo],
+            failed_tests: Vec::new(),
         };
         for (&(test, job), &lf) in &last_failure {
             part.accs.entry((test, job)).or_default().last_failure_at = Some(lf);
         }
-        store.for_each_result(&keys[lo..hi], |i, r| {
-            let pos = lo + i;
+        part
+    };
+    // The per-run detail of one result of a test that failed somewhere in the window.
+    let detail = |part: &mut Partial, pos: usize, test: i64, r: &OddRun| {
+        let job = job_of[pos];
+        let started = runs[pos].started_at;
+        let Some(acc) = part.accs.get_mut(&(test, job)) else {
+            return;
+        };
+        let Some(lf) = acc.last_failure_at else {
+            return;
+        };
+        if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
+            acc.latest = Some((started, pos, r.outcome));
+        }
+        if started > lf {
+            acc.attempts_after_last_failure += r.attempts;
+        }
+        part.series.entry((test, job)).or_default().push((
+            pos,
+            Obs {
+                attempts: r.attempts,
+                failures: r.failures.min(r.attempts),
+            },
+        ));
+        if let Some(cell) = part.cells.get_mut(&(test, job, commit_of[pos])) {
+            cell.runs += 1;
+            cell.attempts += r.attempts;
+            cell.failures += r.failures;
+            if cell
+                .first_run
+                .is_none_or(|p| (runs[p].started_at, p) > (started, pos))
+            {
+                cell.first_run = Some(pos);
+            }
+            if r.failures > 0 {
+                cell.failed_runs.push(pos);
+            }
+        }
+    };
+
+    // The raw scan, split over two connections: results dominate the cost.
+    let scan_part = |store: &Store, lo: usize, hi: usize| -> Result<Partial> {
+        let mut part = new_part();
+        store.for_each_result(&raw_keys[lo..hi], |i, r| {
+            let pos = raw[lo + i];
             let job = job_of[pos];
             let started = runs[pos].started_at;
             let acc = part.accs.entry((r.test_id, job)).or_default();
@@ -203,60 +263,116 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
             acc.in_run_reruns += r.attempts - 1;
             if r.outcome == 2 {
                 acc.failed_runs += 1;
-                part.failed_tests[i].push(r.test_id);
+                part.failed_tests.push((pos, r.test_id));
             }
             // Only tests that failed somewhere in the window need more than counts.
-            if let Some(lf) = acc.last_failure_at {
-                if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
-                    acc.latest = Some((started, pos, r.outcome));
-                }
-                if started > lf {
-                    acc.attempts_after_last_failure += r.attempts;
-                }
-                part.series.entry((r.test_id, job)).or_default().push((
-                    pos,
-                    Obs {
-                        attempts: r.attempts,
-                        failures: r.failures.min(r.attempts),
-                    },
-                ));
-                if let Some(cell) = part.cells.get_mut(&(r.test_id, job, commit_of[pos])) {
-                    cell.runs += 1;
-                    cell.attempts += r.attempts;
-                    cell.failures += r.failures;
-                    if cell.first_run.is_none_or(|p| runs[p].started_at > started) {
-                        cell.first_run = Some(pos);
-                    }
-                    if r.failures > 0 {
-                        cell.failed_runs.push(pos);
-                    }
-                }
+            if acc.last_failure_at.is_some() {
+                let odd = OddRun {
+                    run_key: r.run_key,
+                    outcome: r.outcome,
+                    attempts: r.attempts,
+                    failures: r.failures,
+                };
+                detail(&mut part, pos, r.test_id, &odd);
             }
         })?;
         Ok(part)
     };
-    let parallel = keys.len() >= 64 && store.path() != std::path::Path::new(":memory:");
-    let parts: Vec<Partial> = if parallel {
-        let mid = keys.len() / 2;
+    let parallel = raw_keys.len() >= 64 && store.path() != std::path::Path::new(":memory:");
+    let mut parts: Vec<Partial> = if parallel {
+        let mid = raw_keys.len() / 2;
         let path = store.path().to_path_buf();
         let (a, b) = std::thread::scope(|scope| {
             let b = scope.spawn(|| {
                 let other = Store::open_read_only(&path)?;
-                scan_part(&other, mid, keys.len())
+                scan_part(&other, mid, raw_keys.len())
             });
             let a = scan_part(store, 0, mid);
             (a, b.join().expect("scan thread panicked"))
         });
         vec![a?, b?]
     } else {
-        vec![scan_part(store, 0, keys.len())?]
+        vec![scan_part(store, 0, raw_keys.len())?]
     };
+
+    // The aggregated days: counts from the rows; for a test that failed somewhere in the
+    // window, each run of the job that day, clean unless its row lists it.
+    if let Some(agg) = &agg {
+        let mut part = new_part();
+        let ids = store.job_ids()?;
+        let job_index: HashMap<i64, u32> = ids
+            .iter()
+            .filter_map(|(id, name)| {
+                jobs.binary_search(&name.as_str())
+                    .ok()
+                    .map(|j| (*id, j as u32))
+            })
+            .collect();
+        let job_filter = opts.job.as_ref().map(|name| {
+            ids.iter()
+                .find(|(_, n)| *n == name)
+                .map_or(i64::MIN, |(id, _)| *id)
+        });
+        let mut day_runs: FastMap<(i64, u32), Vec<usize>> = FastMap::default();
+        for pos in 0..runs.len() {
+            if on_agg_day(pos) {
+                day_runs
+                    .entry((day_of(runs[pos].started_at), job_of[pos]))
+                    .or_default()
+                    .push(pos);
+            }
+        }
+        let mut odd_of: HashMap<i64, OddRun> = HashMap::new();
+        store.for_each_day_row(agg.first, agg.last, job_filter, |row| {
+            if !agg.covers(row.day) {
+                return;
+            }
+            let Some(&job) = job_index.get(&row.job_id) else {
+                return;
+            };
+            let acc = part.accs.entry((row.test_id, job)).or_default();
+            acc.runs += row.runs;
+            acc.attempts += row.attempts;
+            acc.failures += row.failures;
+            acc.failed_runs += row.failed_runs;
+            acc.duration_ms += row.duration_ms;
+            acc.in_run_reruns += row.attempts - row.runs;
+            acc.last_seen = acc.last_seen.max(row.last_seen);
+            let wants_detail = acc.last_failure_at.is_some();
+            if !wants_detail && row.failed_runs == 0 {
+                return;
+            }
+            odd_of.clear();
+            odd_of.extend(decode_odd(&row.odd).into_iter().map(|o| (o.run_key, o)));
+            let Some(positions) = day_runs.get(&(row.day, job)) else {
+                return;
+            };
+            for &pos in positions {
+                let r = odd_of
+                    .get(&keys[pos])
+                    .copied()
+                    .unwrap_or_else(|| OddRun::clean(keys[pos]));
+                if r.attempts == 0 {
+                    continue;
+                }
+                if r.outcome == 2 {
+                    part.failed_tests.push((pos, row.test_id));
+                }
+                if wants_detail {
+                    detail(&mut part, pos, row.test_id, &r);
+                }
+            }
+        })?;
+        parts.push(part);
+    }
+
     let mut accs: FastMap<(i64, u32), Acc> = FastMap::default();
     let mut series: FastMap<(i64, u32), Vec<(usize, Obs)>> = FastMap::default();
-    let mut failed_tests: Vec<Vec<i64>> = Vec::with_capacity(runs.len());
+    let mut failed_tests: Vec<Vec<i64>> = vec![Vec::new(); runs.len()];
     for part in parts {
-        failed_tests.extend(part.failed_tests);
-        // Parts cover consecutive ranges of runs, in order: the series stay in run order.
+        for (pos, test) in part.failed_tests {
+            failed_tests[pos].push(test);
+        }
         for (key, s) in part.series {
             series.entry(key).or_default().extend(s);
         }
@@ -272,12 +388,19 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
             if let Some(p) = c.first_run {
                 if cell
                     .first_run
-                    .is_none_or(|q| runs[q].started_at > runs[p].started_at)
+                    .is_none_or(|q| (runs[q].started_at, q) > (runs[p].started_at, p))
                 {
                     cell.first_run = Some(p);
                 }
             }
         }
+    }
+    // Each run's failing tests by id, each test's runs in order, as one raw scan gives them.
+    for tests in &mut failed_tests {
+        tests.sort_unstable();
+    }
+    for s in series.values_mut() {
+        s.sort_unstable_by_key(|(pos, _)| *pos);
     }
     for cell in cells.values_mut() {
         cell.failed_runs.sort_unstable();
@@ -295,4 +418,118 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         failed_tests,
         runs,
     })
+}
+
+/// The whole days of a window that the daily aggregate answers.
+struct AggregateDays {
+    first: i64,
+    last: i64,
+    pending: std::collections::HashSet<i64>,
+}
+
+impl AggregateDays {
+    fn covers(&self, day: i64) -> bool {
+        (self.first..=self.last).contains(&day) && !self.pending.contains(&day)
+    }
+}
+
+/// `None` when the aggregate cannot answer: not `enabled` (the raw oracle, or a branch
+/// filter: the aggregate is per job, not per branch), or a database without it.
+fn aggregate_days(
+    store: &Store,
+    enabled: bool,
+    since: i64,
+    as_of: i64,
+) -> Result<Option<AggregateDays>> {
+    if !enabled {
+        return Ok(None);
+    }
+    // Days that start at or after `since` and end at or before `as_of`.
+    let first = day_of(since) + i64::from(since.rem_euclid(86_400) != 0);
+    let last = day_of(as_of + 1) - 1;
+    if first > last {
+        return Ok(None);
+    }
+    Ok(store.pending_days()?.map(|pending| AggregateDays {
+        first,
+        last,
+        pending: pending.into_iter().collect(),
+    }))
+}
+
+/// Every result of the given tests in a window's runs (`runs`, oldest first, all of one
+/// scan's window `since..=as_of`), in run order then test id, as `for_each_result` gives
+/// them: raw, or rebuilt from the daily aggregate for the days it covers (`aggregate`
+/// false reads everything raw). A rebuilt result has no duration (0): the aggregate keeps
+/// durations per day only.
+pub(crate) fn for_each_result_of(
+    store: &Store,
+    runs: &[RunRow],
+    since: i64,
+    as_of: i64,
+    aggregate: bool,
+    tests: &std::collections::HashSet<i64>,
+    mut f: impl FnMut(usize, ResultRow),
+) -> Result<()> {
+    let agg = aggregate_days(store, aggregate, since, as_of)?;
+    let covered = |pos: usize| {
+        agg.as_ref()
+            .is_some_and(|a| a.covers(day_of(runs[pos].started_at)))
+    };
+    let raw: Vec<usize> = (0..runs.len()).filter(|&p| !covered(p)).collect();
+    let raw_keys: Vec<i64> = raw.iter().map(|&p| runs[p].run_key).collect();
+    let mut out: Vec<(usize, ResultRow)> = Vec::new();
+    store.for_each_result(&raw_keys, |i, r| {
+        if tests.contains(&r.test_id) {
+            out.push((raw[i], r));
+        }
+    })?;
+    if let Some(agg) = &agg {
+        let ids = store.job_ids()?;
+        let mut day_runs: HashMap<(i64, &str), Vec<usize>> = HashMap::new();
+        for pos in (0..runs.len()).filter(|&p| covered(p)) {
+            day_runs
+                .entry((day_of(runs[pos].started_at), runs[pos].job.as_str()))
+                .or_default()
+                .push(pos);
+        }
+        store.for_each_day_row(agg.first, agg.last, None, |row| {
+            if !agg.covers(row.day) || !tests.contains(&row.test_id) {
+                return;
+            }
+            let Some(positions) = ids
+                .get(&row.job_id)
+                .and_then(|job| day_runs.get(&(row.day, job.as_str())))
+            else {
+                return;
+            };
+            let odd: HashMap<i64, OddRun> = decode_odd(&row.odd)
+                .into_iter()
+                .map(|o| (o.run_key, o))
+                .collect();
+            for &pos in positions {
+                let key = runs[pos].run_key;
+                let r = odd.get(&key).copied().unwrap_or_else(|| OddRun::clean(key));
+                if r.outcome == ABSENT {
+                    continue;
+                }
+                out.push((
+                    pos,
+                    ResultRow {
+                        run_key: key,
+                        test_id: row.test_id,
+                        outcome: r.outcome,
+                        attempts: r.attempts,
+                        failures: r.failures,
+                        duration_ms: 0,
+                    },
+                ));
+            }
+        })?;
+    }
+    out.sort_unstable_by_key(|(pos, r)| (*pos, r.test_id));
+    for (pos, r) in out {
+        f(pos, r);
+    }
+    Ok(())
 }

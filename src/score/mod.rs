@@ -21,6 +21,7 @@ use crate::model::TestIdentity;
 use crate::store::{RunRow, Store};
 
 use changepoint::Obs;
+pub(crate) use gather::for_each_result_of;
 use gather::{Acc, Cell, FastMap};
 
 pub use impact::{JobImpact, PipelineImpact};
@@ -45,6 +46,10 @@ pub struct ScoreOptions {
     pub fixed_alpha: f64,
     /// The job-failure SLO: share of job attempts allowed to fail only because of flaky tests.
     pub slo: f64,
+    /// Count every result of the window instead of reading closed days from the daily
+    /// aggregate: the oracle the aggregate is tested against (default: set when the
+    /// environment has `FLAKEHOUND_RAW_SCAN`). Scores are the same either way.
+    pub raw_scan: bool,
 }
 
 impl Default for ScoreOptions {
@@ -58,6 +63,7 @@ impl Default for ScoreOptions {
             min_isolated_failures: 3,
             fixed_alpha: 0.05,
             slo: 0.01,
+            raw_scan: std::env::var_os("FLAKEHOUND_RAW_SCAN").is_some(),
         }
     }
 }

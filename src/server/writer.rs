@@ -64,6 +64,7 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("flakehound-writer".into())
         .spawn(move || {
+            let mut rolled_at: Option<std::time::Instant> = None;
             while let Some(first) = rx.blocking_recv() {
                 let mut pending = expected_results(&first.upload);
                 let mut jobs = vec![first];
@@ -113,10 +114,29 @@ pub fn spawn(
                         }
                     }
                 }
+                // Days that closed go into the daily aggregate, after the answers went out
+                // and at most every few seconds (the check is two small queries).
+                if rolled_at.is_none_or(|t| t.elapsed() >= ROLLUP_EVERY) {
+                    rolled_at = Some(std::time::Instant::now());
+                    roll_up(&mut store);
+                }
             }
             tracing::debug!("writer stopped: queue drained");
         })?;
     Ok((tx, handle))
+}
+
+/// How often the writer checks for days to roll up.
+const ROLLUP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn roll_up(store: &mut Store) {
+    match store.rollup_closed() {
+        Ok(0) => {}
+        Ok(days) => tracing::info!(days, "rolled up closed days into the daily aggregate"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot roll up the daily aggregate; those days are read raw")
+        }
+    }
 }
 
 fn expected_results(u: &Upload) -> u64 {

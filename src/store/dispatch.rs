@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::aggregate::DayRow;
 use super::pg::{PgBatch, PgStore};
 use super::read::FailureMessage;
 use super::{
@@ -157,6 +158,43 @@ impl Store {
     /// runs, run by run, each run's results by test id.
     pub fn for_each_result(&self, run_keys: &[i64], f: impl FnMut(usize, ResultRow)) -> Result<()> {
         both!(self, s => s.for_each_result(run_keys, f))
+    }
+
+    /// Days of the daily aggregate written since their rollup (read those raw), or `None`
+    /// for a database without the aggregate.
+    pub fn pending_days(&self) -> Result<Option<Vec<i64>>> {
+        both!(self, s => s.pending_days())
+    }
+
+    /// The aggregate's job ids and names.
+    pub fn job_ids(&self) -> Result<HashMap<i64, String>> {
+        both!(self, s => s.job_ids())
+    }
+
+    /// Every aggregate row of days `first..=last`, of one job when given, pending days
+    /// included (their rows are stale: the caller skips them).
+    pub fn for_each_day_row(
+        &self,
+        first: i64,
+        last: i64,
+        job_id: Option<i64>,
+        f: impl FnMut(&DayRow),
+    ) -> Result<()> {
+        both!(self, s => s.for_each_day_row(first, last, job_id, f))
+    }
+
+    /// Roll up the pending days up to `through` (inclusive); returns how many.
+    pub fn rollup(&mut self, through: i64) -> Result<u32> {
+        both_mut!(self, s => s.rollup(through))
+    }
+
+    /// Roll up the closed pending days ([`super::last_closed_day`]): what `ingest`, the
+    /// server after a write, and `compact` do.
+    pub fn rollup_closed(&mut self) -> Result<u32> {
+        match self.newest_run_start()? {
+            Some(newest) => self.rollup(super::last_closed_day(newest)),
+            None => Ok(0),
+        }
     }
 
     /// One test's result in one run, if it ran there.

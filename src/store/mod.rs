@@ -6,6 +6,7 @@
 //! nothing; PostgreSQL keeps the same promise in `pg/`. Reads are plain methods on
 //! [`Store`] that return domain rows.
 
+pub(crate) mod aggregate;
 mod dispatch;
 mod lookup;
 mod migrate;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{DbError, Error, Result};
 
+pub use aggregate::{day_of, decode_odd, last_closed_day, DayRow, OddRun, ABSENT};
 pub use dispatch::{is_postgres_url, Batch, Store};
 pub use lookup::normalize_commit;
 pub use migrate::SCHEMA_VERSION;

@@ -34,6 +34,8 @@ pub struct SqliteBatch<'s> {
         std::collections::HashSet<i64>,
         std::collections::HashSet<i64>,
     )>,
+    /// Runs whose day this batch marked pending for the daily aggregate.
+    marked: std::collections::HashSet<i64>,
 }
 
 /// Attempts to take the write lock before giving up; each waits up to the busy timeout.
@@ -65,6 +67,7 @@ impl SqliteStore {
             known_tests: Default::default(),
             known_fingerprints: Default::default(),
             saved: None,
+            marked: Default::default(),
         })
     }
 }
@@ -72,6 +75,19 @@ impl SqliteStore {
 impl SqliteBatch<'_> {
     fn err(&self, context: &str, e: rusqlite::Error) -> crate::error::Error {
         db_error(self.store_path, context, e)
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        self.tx
+    }
+
+    /// A write to a run's day makes the day's aggregate stale: mark it pending.
+    fn mark(&mut self, run_key: i64) -> Result<()> {
+        if self.marked.insert(run_key) {
+            super::aggregate::mark_run_day(self.tx, run_key)
+                .map_err(|e| self.err("cannot mark the day for the daily aggregate", e))?;
+        }
+        Ok(())
     }
 
     /// The run's key, creating the run if it is new. Returns `(run_key, created)`. The
@@ -142,7 +158,9 @@ impl SqliteBatch<'_> {
                 ])
             })
             .map_err(|e| self.err("cannot store the run", e))?;
-        Ok((self.tx.last_insert_rowid(), true))
+        let key = self.tx.last_insert_rowid();
+        self.mark(key)?;
+        Ok((key, true))
     }
 
     /// Whether this exact report (by content hash) is already stored for the run.
@@ -221,6 +239,7 @@ impl SqliteBatch<'_> {
         cases: &[TestCase],
         prepared: &Prepared,
     ) -> Result<FileTally> {
+        self.mark(run_key)?;
         let path = self.store_path;
         let tx = self.tx;
         let prep = |sql: &str| {
@@ -362,6 +381,8 @@ impl SqliteBatch<'_> {
     }
 
     pub fn rollback_to_savepoint(&mut self) -> Result<()> {
+        // The rollback may undo a mark: mark again on the next write.
+        self.marked.clear();
         if let Some((tests, fingerprints)) = self.saved.take() {
             self.known_tests = tests;
             self.known_fingerprints = fingerprints;

@@ -7,6 +7,7 @@
 //! database (PostgreSQL aborts a transaction on a constraint error, SQLite does not) and
 //! concurrent writers of the same run serialise on the run's row lock.
 
+mod aggregate;
 mod migrate;
 mod read;
 mod write;

@@ -112,6 +112,8 @@ pub struct PgBatch<'s> {
     store: &'s PgStore,
     finished: bool,
     run_days: HashMap<i64, i32>,
+    /// Days written to, marked pending for the daily aggregate at commit.
+    written_days: HashSet<i32>,
     files: Vec<Pending>,
     /// Chunks of a file being streamed, until its last chunk names the file.
     open: Vec<Chunk>,
@@ -140,6 +142,7 @@ impl PgStore {
             store: self,
             finished: false,
             run_days: HashMap::new(),
+            written_days: HashSet::new(),
             files: Vec::new(),
             open: Vec::new(),
             known_tests: HashSet::new(),
@@ -257,6 +260,7 @@ impl PgBatch<'_> {
             let key: i64 = row.get(0);
             drop(client);
             self.run_days.insert(key, day_of(meta.started_at));
+            self.written_days.insert(day_of(meta.started_at));
             return Ok((key, true));
         }
         let row = store
@@ -455,7 +459,7 @@ impl PgBatch<'_> {
 
     pub fn commit(mut self) -> Result<()> {
         self.finished = true;
-        let flushed = self.flush();
+        let flushed = self.flush().and_then(|()| self.mark_days());
         let mut client = self.client();
         if let Err(e) = flushed {
             let _ = client.batch_execute("ROLLBACK");
@@ -465,6 +469,24 @@ impl PgBatch<'_> {
             let _ = client.batch_execute("ROLLBACK");
             return Err(self.store.err("cannot commit", e));
         }
+        Ok(())
+    }
+
+    /// Mark the days written to pending, last (the row locks are held only to commit), in
+    /// day order (writers lock them in the same order).
+    fn mark_days(&mut self) -> Result<()> {
+        if self.written_days.is_empty() {
+            return Ok(());
+        }
+        let mut days: Vec<i32> = self.written_days.iter().copied().collect();
+        days.sort_unstable();
+        self.client()
+            .execute(
+                "INSERT INTO day_pending (day) SELECT unnest($1::int4[])
+                 ON CONFLICT (day) DO UPDATE SET day = EXCLUDED.day",
+                &[&days],
+            )
+            .map_err(|e| self.err("cannot mark the day for the daily aggregate", e))?;
         Ok(())
     }
 
@@ -505,6 +527,7 @@ impl PgBatch<'_> {
             days.insert(self.day(p.run_key)?);
         }
         self.store.ensure_days(&days)?;
+        self.written_days.extend(days.iter().copied());
 
         // Writers of the same run (two replicas given the same retried upload) take turns
         // from here to commit, so attempt numbering and file dedup see each other.

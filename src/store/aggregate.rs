@@ -1,0 +1,559 @@
+//! The daily aggregate: one row per (day, job, test) with the counts the scorer keeps for
+//! a test, so a window of many days reads rows per test and day instead of per result.
+//!
+//! A day is the Unix day (UTC) of a run's start. Closed days are rolled up in batches
+//! ([`last_closed_day`]): at the end of `ingest`, by the server after a write, or by
+//! `flakehound compact`. Every write to a day (a new run, a late re-run, another file of
+//! a run) marks the day pending in the same transaction, and a pending day is read raw
+//! until it is rolled up again, so the aggregate is never stale.
+//!
+//! Besides counts, a row keeps the job's runs of the day where the test's result was not
+//! one clean passing attempt ([`OddRun`], packed in `odd`): with the day's runs, that
+//! gives every run's result of a test that failed somewhere in a window, which the
+//! change-point model and the per-commit evidence need, without reading raw results.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{ResultRow, SqliteStore};
+use crate::error::Result;
+
+/// The Unix day (UTC) of a time.
+pub fn day_of(t: i64) -> i64 {
+    t.div_euclid(86_400)
+}
+
+/// The newest day rolled up when the newest run started at `newest_run_start`: days
+/// before yesterday, so late uploads of yesterday's runs do not undo a fresh rollup.
+pub fn last_closed_day(newest_run_start: i64) -> i64 {
+    day_of(newest_run_start) - 2
+}
+
+/// One aggregate row: a test's results in the runs of one job that started on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DayRow {
+    pub day: i64,
+    pub job_id: i64,
+    pub test_id: i64,
+    /// Results with at least one executed attempt.
+    pub runs: u32,
+    pub attempts: u32,
+    pub failures: u32,
+    /// Results with outcome failed.
+    pub failed_runs: u32,
+    pub duration_ms: i64,
+    /// Start of the newest run with an executed attempt.
+    pub last_seen: Option<i64>,
+    /// Packed [`OddRun`]s, empty when every run of the job that day was clean.
+    pub odd: Vec<u8>,
+}
+
+/// A run of the row's job and day where the test's result was not one clean passing
+/// attempt; `attempts == 0` for a skipped test, and `outcome == ABSENT` too for one that
+/// has no result in that run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OddRun {
+    pub run_key: i64,
+    pub outcome: u8,
+    pub attempts: u32,
+    pub failures: u32,
+}
+
+impl OddRun {
+    /// The result of a run not listed: one passing attempt.
+    pub fn clean(run_key: i64) -> OddRun {
+        OddRun {
+            run_key,
+            outcome: 0,
+            attempts: 1,
+            failures: 0,
+        }
+    }
+
+    fn is_clean(&self) -> bool {
+        self.outcome == 0 && self.attempts == 1 && self.failures == 0
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// Runs in ascending run key: each key as the difference to the one before.
+fn encode_odd(runs: &[OddRun]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(runs.len() * 4);
+    let mut prev = 0i64;
+    for r in runs {
+        put_varint(&mut out, r.run_key.wrapping_sub(prev) as u64);
+        prev = r.run_key;
+        out.push(r.outcome);
+        put_varint(&mut out, u64::from(r.attempts));
+        put_varint(&mut out, u64::from(r.failures));
+    }
+    out
+}
+
+/// The runs packed in a row's `odd`. A truncated tail (never written) is ignored.
+pub fn decode_odd(bytes: &[u8]) -> Vec<OddRun> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut prev = 0i64;
+    while at < bytes.len() {
+        let Some(delta) = get_varint(bytes, &mut at) else {
+            break;
+        };
+        let Some(&outcome) = bytes.get(at) else {
+            break;
+        };
+        at += 1;
+        let (Some(attempts), Some(failures)) =
+            (get_varint(bytes, &mut at), get_varint(bytes, &mut at))
+        else {
+            break;
+        };
+        prev = prev.wrapping_add(delta as i64);
+        out.push(OddRun {
+            run_key: prev,
+            outcome,
+            attempts: attempts as u32,
+            failures: failures as u32,
+        });
+    }
+    out
+}
+
+/// Builds one day's rows from its runs and their results, given run by run in run-key
+/// order.
+pub(crate) struct DayBuilder {
+    day: i64,
+    /// Per run (in run-key order): its key, job id, start and position among its job's runs.
+    runs: Vec<(i64, i64, i64, usize)>,
+    /// Per job id: its runs' keys, in run-key order.
+    job_runs: HashMap<i64, Vec<i64>>,
+    rows: HashMap<(i64, i64), (DayRow, Vec<OddRun>, usize)>,
+}
+
+impl DayBuilder {
+    /// `runs`: (run key, job id, started_at) of every run that started on `day`.
+    pub(crate) fn new(day: i64, mut runs: Vec<(i64, i64, i64)>) -> DayBuilder {
+        runs.sort_unstable();
+        let mut job_runs: HashMap<i64, Vec<i64>> = HashMap::new();
+        let runs = runs
+            .into_iter()
+            .map(|(key, job, started)| {
+                let list = job_runs.entry(job).or_default();
+                list.push(key);
+                (key, job, started, list.len() - 1)
+            })
+            .collect();
+        DayBuilder {
+            day,
+            runs,
+            job_runs,
+            rows: HashMap::new(),
+        }
+    }
+
+    /// Run keys in the order results must be given.
+    pub(crate) fn run_keys(&self) -> Vec<i64> {
+        self.runs.iter().map(|r| r.0).collect()
+    }
+
+    /// One result of the run at `index` (into [`DayBuilder::run_keys`]).
+    pub(crate) fn add(&mut self, index: usize, r: &ResultRow) {
+        let (run_key, job, started, local) = self.runs[index];
+        let job_runs = &self.job_runs[&job];
+        let (row, odd, next) = self.rows.entry((job, r.test_id)).or_insert_with(|| {
+            (
+                DayRow {
+                    day: self.day,
+                    job_id: job,
+                    test_id: r.test_id,
+                    ..DayRow::default()
+                },
+                Vec::new(),
+                0,
+            )
+        });
+        // Runs of the job it did not appear in since its last result.
+        for &k in &job_runs[*next..local] {
+            odd.push(absent(k));
+        }
+        *next = local + 1;
+        let this = OddRun {
+            run_key,
+            outcome: r.outcome,
+            attempts: r.attempts,
+            failures: r.failures,
+        };
+        if !this.is_clean() {
+            odd.push(this);
+        }
+        if r.attempts == 0 {
+            return;
+        }
+        row.runs += 1;
+        row.attempts += r.attempts;
+        row.failures += r.failures;
+        row.duration_ms += r.duration_ms;
+        if r.outcome == 2 {
+            row.failed_runs += 1;
+        }
+        row.last_seen = row.last_seen.max(Some(started));
+    }
+
+    /// The day's rows, by job id and test id.
+    pub(crate) fn finish(self) -> Vec<DayRow> {
+        let mut out: Vec<DayRow> = self
+            .rows
+            .into_values()
+            .map(|(mut row, mut odd, next)| {
+                for &k in &self.job_runs[&row.job_id][next..] {
+                    odd.push(absent(k));
+                }
+                row.odd = encode_odd(&odd);
+                row
+            })
+            .collect();
+        out.sort_unstable_by_key(|r| (r.job_id, r.test_id));
+        out
+    }
+}
+
+/// The outcome of a run the test has no result in.
+pub const ABSENT: u8 = u8::MAX;
+
+fn absent(run_key: i64) -> OddRun {
+    OddRun {
+        run_key,
+        outcome: ABSENT,
+        attempts: 0,
+        failures: 0,
+    }
+}
+
+/// The day of a run's start in SQLite SQL (floor division, as [`day_of`]).
+const SQL_DAY: &str = "(started_at - ((started_at % 86400) + 86400) % 86400) / 86400";
+
+impl SqliteStore {
+    /// Days written since they were rolled up, or `None` for a database without the
+    /// aggregate (an older schema opened read-only).
+    pub fn pending_days(&self) -> Result<Option<Vec<i64>>> {
+        let version = super::migrate::current_version(&self.conn, &self.path)?;
+        if version < 4 {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT day FROM day_pending ORDER BY day")
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?;
+        let days = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<i64>, _>>())
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?;
+        Ok(Some(days))
+    }
+
+    /// Job ids of the aggregate and their names.
+    pub fn job_ids(&self) -> Result<HashMap<i64, String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT job_id, job FROM job_name")
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<std::result::Result<HashMap<_, _>, _>>())
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?;
+        Ok(rows)
+    }
+
+    /// Call `f` for every aggregate row of days `first..=last` (of one job when given),
+    /// pending days included (the caller skips those).
+    pub fn for_each_day_row(
+        &self,
+        first: i64,
+        last: i64,
+        job_id: Option<i64>,
+        mut f: impl FnMut(&DayRow),
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT day, job_id, test_id, runs, attempts, failures, failed_runs, duration_ms,
+                        last_seen, odd
+                 FROM result_day WHERE day BETWEEN ?1 AND ?2 AND (?3 IS NULL OR job_id = ?3)",
+            )
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?;
+        let mut rows = stmt
+            .query(params![first, last, job_id])
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?;
+        let mut row = DayRow::default();
+        while let Some(r) = rows
+            .next()
+            .map_err(|e| self.err("cannot read the daily aggregate", e))?
+        {
+            let int = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
+            row.day = int(0);
+            row.job_id = int(1);
+            row.test_id = int(2);
+            row.runs = int(3) as u32;
+            row.attempts = int(4) as u32;
+            row.failures = int(5) as u32;
+            row.failed_runs = int(6) as u32;
+            row.duration_ms = int(7);
+            row.last_seen = r
+                .get_ref(8)
+                .ok()
+                .and_then(|v| v.as_i64_or_null().ok())
+                .flatten();
+            row.odd.clear();
+            if let Ok(Some(b)) = r.get_ref(9).map(|v| v.as_blob_or_null().ok().flatten()) {
+                row.odd.extend_from_slice(b);
+            }
+            f(&row);
+        }
+        Ok(())
+    }
+
+    /// Roll up every pending day up to `through` (inclusive), one transaction per day.
+    /// Returns the number of days rolled up.
+    pub fn rollup(&mut self, through: i64) -> Result<u32> {
+        let days: Vec<i64> = match self.pending_days()? {
+            Some(days) => days.into_iter().filter(|&d| d <= through).collect(),
+            None => return Ok(0),
+        };
+        let mut done = 0;
+        for day in days {
+            let path = self.path.clone();
+            let batch = self.batch()?;
+            let tx = batch.conn();
+            let err = |e| super::db_error(&path, "cannot roll up a day", e);
+            // Another process may have rolled it up since.
+            let pending: Option<i64> = tx
+                .query_row(
+                    "SELECT day FROM day_pending WHERE day = ?1",
+                    params![day],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            if pending.is_none() {
+                continue;
+            }
+            let lo = day * 86_400;
+            let runs: Vec<(i64, String, i64)> = tx
+                .prepare_cached(
+                    "SELECT run_key, job, started_at FROM run WHERE started_at BETWEEN ?1 AND ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![lo, lo + 86_399], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+                })
+                .map_err(err)?;
+            let mut ids: HashMap<String, i64> = HashMap::new();
+            for (_, job, _) in &runs {
+                if ids.contains_key(job) {
+                    continue;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO job_name (job) VALUES (?1) ON CONFLICT (job) DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![job]))
+                .map_err(err)?;
+                let id: i64 = tx
+                    .prepare_cached("SELECT job_id FROM job_name WHERE job = ?1")
+                    .and_then(|mut s| s.query_row(params![job], |r| r.get(0)))
+                    .map_err(err)?;
+                ids.insert(job.clone(), id);
+            }
+            let mut builder = DayBuilder::new(
+                day,
+                runs.iter()
+                    .map(|(k, job, started)| (*k, ids[job], *started))
+                    .collect(),
+            );
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT test_id, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
+                    )
+                    .map_err(err)?;
+                for (index, run_key) in builder.run_keys().into_iter().enumerate() {
+                    let mut rows = stmt.query(params![run_key]).map_err(err)?;
+                    while let Some(r) = rows.next().map_err(err)? {
+                        let int =
+                            |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
+                        builder.add(
+                            index,
+                            &ResultRow {
+                                run_key,
+                                test_id: int(0),
+                                outcome: int(1) as u8,
+                                attempts: int(2) as u32,
+                                failures: int(3) as u32,
+                                duration_ms: int(4),
+                            },
+                        );
+                    }
+                }
+            }
+            tx.execute("DELETE FROM result_day WHERE day = ?1", params![day])
+                .map_err(err)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO result_day (day, job_id, test_id, runs, attempts, failures,
+                                                 failed_runs, duration_ms, last_seen, odd)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .map_err(err)?;
+                for r in builder.finish() {
+                    let odd = (!r.odd.is_empty()).then_some(&r.odd);
+                    insert
+                        .execute(params![
+                            r.day,
+                            r.job_id,
+                            r.test_id,
+                            r.runs,
+                            r.attempts,
+                            r.failures,
+                            r.failed_runs,
+                            r.duration_ms,
+                            r.last_seen,
+                            odd
+                        ])
+                        .map_err(err)?;
+                }
+            }
+            tx.execute("DELETE FROM day_pending WHERE day = ?1", params![day])
+                .map_err(err)?;
+            batch.commit()?;
+            done += 1;
+        }
+        Ok(done)
+    }
+}
+
+/// Mark the day of a run pending, in the writer's transaction.
+pub(crate) fn mark_run_day(
+    tx: &rusqlite::Connection,
+    run_key: i64,
+) -> std::result::Result<(), rusqlite::Error> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO day_pending (day) SELECT {SQL_DAY} FROM run WHERE run_key = ?1
+         ON CONFLICT (day) DO NOTHING"
+    ))?
+    .execute(params![run_key])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_runs_round_trip() {
+        let runs = vec![
+            OddRun {
+                run_key: 3,
+                outcome: 2,
+                attempts: 3,
+                failures: 3,
+            },
+            absent(300),
+            OddRun {
+                run_key: 1 << 40,
+                outcome: 1,
+                attempts: 200,
+                failures: 199,
+            },
+        ];
+        assert_eq!(decode_odd(&encode_odd(&runs)), runs);
+        assert!(decode_odd(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_day_lists_the_runs_a_test_missed_or_did_not_pass_cleanly() {
+        // Job 1 has runs 10, 11, 12; job 2 has run 20.
+        let mut b = DayBuilder::new(
+            5,
+            vec![(12, 1, 500), (10, 1, 100), (20, 2, 50), (11, 1, 300)],
+        );
+        assert_eq!(b.run_keys(), vec![10, 11, 12, 20]);
+        let row = |run_key, test_id, outcome, attempts, failures| ResultRow {
+            run_key,
+            test_id,
+            outcome,
+            attempts,
+            failures,
+            duration_ms: 7,
+        };
+        b.add(0, &row(10, 1, 0, 1, 0));
+        b.add(1, &row(11, 1, 1, 2, 1));
+        b.add(1, &row(11, 2, 3, 0, 0));
+        b.add(3, &row(20, 1, 2, 1, 1));
+        let rows = b.finish();
+        assert_eq!(rows.len(), 3);
+        let (a, skipped, other_job) = (&rows[0], &rows[1], &rows[2]);
+        assert_eq!((a.job_id, a.test_id), (1, 1));
+        assert_eq!(
+            (a.runs, a.attempts, a.failures, a.failed_runs),
+            (2, 3, 1, 0)
+        );
+        assert_eq!((a.duration_ms, a.last_seen), (14, Some(300)));
+        // Run 10 was clean; 11 re-ran; it did not run in 12.
+        assert_eq!(
+            decode_odd(&a.odd),
+            vec![
+                OddRun {
+                    run_key: 11,
+                    outcome: 1,
+                    attempts: 2,
+                    failures: 1
+                },
+                absent(12)
+            ]
+        );
+        assert_eq!((skipped.runs, skipped.last_seen), (0, None));
+        let skip = OddRun {
+            run_key: 11,
+            outcome: 3,
+            attempts: 0,
+            failures: 0,
+        };
+        assert_eq!(decode_odd(&skipped.odd), vec![absent(10), skip, absent(12)]);
+        assert_eq!((other_job.job_id, other_job.failed_runs), (2, 1));
+    }
+
+    #[test]
+    fn days_are_floor_divided_and_closed_with_a_day_of_grace() {
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_of(86_399), 0);
+        assert_eq!(day_of(86_400), 1);
+        assert_eq!(last_closed_day(10 * 86_400 + 5), 8);
+    }
+}
