@@ -48,6 +48,12 @@ impl Error {
         exit::FAILURE
     }
 
+    /// Whether the database is unreachable for now (see [`DbError::is_connection_loss`]):
+    /// a server answers 503 and the client retries, rather than a failure.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Db { source, .. } if source.is_connection_loss())
+    }
+
     pub fn io(
         path: impl Into<PathBuf>,
         context: impl Into<String>,
@@ -79,6 +85,37 @@ impl DbError {
             _ => None,
         }
     }
+
+    /// Whether the database could not be reached or dropped the connection (a server
+    /// restart, a failover, a network cut) rather than refused the work: retrying later,
+    /// on a new connection, may succeed.
+    pub fn is_connection_loss(&self) -> bool {
+        match self {
+            DbError::Postgres(e) => pg_connection_loss(e),
+            _ => false,
+        }
+    }
+}
+
+fn pg_connection_loss(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        // Class 08: connection exception; 57P01-57P03: shut down by an administrator,
+        // crash shutdown, starting up (cannot connect now).
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    // An I/O error on the socket, or one while connecting.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

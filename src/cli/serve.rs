@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// connection stays open
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
+    /// PostgreSQL only: read connections kept open for queries, the dashboard and the
+    /// gate; more reads at once wait for one (uploads have their own connection)
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub pg_read_pool: u64,
 }
 
 pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
@@ -72,6 +76,7 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
         config.max_connections = n as usize;
     }
     config.header_timeout = Duration::from_secs(args.header_timeout);
+    config.pg_read_pool = args.pg_read_pool as usize;
     config.links = args.links.links()?;
     config.secure_cookies = args.secure_cookies;
     server::serve(config, |started| {

@@ -349,7 +349,17 @@ async fn healthz(axum::extract::State(state): axum::extract::State<State>) -> Re
     if state.0.writer.is_closed() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the writer has stopped");
     }
-    Json(serde_json::json!({ "status": "ok" })).into_response()
+    // A load balancer should stop sending uploads to a replica that cannot reach its
+    // database (it answers 503 to them until the connection is back).
+    let db = state.0.db.clone();
+    match tokio::task::spawn_blocking(move || crate::store::Store::check_reachable(&db)).await {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            busy("the database is unreachable")
+        }
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the health check failed"),
+    }
 }
 
 async fn not_found() -> Response {
@@ -382,6 +392,10 @@ async fn query(state: State, endpoint: Endpoint, q: Pairs) -> Response {
         )
             .into_response(),
         Ok(Err(ApiError::BadRequest(m))) => error(StatusCode::BAD_REQUEST, m),
+        Ok(Err(ApiError::Internal(e))) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "query: database unavailable");
+            busy("the database is unavailable; retry")
+        }
         Ok(Err(ApiError::Internal(e))) => {
             tracing::error!(error = %e, "query failed");
             // The cause may name the server's files: it stays in the log.
@@ -680,6 +694,9 @@ async fn upload(
             })),
         )
             .into_response(),
+        // Not stored, nothing acknowledged: the client's retry stores it (once, as
+        // its files are recognised by hash).
+        Ok(Err(f)) if f.unavailable => busy("the database is unavailable; retry the upload"),
         // The cause (with the database's path) is in the server's log, not the answer.
         Ok(Err(_)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

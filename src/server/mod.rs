@@ -66,6 +66,9 @@ pub struct Config {
     pub max_connections: usize,
     /// A request's head must arrive within this; also the keep-alive idle timeout.
     pub header_timeout: Duration,
+    /// PostgreSQL connections for reads (queries, dashboard, gate), kept open between
+    /// requests; more reads at once wait. The writer has its own connection.
+    pub pg_read_pool: usize,
 }
 
 impl Config {
@@ -84,6 +87,7 @@ impl Config {
             max_memory: DEFAULT_MAX_MEMORY,
             max_connections: default_max_connections(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            pg_read_pool: crate::store::pg::pool::DEFAULT_SIZE,
         }
     }
 }
@@ -116,6 +120,7 @@ pub fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()> {
             tracing::warn!("the token file has no tokens: every API request will be refused");
         }
     }
+    crate::store::pg::pool::set_size(config.pg_read_pool);
     let store = Store::open(&config.db)?;
     let (writer, writer_thread) = writer::spawn(
         store,

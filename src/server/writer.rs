@@ -46,7 +46,26 @@ pub struct Stored {
     pub rejected: Vec<Rejection>,
 }
 
-pub type Reply = std::result::Result<Stored, String>;
+/// Why an upload was not stored.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    /// The cause, for the server's log (it may name the database).
+    pub message: String,
+    /// The database could not be reached or dropped the connection: nothing was
+    /// acknowledged, and the client should retry (503), not give up (500).
+    pub unavailable: bool,
+}
+
+impl Failed {
+    fn from(e: &crate::error::Error) -> Failed {
+        Failed {
+            message: e.to_string(),
+            unavailable: e.is_unavailable(),
+        }
+    }
+}
+
+pub type Reply = std::result::Result<Stored, Failed>;
 
 pub struct Job {
     pub upload: Upload,
@@ -93,7 +112,7 @@ pub fn spawn(
                             let _ = reply.send(Ok(s));
                         }
                     }
-                    Err(e) if uploads.len() > 1 => {
+                    Err(e) if uploads.len() > 1 && !e.is_unavailable() => {
                         // One bad upload must not fail the others queued with it: store
                         // each in its own transaction.
                         tracing::warn!(error = %e, uploads = uploads.len(), "batch failed; storing its uploads one by one");
@@ -102,15 +121,22 @@ pub fn spawn(
                                 .map(|mut s| s.remove(0))
                                 .map_err(|e| {
                                     tracing::error!(error = %e, "cannot store an upload");
-                                    e.to_string()
+                                    Failed::from(&e)
                                 });
                             let _ = reply.send(answer);
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot store an upload");
+                        if e.is_unavailable() {
+                            // Rolled back: the clients are told to retry, and the
+                            // next batch reconnects.
+                            tracing::warn!(error = %e, uploads = uploads.len(), "database unavailable; uploads refused with 503");
+                        } else {
+                            tracing::error!(error = %e, "cannot store an upload");
+                        }
+                        let failed = Failed::from(&e);
                         for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
+                            let _ = reply.send(Err(failed.clone()));
                         }
                     }
                 }

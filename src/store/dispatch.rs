@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::aggregate::DayRow;
-use super::pg::{PgBatch, PgStore};
+use super::pg::{Handle, PgBatch, PgStore};
 use super::read::FailureMessage;
 use super::{
     FailureRow, FileTally, FingerprintRow, Prepared, QuarantineChange, QuarantineEventRow,
@@ -27,7 +27,7 @@ pub fn is_postgres_url(db: &Path) -> bool {
 
 enum Backend {
     Sqlite(SqliteStore),
-    Postgres(Box<PgStore>),
+    Postgres(Handle),
 }
 
 /// An open database, SQLite or PostgreSQL.
@@ -76,7 +76,7 @@ impl Store {
     /// Open (creating if needed) and migrate a database for reading and writing.
     pub fn open(db: &Path) -> Result<Store> {
         let backend = if is_postgres_url(db) {
-            Backend::Postgres(Box::new(PgStore::open(db, true)?))
+            Backend::Postgres(Handle::owned(PgStore::open(db, true)?))
         } else {
             Backend::Sqlite(SqliteStore::open(db)?)
         };
@@ -86,11 +86,21 @@ impl Store {
     /// Open an existing database without ever writing to it.
     pub fn open_read_only(db: &Path) -> Result<Store> {
         let backend = if is_postgres_url(db) {
-            Backend::Postgres(Box::new(PgStore::open(db, false)?))
+            Backend::Postgres(Handle::read(db)?)
         } else {
             Backend::Sqlite(SqliteStore::open_read_only(db)?)
         };
         Ok(Store { backend })
+    }
+
+    /// Whether the database answers now: PostgreSQL is asked over a read connection
+    /// (kept ones are checked first); a SQLite file is local and always is.
+    pub fn check_reachable(db: &Path) -> Result<()> {
+        if is_postgres_url(db) {
+            Handle::read(db).map(drop)
+        } else {
+            Ok(())
+        }
     }
 
     /// An in-memory SQLite database, for tests and benches.

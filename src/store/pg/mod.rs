@@ -9,6 +9,7 @@
 
 mod aggregate;
 mod migrate;
+pub mod pool;
 mod read;
 mod write;
 
@@ -16,12 +17,18 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 
 use crate::error::{Error, Result};
 
+pub use pool::Handle;
 pub use write::PgBatch;
+
+/// How long a lost connection is retried (with backoff) before the work is refused as
+/// unavailable; the next batch or read tries again.
+const RECONNECT_FOR: Duration = Duration::from_secs(5);
 
 /// A connection to a flakehound PostgreSQL database.
 pub struct PgStore {
@@ -40,6 +47,7 @@ pub struct PgStore {
     statements: RefCell<HashMap<&'static str, postgres::Statement>>,
     /// Whether this connection's temporary staging tables exist.
     staged: std::cell::Cell<bool>,
+    writable: bool,
 }
 
 impl PgStore {
@@ -77,7 +85,41 @@ impl PgStore {
             days: RefCell::new(HashSet::new()),
             statements: RefCell::new(HashMap::new()),
             staged: std::cell::Cell::new(false),
+            writable,
         })
+    }
+
+    /// Replace a lost connection (a server restart, a failover), retrying with backoff
+    /// for a bounded time. What the old connection had (prepared statements, staging
+    /// tables, the partition connection) is gone with it; known day partitions stay.
+    pub(crate) fn reconnect(&self) -> Result<()> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        let mut client = loop {
+            match connect(&self.config, &self.shown) {
+                Ok(c) => break c,
+                Err(e) if e.is_unavailable() && start.elapsed() + delay < RECONNECT_FOR => {
+                    tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "PostgreSQL unreachable; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if !self.writable {
+            client
+                .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                .map_err(|e| pg_error(&self.shown, "cannot open read-only", e))?;
+        }
+        *self.client.borrow_mut() = client;
+        self.statements.borrow_mut().clear();
+        self.staged.set(false);
+        *self.ddl.borrow_mut() = None;
+        tracing::warn!(
+            ms = start.elapsed().as_millis() as u64,
+            "reconnected to PostgreSQL"
+        );
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -127,17 +127,16 @@ pub struct PgBatch<'s> {
 
 impl PgStore {
     pub fn batch(&mut self) -> Result<PgBatch<'_>> {
-        let mut client = self.client.borrow_mut();
-        if !self.staged.get() {
-            client
-                .batch_execute(STAGING)
-                .map_err(|e| self.err("cannot create the staging tables", e))?;
-            self.staged.set(true);
+        if let Err(e) = self.begin() {
+            // Lost since the last batch (e.g. the server restarted): nothing of this
+            // batch was sent, so it can start over on a new connection.
+            if !e.is_unavailable() {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "PostgreSQL connection lost; reconnecting");
+            self.reconnect()?;
+            self.begin()?;
         }
-        client
-            .batch_execute("BEGIN")
-            .map_err(|e| self.err("cannot start a write transaction", e))?;
-        drop(client);
         Ok(PgBatch {
             store: self,
             finished: false,
@@ -152,6 +151,19 @@ impl PgStore {
             hashes: HashSet::new(),
             saved: None,
         })
+    }
+
+    fn begin(&self) -> Result<()> {
+        let mut client = self.client.borrow_mut();
+        if !self.staged.get() {
+            client
+                .batch_execute(STAGING)
+                .map_err(|e| self.err("cannot create the staging tables", e))?;
+            self.staged.set(true);
+        }
+        client
+            .batch_execute("BEGIN")
+            .map_err(|e| self.err("cannot start a write transaction", e))
     }
 
     /// Create the day partitions of `result` and `failure` that do not exist yet, on the
@@ -177,7 +189,11 @@ impl PgStore {
         }
         let ddl = slot.as_mut().expect("just connected");
         for day in missing {
-            create_day(ddl, day).map_err(|e| self.err("cannot create a day partition", e))?;
+            if let Err(e) = create_day(ddl, day) {
+                // A lost side connection is opened again next time.
+                *slot = None;
+                return Err(self.err("cannot create a day partition", e));
+            }
             self.days.borrow_mut().insert(day);
         }
         Ok(())
