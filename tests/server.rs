@@ -147,6 +147,8 @@ fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
 struct Answer {
     status: u16,
     body: String,
+    /// `X-Flakehound-Cache`: hit, shared or miss.
+    cache: Option<String>,
     retry_after: Option<String>,
     www_authenticate: Option<String>,
 }
@@ -167,6 +169,7 @@ fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
         status: response.status(),
         retry_after: response.header("Retry-After").map(str::to_string),
         www_authenticate: response.header("WWW-Authenticate").map(str::to_string),
+        cache: response.header("X-Flakehound-Cache").map(str::to_string),
         body: response.into_string().unwrap(),
     }
 }
@@ -1185,4 +1188,78 @@ fn odd_times_are_refused_and_odd_stored_data_never_fails_a_read() {
         );
     }
     assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[test]
+fn repeat_reads_come_from_the_cache_until_an_upload_changes_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let upload = |run: &str, failing: &[usize]| {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id={run}&started_at=2026-01-0{run}T03:04:05Z"),
+            None,
+            &gz(report("A", 5, failing).as_bytes()),
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    };
+    upload("1", &[]);
+    let paths = [
+        "/api/v1/report?format=json&window=30d",
+        "/api/v1/flaky?format=json",
+        "/api/v1/backlog?format=csv",
+        "/api/v1/quarantine?format=json",
+        "/",
+    ];
+    let mut first = Vec::new();
+    for path in paths {
+        let a = get(&server, path, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert_eq!(a.cache.as_deref(), Some("miss"), "{path}");
+        let b = get(&server, path, None);
+        assert_eq!(b.cache.as_deref(), Some("hit"), "{path}");
+        assert_eq!(a.body, b.body, "{path}");
+        first.push(a.body);
+    }
+    // The same question with its parameters in another order.
+    let c = get(&server, "/api/v1/report?window=30d&format=json", None);
+    assert_eq!(c.cache.as_deref(), Some("hit"));
+    // A bad request is answered, never kept.
+    for _ in 0..2 {
+        let bad = get(&server, "/api/v1/report?window=soon", None);
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.cache.as_deref(), Some("miss"));
+    }
+    // An upload changes the database: every answer is computed afresh and shows it.
+    upload("2", &[2]);
+    let a = get(&server, paths[0], None);
+    assert_eq!(a.cache.as_deref(), Some("miss"));
+    assert_ne!(a.body, first[0], "the new run is in the report");
+    assert_eq!(get(&server, paths[0], None).cache.as_deref(), Some("hit"));
+    // A write by another process (here `ingest`) is seen too.
+    let xml = dir.path().join("TEST-c.xml");
+    std::fs::write(&xml, report("C", 3, &[])).unwrap();
+    let out = flakehound(&[
+        "--db",
+        db.to_str().unwrap(),
+        "ingest",
+        "--commit",
+        "abd",
+        "--job",
+        "unit",
+        "--run-id",
+        "3",
+        "--started-at",
+        "2026-01-04T00:00:00Z",
+        xml.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = get(&server, paths[0], None);
+    assert_eq!(b.cache.as_deref(), Some("miss"));
+    assert_ne!(b.body, a.body, "the third run is in the report");
 }

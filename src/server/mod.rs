@@ -9,6 +9,7 @@
 //! `/api/v1/quarantine`, `/api/v1/report`, `/api/v1/backlog`, and `GET /healthz`.
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 mod dashboard;
 pub mod gate_client;
@@ -38,6 +39,14 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default `--header-timeout`.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default `--read-cache`: 64 MiB of answers.
+pub const DEFAULT_READ_CACHE: u64 = 64 << 20;
+
+/// Default `--max-concurrent-reads`: one computation per core.
+pub fn default_max_concurrent_reads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,6 +75,10 @@ pub struct Config {
     pub max_connections: usize,
     /// A request's head must arrive within this; also the keep-alive idle timeout.
     pub header_timeout: Duration,
+    /// Bytes of read answers kept per database version (0: none kept).
+    pub read_cache: u64,
+    /// Read answers computed at once; a request needing one more gets 503 with `Retry-After`.
+    pub max_concurrent_reads: usize,
 }
 
 impl Config {
@@ -84,6 +97,8 @@ impl Config {
             max_memory: DEFAULT_MAX_MEMORY,
             max_connections: default_max_connections(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            read_cache: DEFAULT_READ_CACHE,
+            max_concurrent_reads: default_max_concurrent_reads(),
         }
     }
 }

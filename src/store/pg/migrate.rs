@@ -19,6 +19,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_quarantine.sql",
         include_str!("../../../schema/postgres/0002_quarantine.sql"),
     ),
+    (
+        "0003_generation.sql",
+        include_str!("../../../schema/postgres/0003_generation.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations ("flakehnd").
