@@ -1187,6 +1187,28 @@ fn odd_times_are_refused_and_odd_stored_data_never_fails_a_read() {
             server.log()
         );
     }
+    // Every run at the end of time: "now" is i64::MAX, and the report's day steps used to
+    // wrap around and spin until the request timed out.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute("UPDATE run SET started_at = 9223372036854775807", [])
+        .unwrap();
+    drop(c);
+    for path in [
+        "/api/v1/report",
+        "/api/v1/report?format=json&window=3650d",
+        "/api/v1/flaky",
+        "/api/v1/quarantine",
+        "/",
+    ] {
+        let a = get(&server, path, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    }
+    let out = flakehound(&["--db", db.to_str().unwrap(), "report"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
