@@ -1285,3 +1285,75 @@ fn repeat_reads_come_from_the_cache_until_an_upload_changes_the_database() {
     assert_eq!(b.cache.as_deref(), Some("miss"));
     assert_ne!(b.body, a.body, "the third run is in the report");
 }
+
+#[test]
+fn token_list_and_revoke_and_concurrent_adds_both_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let tokens = dir.path().join("tokens");
+    let file = tokens.to_str().unwrap().to_string();
+    // Two `token add` at once, different names: both lines are kept.
+    let adders: Vec<_> = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            Command::new(BIN)
+                .args(["token", "add", "--name", name, "--scope", "upload"])
+                .args(["--token-file", &file])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let made: Vec<String> = adders
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    let out = flakehound(&["token", "list", "--token-file", &file, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["alpha", "beta"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.iter().all(|t| t["created"].is_string()), "{text}");
+    assert!(!made.iter().any(|t| text.contains(t.as_str())));
+    let table = flakehound(&["token", "list", "--token-file", &file]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.starts_with("NAME") && table.contains("alpha  upload"),
+        "{table}"
+    );
+
+    let server = Server::start(&db, &["--token-file", &file]);
+    let body = gz(report("A", 3, &[]).as_bytes());
+    let q = "commit=abc&job=unit&run_id=1";
+    assert_eq!(post(&server, q, Some(&made[0]), &body).status, 200);
+    // Revoked, then SIGHUP: the server refuses it; the other token still works.
+    let out = flakehound(&["token", "revoke", "alpha", "--token-file", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unknown = flakehound(&["token", "revoke", "alpha", "--token-file", &file]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&server, "/api/v1/flaky", Some(&made[0])).status != 401 {
+        assert!(Instant::now() < deadline, "the revoked token still works");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&server, "/api/v1/flaky", Some(&made[1])).status, 200);
+}
