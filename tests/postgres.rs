@@ -190,3 +190,30 @@ fn writers_racing_on_the_same_run_store_each_report_once() {
     assert_eq!(store.failures(&keys).unwrap().len(), 20);
     assert!(runs.iter().all(|r| r.tests_time_s == 1.0), "{runs:?}");
 }
+
+#[test]
+fn every_write_of_any_replica_changes_the_version_read_caches_are_keyed_by() {
+    let Some(db) = scratch("every_write_of_any_replica_changes_the_version") else {
+        return;
+    };
+    let mut a = Store::open(&db).unwrap();
+    let b = Store::open_read_only(&db).unwrap();
+    let seen = b.data_version().unwrap();
+    let xml = surefire_xml(&[("C", "t", O::Pass)]);
+    upload(&mut a, "1", "h1", &xml);
+    let after_upload = b.data_version().unwrap();
+    assert_ne!(after_upload, seen, "another replica's upload is seen");
+    assert_eq!(
+        a.data_version().unwrap(),
+        after_upload,
+        "the writer sees its own"
+    );
+    // A quarantine change is a write that changes answers too (the bump is in its
+    // transaction, whatever it changes).
+    a.apply_quarantine_changes(&[]).unwrap();
+    assert_ne!(b.data_version().unwrap(), after_upload);
+    // Reading changes nothing.
+    let now = b.data_version().unwrap();
+    b.runs(&RunFilter::default()).unwrap();
+    assert_eq!(b.data_version().unwrap(), now);
+}

@@ -147,6 +147,8 @@ fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
 struct Answer {
     status: u16,
     body: String,
+    /// `X-Flakehound-Cache`: hit, shared or miss.
+    cache: Option<String>,
     retry_after: Option<String>,
     www_authenticate: Option<String>,
 }
@@ -167,6 +169,7 @@ fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
         status: response.status(),
         retry_after: response.header("Retry-After").map(str::to_string),
         www_authenticate: response.header("WWW-Authenticate").map(str::to_string),
+        cache: response.header("X-Flakehound-Cache").map(str::to_string),
         body: response.into_string().unwrap(),
     }
 }
@@ -1184,5 +1187,173 @@ fn odd_times_are_refused_and_odd_stored_data_never_fails_a_read() {
             server.log()
         );
     }
+    // Every run at the end of time: "now" is i64::MAX, and the report's day steps used to
+    // wrap around and spin until the request timed out.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute("UPDATE run SET started_at = 9223372036854775807", [])
+        .unwrap();
+    drop(c);
+    for path in [
+        "/api/v1/report",
+        "/api/v1/report?format=json&window=3650d",
+        "/api/v1/flaky",
+        "/api/v1/quarantine",
+        "/",
+    ] {
+        let a = get(&server, path, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    }
+    let out = flakehound(&["--db", db.to_str().unwrap(), "report"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[test]
+fn repeat_reads_come_from_the_cache_until_an_upload_changes_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let upload = |run: &str, failing: &[usize]| {
+        let a = post(
+            &server,
+            &format!("commit=abc&job=unit&run_id={run}&started_at=2026-01-0{run}T03:04:05Z"),
+            None,
+            &gz(report("A", 5, failing).as_bytes()),
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    };
+    upload("1", &[]);
+    let paths = [
+        "/api/v1/report?format=json&window=30d",
+        "/api/v1/flaky?format=json",
+        "/api/v1/backlog?format=csv",
+        "/api/v1/quarantine?format=json",
+        "/",
+    ];
+    let mut first = Vec::new();
+    for path in paths {
+        let a = get(&server, path, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert_eq!(a.cache.as_deref(), Some("miss"), "{path}");
+        let b = get(&server, path, None);
+        assert_eq!(b.cache.as_deref(), Some("hit"), "{path}");
+        assert_eq!(a.body, b.body, "{path}");
+        first.push(a.body);
+    }
+    // The same question with its parameters in another order.
+    let c = get(&server, "/api/v1/report?window=30d&format=json", None);
+    assert_eq!(c.cache.as_deref(), Some("hit"));
+    // A bad request is answered, never kept.
+    for _ in 0..2 {
+        let bad = get(&server, "/api/v1/report?window=soon", None);
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.cache.as_deref(), Some("miss"));
+    }
+    // An upload changes the database: every answer is computed afresh and shows it.
+    upload("2", &[2]);
+    let a = get(&server, paths[0], None);
+    assert_eq!(a.cache.as_deref(), Some("miss"));
+    assert_ne!(a.body, first[0], "the new run is in the report");
+    assert_eq!(get(&server, paths[0], None).cache.as_deref(), Some("hit"));
+    // A write by another process (here `ingest`) is seen too.
+    let xml = dir.path().join("TEST-c.xml");
+    std::fs::write(&xml, report("C", 3, &[])).unwrap();
+    let out = flakehound(&[
+        "--db",
+        db.to_str().unwrap(),
+        "ingest",
+        "--commit",
+        "abd",
+        "--job",
+        "unit",
+        "--run-id",
+        "3",
+        "--started-at",
+        "2026-01-04T00:00:00Z",
+        xml.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = get(&server, paths[0], None);
+    assert_eq!(b.cache.as_deref(), Some("miss"));
+    assert_ne!(b.body, a.body, "the third run is in the report");
+}
+
+#[test]
+fn token_list_and_revoke_and_concurrent_adds_both_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let tokens = dir.path().join("tokens");
+    let file = tokens.to_str().unwrap().to_string();
+    // Two `token add` at once, different names: both lines are kept.
+    let adders: Vec<_> = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            Command::new(BIN)
+                .args(["token", "add", "--name", name, "--scope", "upload"])
+                .args(["--token-file", &file])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let made: Vec<String> = adders
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    let out = flakehound(&["token", "list", "--token-file", &file, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["alpha", "beta"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.iter().all(|t| t["created"].is_string()), "{text}");
+    assert!(!made.iter().any(|t| text.contains(t.as_str())));
+    let table = flakehound(&["token", "list", "--token-file", &file]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.starts_with("NAME") && table.contains("alpha  upload"),
+        "{table}"
+    );
+
+    let server = Server::start(&db, &["--token-file", &file]);
+    let body = gz(report("A", 3, &[]).as_bytes());
+    let q = "commit=abc&job=unit&run_id=1";
+    assert_eq!(post(&server, q, Some(&made[0]), &body).status, 200);
+    // Revoked, then SIGHUP: the server refuses it; the other token still works.
+    let out = flakehound(&["token", "revoke", "alpha", "--token-file", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unknown = flakehound(&["token", "revoke", "alpha", "--token-file", &file]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&server, "/api/v1/flaky", Some(&made[0])).status != 401 {
+        assert!(Instant::now() < deadline, "the revoked token still works");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&server, "/api/v1/flaky", Some(&made[1])).status, 200);
 }

@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// gate; more reads at once wait for one (uploads have their own connection)
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub pg_read_pool: u64,
+    /// Memory for cached read answers (the read API and the dashboard), kept until an
+    /// upload or quarantine change alters the database (0 keeps none)
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub read_cache: u64,
+    /// Read answers computed at once (identical requests share one computation); a request
+    /// needing one more gets 503 with Retry-After [default: the number of cores]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_concurrent_reads: Option<u64>,
 }
 
 pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
@@ -77,6 +85,10 @@ pub fn run(db: &Path, args: ServeArgs) -> Result<u8> {
     }
     config.header_timeout = Duration::from_secs(args.header_timeout);
     config.pg_read_pool = args.pg_read_pool as usize;
+    config.read_cache = args.read_cache;
+    if let Some(n) = args.max_concurrent_reads {
+        config.max_concurrent_reads = n as usize;
+    }
     config.links = args.links.links()?;
     config.secure_cookies = args.secure_cookies;
     server::serve(config, |started| {

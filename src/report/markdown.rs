@@ -428,6 +428,40 @@ mod tests {
     }
 
     #[test]
+    fn hostile_test_names_stay_literal_code() {
+        // Inside a code span GitHub renders HTML, images, links, @mentions and #refs as
+        // text; what could break out is a backtick run, a newline or a table's pipe.
+        for name in [
+            "<img src=x onerror=alert(1)>",
+            "<details><summary>x</summary>",
+            "![x](https://e.example/y.png)",
+            "[click](https://e.example)",
+            "@octocat please look",
+            "fixes #123",
+            "a|b||c",
+            "tick`s ``and`` more",
+            "line\nbreak\r\nagain",
+            "back\\|slash",
+        ] {
+            let c = code(name);
+            let fence_len = c.chars().take_while(|&ch| ch == '`').count();
+            let fence = "`".repeat(fence_len);
+            assert!(c.ends_with(&fence), "{c}");
+            let inner = &c[fence_len..c.len() - fence_len];
+            // The fence is longer than any backtick run inside, so the span cannot end early.
+            assert!(!inner.contains(&fence), "{c}");
+            assert!(!c.contains('\n') && !c.contains('\r'), "{c}");
+            // Every pipe is escaped, so the table's cell does not split.
+            let bytes = c.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'|' {
+                    assert!(i > 0 && bytes[i - 1] == b'\\', "{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn signs() {
         assert_eq!(signed(0.25, 2), "+0.25");
         assert_eq!(signed(-0.0001, 2), "0.00");

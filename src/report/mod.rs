@@ -320,7 +320,10 @@ pub fn build_with(store: &Store, opts: &ReportOptions, links: &Links) -> Result<
     // The previous window ends a second before this one starts, so no run is in both.
     let prev = score::score(
         store,
-        &score_opts(as_of - opts.window_s - 1, opts.compare_window_s),
+        &score_opts(
+            as_of.saturating_sub(opts.window_s).saturating_sub(1),
+            opts.compare_window_s,
+        ),
     )?;
     let has_prev = !prev.runs().is_empty();
 
@@ -619,10 +622,15 @@ fn trend(cur: &Scored, as_of: i64, window_s: i64) -> Vec<TrendDay> {
     let flaky: HashSet<(i64, &str)> = cur.flaky().map(|t| (test_key(t), t.job.as_str())).collect();
     let mut days: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     // Every day of the window, runs or not.
-    let mut t = as_of - window_s;
+    // Checked: a run stored at the end of time (odd data from an older version) makes
+    // `as_of` so large that stepping past it would wrap around and never end.
+    let mut t = as_of.saturating_sub(window_s);
     while t <= as_of {
         days.entry(day_of(t)).or_default();
-        t += 86_400;
+        match t.checked_add(86_400) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     days.entry(day_of(as_of)).or_default();
     for (run, failed) in cur.runs().iter().zip(cur.failed_tests()) {
@@ -649,4 +657,70 @@ fn trend(cur: &Scored, as_of: i64, window_s: i64) -> Vec<TrendDay> {
 /// The readable name used in every output.
 pub(crate) fn display_name(classname: &str, name: &str) -> String {
     readable_name(classname, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attempt, AttemptOutcome, RunMeta, TestCase};
+
+    fn store_with_runs_at(starts: &[i64]) -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut batch = store.batch().unwrap();
+        for (i, &started_at) in starts.iter().enumerate() {
+            let (run, _) = batch
+                .run(&RunMeta {
+                    commit: "a".repeat(40),
+                    branch: "main".into(),
+                    job: "unit".into(),
+                    run_id: i.to_string(),
+                    attempt: 1,
+                    started_at,
+                    duration_s: None,
+                    run_url: None,
+                })
+                .unwrap();
+            let case = TestCase {
+                classname: "C".into(),
+                name: "t".into(),
+                file: None,
+                suite: None,
+                attempts: vec![Attempt {
+                    outcome: AttemptOutcome::Passed,
+                    duration_s: None,
+                    failure: None,
+                }],
+            };
+            batch
+                .add_file(run, &format!("h{i}"), "r.xml", &[case], 1, None)
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        store
+    }
+
+    #[test]
+    fn a_run_at_the_end_of_time_does_not_stall_the_report() {
+        // Stored by an older version: as_of becomes i64::MAX, and the trend's day steps
+        // used to wrap around past it and loop for ever.
+        for starts in [&[i64::MAX][..], &[1_767_323_045, i64::MAX], &[i64::MAX - 1]] {
+            let store = store_with_runs_at(starts);
+            for window_s in [86_400, 3650 * 86_400] {
+                let opts = ReportOptions {
+                    window_s,
+                    ..ReportOptions::default()
+                };
+                let report = build(&store, &opts).unwrap();
+                assert!(report.trend.len() <= 3651, "{}", report.trend.len());
+                assert!(!to_markdown(&report).is_empty());
+            }
+        }
+        // A far past as_of does not underflow either.
+        let store = store_with_runs_at(&[1_767_323_045]);
+        let opts = ReportOptions {
+            as_of: Some(i64::MIN + 5),
+            ..ReportOptions::default()
+        };
+        build(&store, &opts).unwrap();
+    }
 }

@@ -188,21 +188,114 @@ impl Tokens {
     }
 }
 
-/// Make a token, append its line to the token file (created with mode 0600) and return it.
+/// A token as `token list` shows it: never the secret, nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub scope: &'static str,
+    /// When `token add` made it (RFC 3339), if the file says.
+    pub created: Option<String>,
+}
+
+/// The comment `token add` writes above a token's line: `# NAME created TIME`.
+fn created_comment(line: &str) -> Option<(&str, &str)> {
+    let rest = line.trim().strip_prefix('#')?;
+    let parts: Vec<&str> = rest.split_whitespace().collect();
+    match parts[..] {
+        [name, "created", at] => Some((name, at)),
+        _ => None,
+    }
+}
+
+/// The token file's name for messages, its text ("" when it does not exist yet) and the
+/// exclusive lock every writer holds while it reads, changes and replaces the file.
+struct Locked {
+    /// The file itself (a symbolic link is followed, so the link stays).
+    path: std::path::PathBuf,
+    text: String,
+    _lock: std::fs::File,
+}
+
+fn private_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+impl Locked {
+    fn open(path: &Path) -> Result<Locked> {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        // The lock is on a file beside it: the token file itself is replaced by rename,
+        // and a lock on a replaced file would guard nothing.
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock = private_options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, "cannot open the token file's lock", e))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(&lock_path, "cannot lock the token file", e.into()))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io(&path, "cannot read the token file", e)),
+        };
+        Ok(Locked {
+            path,
+            text,
+            _lock: lock,
+        })
+    }
+
+    fn tokens(&self) -> Result<Tokens> {
+        Tokens::parse(&self.text, &self.path.display().to_string())
+    }
+
+    /// Replace the file whole: a temporary file (mode 0600) beside it, synced, then
+    /// renamed over it, so a server reading it (SIGHUP) sees the old file or the new one.
+    fn replace(&self, text: &str) -> Result<()> {
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let written = (|| {
+            let mut f = private_options()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&self.path, "cannot write the token file", e)
+        })
+    }
+}
+
+/// Make a token, add its line to the token file (created with mode 0600) and return it.
+/// A name already in the file is refused (a usage error): revoke it first.
 pub fn add_token(path: &Path, name: &str, scope: Scope) -> Result<String> {
     if !valid_name(name) {
         return Err(Error::Usage(format!(
             "bad token name {name:?}: use letters, digits, `-`, `_`, `.` or `@` (at most 64)"
         )));
     }
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => Tokens::parse(&text, &path.display().to_string())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tokens::default(),
-        Err(e) => return Err(Error::io(path, "cannot read the token file", e)),
-    };
-    if existing.entries.iter().any(|e| e.name == name) {
+    let file = Locked::open(path)?;
+    if file.tokens()?.entries.iter().any(|e| e.name == name) {
         return Err(Error::Usage(format!(
-            "{}: a token named {name:?} exists already; remove its line to replace it",
+            "{}: a token named {name:?} exists already; `flakehound token revoke {name}` first to replace it",
             path.display()
         )));
     }
@@ -212,22 +305,55 @@ pub fn add_token(path: &Path, name: &str, scope: Scope) -> Result<String> {
         scope,
         hash: hash_token(&token),
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    let mut text = file.text.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::io(path, "cannot open the token file", e))?;
-    let mut line = entry.line();
-    line.push('\n');
-    file.write_all(line.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(path, "cannot write the token file", e))?;
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    text.push_str(&format!("# {name} created {created}\n{}\n", entry.line()));
+    file.replace(&text)?;
     Ok(token)
+}
+
+/// The tokens in a token file, in file order.
+pub fn list_tokens(path: &Path) -> Result<Vec<TokenInfo>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(path, "cannot read the token file", e))?;
+    let tokens = Tokens::parse(&text, &path.display().to_string())?;
+    let created: std::collections::HashMap<&str, &str> =
+        text.lines().filter_map(created_comment).collect();
+    Ok(tokens
+        .entries
+        .iter()
+        .map(|e| TokenInfo {
+            name: e.name.clone(),
+            scope: e.scope.as_str(),
+            created: created.get(e.name.as_str()).map(|t| t.to_string()),
+        })
+        .collect())
+}
+
+/// Remove a token's line (and its `created` comment). An unknown name is a usage error.
+/// A running server stops accepting the token on SIGHUP (or restart).
+pub fn revoke_token(path: &Path, name: &str) -> Result<()> {
+    let file = Locked::open(path)?;
+    if !file.tokens()?.entries.iter().any(|e| e.name == name) {
+        return Err(Error::Usage(format!(
+            "{}: no token named {name:?} (see `flakehound token list`)",
+            path.display()
+        )));
+    }
+    let mut text = String::with_capacity(file.text.len());
+    for line in file.text.lines() {
+        let trimmed = line.trim();
+        let its_line = !trimmed.starts_with('#') && trimmed.split_whitespace().next() == Some(name);
+        let its_comment = created_comment(line).is_some_and(|(n, _)| n == name);
+        if !its_line && !its_comment {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    file.replace(&text)
 }
 
 #[cfg(test)]
@@ -270,6 +396,74 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown scope"), "{err}");
+    }
+
+    #[test]
+    fn add_list_and_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        let ci = add_token(&f, "ci", Scope::Upload).unwrap();
+        let dash = add_token(&f, "dash", Scope::Read).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A second `ci` is refused and the file is unchanged.
+        let before = std::fs::read_to_string(&f).unwrap();
+        let err = add_token(&f, "ci", Scope::Read).unwrap_err();
+        assert!(err.to_string().contains("exists already"), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::FAILURE);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), before);
+        let listed = list_tokens(&f).unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|t| (t.name.as_str(), t.scope))
+                .collect::<Vec<_>>(),
+            [("ci", "upload"), ("dash", "read")]
+        );
+        assert!(listed
+            .iter()
+            .all(|t| t.created.as_deref().is_some_and(|c| c.ends_with('Z'))));
+        // Never the secret or its hash.
+        let shown = format!("{listed:?}");
+        assert!(!shown.contains(&ci) && !shown.contains(&hex(&hash_token(&ci))));
+        revoke_token(&f, "ci").unwrap();
+        let tokens = Tokens::load(&f).unwrap();
+        assert_eq!(
+            tokens.check(Some(&ci), Scope::Read),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(tokens.check(Some(&dash), Scope::Read), Ok("dash"));
+        assert!(!std::fs::read_to_string(&f).unwrap().contains("ci created"));
+        let err = revoke_token(&f, "ci").unwrap_err();
+        assert!(err.to_string().contains("no token named"), "{err}");
+        // The name is free again.
+        add_token(&f, "ci", Scope::Upload).unwrap();
+        assert_eq!(list_tokens(&f).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn concurrent_adds_all_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let f = f.clone();
+                std::thread::spawn(move || add_token(&f, &format!("t{i}"), Scope::Read).unwrap())
+            })
+            .collect();
+        let made: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let tokens = Tokens::load(&f).unwrap();
+        assert_eq!(tokens.len(), 16);
+        for (i, t) in made.iter().enumerate() {
+            assert_eq!(
+                tokens.check(Some(t), Scope::Read),
+                Ok(format!("t{i}").as_str())
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use axum::Router;
 use rand::RngCore;
 
 use super::auth::{Denied, Scope};
+use super::cache::Answer;
 use super::http::State;
 use crate::api::{self, ApiError, Params};
 use crate::links::Links;
@@ -196,22 +197,26 @@ fn bad_request(message: &str, logout: bool) -> Response {
     )
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(ApiError::Internal(crate::error::Error::Other(format!(
-            "the page failed: {e}"
-        ))))
-    })
+fn html_answer(status: StatusCode, body: String) -> Answer {
+    let mut a = Answer::new(status, "text/html; charset=utf-8", body);
+    a.headers
+        .push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    a
 }
 
-fn failed(e: ApiError, logout: bool) -> Response {
+fn failed(e: ApiError, logout: bool) -> Answer {
     match e {
-        ApiError::BadRequest(m) => bad_request(&m, logout),
+        ApiError::BadRequest(m) => html_answer(
+            StatusCode::BAD_REQUEST,
+            page(
+                "Bad request",
+                &format!(r#"<p class="error">{}</p>"#, esc(&m)),
+                logout,
+            ),
+        ),
         ApiError::Internal(e) => {
             tracing::error!(error = %e, "page failed");
-            html(
+            html_answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 page(
                     "Error",
@@ -239,18 +244,23 @@ async fn index(
     };
     let db = state.db().to_path_buf();
     let links = state.dashboard().links.clone();
-    let built = blocking(move || {
-        let p = Params::new(&params);
-        let opts = api::report_options(&p)?;
-        let store = Store::open_read_only(&db)?;
-        let report = crate::report::build_with(&store, &opts, &links)?;
-        Ok(crate::report::to_html_with(&report, Some("/tests/")))
-    })
-    .await;
-    match built {
-        Ok(doc) => html(StatusCode::OK, with_nav(&doc, logout)),
-        Err(e) => failed(e, logout),
-    }
+    let p = params.clone();
+    state
+        .reads()
+        .serve("/", &params, move || {
+            let built = (|| {
+                let p = Params::new(&p);
+                let opts = api::report_options(&p)?;
+                let store = Store::open_read_only(&db)?;
+                let report = crate::report::build_with(&store, &opts, &links)?;
+                Ok(crate::report::to_html_with(&report, Some("/tests/")))
+            })();
+            match built {
+                Ok(doc) => html_answer(StatusCode::OK, with_nav(&doc, logout)),
+                Err(e) => failed(e, logout),
+            }
+        })
+        .await
 }
 
 async fn test_page(
@@ -278,19 +288,34 @@ async fn test_page(
     };
     let db = state.db().to_path_buf();
     let links = state.dashboard().links.clone();
-    let built = blocking(move || test_html(&db, identity, &params, &links)).await;
-    match built {
-        Ok(Some(body)) => html(StatusCode::OK, page(&body.0, &body.1, logout)),
-        Ok(None) => html(
-            StatusCode::NOT_FOUND,
-            page(
-                "Not found",
-                "<p>No test with this id is stored.</p>",
-                logout,
-            ),
-        ),
-        Err(e) => failed(e, logout),
-    }
+    let p = params.clone();
+    state
+        .reads()
+        .serve(
+            "/tests/{id}",
+            &with_id(&params, &id),
+            move || match test_html(&db, identity, &p, &links) {
+                Ok(Some(body)) => html_answer(StatusCode::OK, page(&body.0, &body.1, logout)),
+                Ok(None) => html_answer(
+                    StatusCode::NOT_FOUND,
+                    page(
+                        "Not found",
+                        "<p>No test with this id is stored.</p>",
+                        logout,
+                    ),
+                ),
+                Err(e) => failed(e, logout),
+            },
+        )
+        .await
+}
+
+/// A test page's cache key: its parameters and the test id (as a parameter no query can
+/// send, so it cannot collide).
+fn with_id(params: &[(String, String)], id: &str) -> Vec<(String, String)> {
+    let mut p = params.to_vec();
+    p.push(("/id".into(), id.to_ascii_lowercase()));
+    p
 }
 
 /// A test's page: `(title, body)`, or `None` when the test is not stored.

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tower_http::timeout::TimeoutLayer;
 
 use super::auth::{Denied, Scope, Tokens};
+use super::cache::{Answer, ReadCache};
 use super::limits::{case_bytes, Charge, Exhausted, MemoryBudget};
 use super::unpack::{unpack, Meter, UnpackError};
 use super::writer::{Job, Parsed, Upload};
@@ -45,6 +46,8 @@ struct Inner {
     max_body: u64,
     max_unpacked: u64,
     memory: Arc<MemoryBudget>,
+    /// Read answers by database version; the cap on score computations.
+    reads: Arc<ReadCache>,
 }
 
 impl State {
@@ -59,6 +62,12 @@ impl State {
             max_body: config.max_body,
             max_unpacked: config.max_unpacked,
             memory: MemoryBudget::new(config.max_memory),
+            reads: Arc::new(ReadCache::new(
+                config.db.clone(),
+                config.read_cache,
+                config.max_concurrent_reads,
+                RETRY_AFTER_S,
+            )),
         }))
     }
 
@@ -89,6 +98,10 @@ impl State {
 
     pub(super) fn dashboard(&self) -> &super::dashboard::Dashboard {
         &self.0.dashboard
+    }
+
+    pub(super) fn reads(&self) -> &Arc<ReadCache> {
+        &self.0.reads
     }
 
     pub(super) fn secure_cookies(&self) -> bool {
@@ -383,32 +396,49 @@ async fn query(state: State, endpoint: Endpoint, q: Pairs) -> Response {
     };
     let db = state.0.db.clone();
     let links = state.0.dashboard.links();
-    match tokio::task::spawn_blocking(move || api::render_with(&db, endpoint, &params, &links))
+    let route = match endpoint {
+        Endpoint::Flaky => "/api/v1/flaky",
+        Endpoint::Quarantine => "/api/v1/quarantine",
+        Endpoint::Report => "/api/v1/report",
+        Endpoint::Backlog => "/api/v1/backlog",
+    };
+    let p = params.clone();
+    state
+        .0
+        .reads
+        .serve(route, &params, move || {
+            match api::render_with(&db, endpoint, &p, &links) {
+                Ok(rendered) => Answer::new(StatusCode::OK, rendered.content_type, rendered.body),
+                Err(ApiError::BadRequest(m)) => json_answer(StatusCode::BAD_REQUEST, m),
+                Err(ApiError::Internal(e)) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "query: database unavailable");
+                    let mut a = json_answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the database is unavailable; retry".into(),
+                    );
+                    a.headers
+                        .push((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S)));
+                    a
+                }
+                Err(ApiError::Internal(e)) => {
+                    tracing::error!(error = %e, "query failed");
+                    // The cause may name the server's files: it stays in the log.
+                    json_answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the query failed; see the server's log".into(),
+                    )
+                }
+            }
+        })
         .await
-    {
-        Ok(Ok(rendered)) => (
-            [(header::CONTENT_TYPE, rendered.content_type)],
-            rendered.body,
-        )
-            .into_response(),
-        Ok(Err(ApiError::BadRequest(m))) => error(StatusCode::BAD_REQUEST, m),
-        Ok(Err(ApiError::Internal(e))) if e.is_unavailable() => {
-            tracing::warn!(error = %e, "query: database unavailable");
-            busy("the database is unavailable; retry")
-        }
-        Ok(Err(ApiError::Internal(e))) => {
-            tracing::error!(error = %e, "query failed");
-            // The cause may name the server's files: it stays in the log.
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the query failed; see the server's log",
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "query task failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "the query failed")
-        }
-    }
+}
+
+fn json_answer(status: StatusCode, message: String) -> Answer {
+    Answer::new(
+        status,
+        "application/json",
+        serde_json::json!({ "error": message }).to_string(),
+    )
 }
 
 async fn flaky(s: axum::extract::State<State>, q: Pairs) -> Response {

@@ -9,6 +9,7 @@
 //! `/api/v1/quarantine`, `/api/v1/report`, `/api/v1/backlog`, and `GET /healthz`.
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 mod dashboard;
 pub mod gate_client;
@@ -37,6 +38,14 @@ pub const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default `--header-timeout`.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default `--read-cache`: 64 MiB of answers.
+pub const DEFAULT_READ_CACHE: u64 = 64 << 20;
+
+/// Default `--max-concurrent-reads`: one computation per core.
+pub fn default_max_concurrent_reads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -69,6 +78,10 @@ pub struct Config {
     /// PostgreSQL connections for reads (queries, dashboard, gate), kept open between
     /// requests; more reads at once wait. The writer has its own connection.
     pub pg_read_pool: usize,
+    /// Bytes of read answers kept per database version (0: none kept).
+    pub read_cache: u64,
+    /// Read answers computed at once; a request needing one more gets 503 with `Retry-After`.
+    pub max_concurrent_reads: usize,
 }
 
 impl Config {
@@ -88,6 +101,8 @@ impl Config {
             max_connections: default_max_connections(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             pg_read_pool: crate::store::pg::pool::DEFAULT_SIZE,
+            read_cache: DEFAULT_READ_CACHE,
+            max_concurrent_reads: default_max_concurrent_reads(),
         }
     }
 }

@@ -138,6 +138,15 @@ impl Store {
         both!(self, s => s.newest_run_start())
     }
 
+    /// A number that changes whenever a write that can change an answer (an upload, a
+    /// quarantine change) is committed by another connection or process; on PostgreSQL
+    /// also by this one. Read answers may be cached by it: it is cheap (one pragma on
+    /// SQLite, one one-row select on PostgreSQL). Only values from the same open store
+    /// compare.
+    pub fn data_version(&self) -> Result<i64> {
+        both!(self, s => s.data_version())
+    }
+
     /// The form a commit is stored and queried in: lower case, and a short SHA replaced by
     /// the one stored full SHA of the job it prefixes.
     pub fn full_commit(&self, job: &str, commit: &str) -> Result<String> {

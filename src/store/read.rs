@@ -127,6 +127,15 @@ impl SqliteStore {
             .map_err(|e| self.err("cannot read runs", e))
     }
 
+    /// `PRAGMA data_version`: changes whenever another connection (of any process)
+    /// commits a write. This connection's own writes do not change it, so a cache should
+    /// watch through a connection of its own that never writes.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot read the data version", e))
+    }
+
     /// Runs matching the filter, oldest first, in a stable order.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = String::from(

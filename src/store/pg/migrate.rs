@@ -23,6 +23,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_daily_aggregate.sql",
         include_str!("../../../schema/postgres/0003_daily_aggregate.sql"),
     ),
+    (
+        "0004_generation.sql",
+        include_str!("../../../schema/postgres/0004_generation.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations ("flakehnd").

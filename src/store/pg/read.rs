@@ -37,6 +37,17 @@ impl PgStore {
         Ok(row.get(0))
     }
 
+    /// The database's generation (see `schema/postgres/0004_generation.sql`): bumped by
+    /// every write of every connection, this one's included.
+    pub fn data_version(&self) -> Result<i64> {
+        let row = self
+            .client
+            .borrow_mut()
+            .query_one("SELECT n FROM flakehound_generation WHERE id = 1", &[])
+            .map_err(|e| self.err("cannot read the database's generation", e))?;
+        Ok(row.get(0))
+    }
+
     /// See `lookup::full_commit_on`: the same rule on PostgreSQL.
     pub fn full_commit(&self, job: &str, commit: &str) -> Result<String> {
         full_commit_pg(&mut self.client.borrow_mut(), job, commit)
@@ -501,6 +512,8 @@ impl PgStore {
             )
             .map_err(|e| self.err("cannot record a quarantine event", e))?;
         }
+        tx.batch_execute(super::write::BUMP_GENERATION)
+            .map_err(|e| self.err("cannot commit the quarantine", e))?;
         tx.commit()
             .map_err(|e| self.err("cannot commit the quarantine", e))
     }

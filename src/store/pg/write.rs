@@ -16,6 +16,9 @@ use crate::model::{RunMeta, TestCase};
 use crate::store::write::{hash_key, prepare, FileTally, Prepared};
 
 /// Staging tables: one per connection, emptied at every commit.
+/// Run in every write transaction: readers key their caches by this number.
+pub(super) const BUMP_GENERATION: &str = "UPDATE flakehound_generation SET n = n + 1 WHERE id = 1";
+
 const STAGING: &str = "
 CREATE TEMP TABLE IF NOT EXISTS stage_test (
     test_id int8, classname text, name text, file text, suite text) ON COMMIT DELETE ROWS;
@@ -481,7 +484,8 @@ impl PgBatch<'_> {
             let _ = client.batch_execute("ROLLBACK");
             return Err(e);
         }
-        if let Err(e) = client.batch_execute("COMMIT") {
+        // Last, so the generation's row lock is held only for the commit itself.
+        if let Err(e) = client.batch_execute(&format!("{BUMP_GENERATION}; COMMIT")) {
             let _ = client.batch_execute("ROLLBACK");
             return Err(self.store.err("cannot commit", e));
         }
