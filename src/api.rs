@@ -175,6 +175,9 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
             .unwrap_or(defaults.min_isolated_failures),
         fixed_alpha: p.fraction("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
         slo: p.share("slo")?.unwrap_or(defaults.slo),
+        lone_posterior: p
+            .fraction("lone_posterior")?
+            .unwrap_or(defaults.lone_posterior),
     })
 }
 
