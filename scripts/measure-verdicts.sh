@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Scorer against the simulator's truth over seeds and retry policies (flakehound demo --churn).
+# Scorer against the simulator's truth over seeds and retry policies (flakehound demo).
 # Usage: scripts/measure-verdicts.sh [flakehound binary] [seeds...]
+# Env: POLICIES (default "dense sparse rare"), DAYS (default: the preset's 30),
+#      CHURN=0 to simulate without fixes and late onsets (default: --churn).
 set -euo pipefail
 bin=${1:-target/release/flakehound}
 shift || true
 seeds=${*:-1 2 3 4 5}
+policies=${POLICIES:-dense sparse rare}
+extra=()
+[ "${CHURN:-1}" = 1 ] && extra+=(--churn)
+[ -n "${DAYS:-}" ] && extra+=(--days "$DAYS")
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 printf '| policy | seed | precision | recall | false fixed / scored fixed | fixes found | Spearman | retries/day est. vs true |\n|---|---|---|---|---|---|---|---|\n'
-for policy in dense sparse; do
+for policy in $policies; do
   for s in $seeds; do
-    out=$("$bin" demo --dir "$dir/d" --seed "$s" --churn --retries "$policy" 2>/dev/null)
+    out=$("$bin" demo --dir "$dir/d" --seed "$s" --retries "$policy" "${extra[@]}" 2>/dev/null)
     echo "$out" | python3 -c '
 import re, sys
 t = sys.stdin.read()

@@ -176,6 +176,9 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
         fixed_alpha: p.fraction("fixed_alpha")?.unwrap_or(defaults.fixed_alpha),
         slo: p.share("slo")?.unwrap_or(defaults.slo),
         raw_scan: defaults.raw_scan,
+        lone_posterior: p
+            .fraction("lone_posterior")?
+            .unwrap_or(defaults.lone_posterior),
     })
 }
 

@@ -79,10 +79,16 @@ pub fn evaluate(scored: &Scored, truth: &Truth) -> Evaluation {
     // A fixed test scored `fixed` was found too: it was told apart as flaky, then fixed.
     let found = observable
         .iter()
-        .filter(|t| match status_of(t) {
-            Some(Status::Flaky) => true,
-            Some(Status::Fixed) => t.fixed(),
-            _ => false,
+        .filter(|t| {
+            let found = match status_of(t) {
+                Some(Status::Flaky) => true,
+                Some(Status::Fixed) => t.fixed(),
+                _ => false,
+            };
+            if !found {
+                tracing::debug!(job = %t.job, test = %t.name, id = %t.id, flaky_failures = t.flaky_failures, status = ?status_of(t), "flaky test missed");
+            }
+            found
         })
         .count();
     let scored_fixed: Vec<_> = scored

@@ -86,15 +86,20 @@ pub struct DemoArgs {
     /// Fix a third of the flaky tests part-way and start some flakiness part-way
     #[arg(long)]
     pub churn: bool,
-    /// How often failed jobs are re-run: dense (85–90%, nightlies) or sparse (15%, none)
+    /// How often failed jobs are re-run: dense (85–90%, nightlies), sparse (15%, none) or
+    /// rare (10–20%, no nightly and no in-run reruns)
     #[arg(long, value_enum, default_value = "dense")]
     pub retries: RetryPolicy,
+    /// Days of history to simulate (default: the preset's 30)
+    #[arg(long)]
+    pub days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RetryPolicy {
     Dense,
     Sparse,
+    Rare,
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -112,8 +117,16 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         SimConfig::demo(args.seed)
     };
-    if args.retries == RetryPolicy::Sparse {
-        cfg = cfg.sparse();
+    cfg = match args.retries {
+        RetryPolicy::Dense => cfg,
+        RetryPolicy::Sparse => cfg.sparse(),
+        RetryPolicy::Rare => cfg.rare(),
+    };
+    if let Some(days) = args.days {
+        if days == 0 {
+            return Err(Error::Usage("--days must be at least 1".into()));
+        }
+        cfg.days = days;
     }
     let sim = simulate(&cfg, &args.dir)
         .map_err(|e| Error::io(&args.dir, "cannot write the simulation", e))?;

@@ -117,6 +117,38 @@ pub(crate) fn estimate(
             }
         }
     }
+    // The counterfactual, chain by chain: without test X's failures, the chain of attempts
+    // would have stopped at the first attempt that failed only because of X, so the retries
+    // after it are X's. An attempt failing for another reason too is retried anyway. X
+    // failing every attempt of a chain is a breakage, not a flake: no retry is charged.
+    let mut caused: HashMap<(u32, i64), u32> = HashMap::new();
+    for start in (0..runs.len()).filter(|&p| !is_retry[p]) {
+        let mut chain = vec![start];
+        while let Some(n) = next_run[*chain.last().unwrap_or(&start)] {
+            chain.push(n);
+        }
+        if chain.len() < 2 {
+            continue;
+        }
+        let job = job_of[start];
+        let Some(flaky_here) = flaky.get(&job) else {
+            continue;
+        };
+        for &x in flaky_here {
+            if chain.iter().all(|&p| failed_tests[p].contains(&x)) {
+                continue;
+            }
+            if let Some(k) = chain
+                .iter()
+                .position(|&p| failed_tests[p].len() == 1 && failed_tests[p][0] == x)
+            {
+                let retries_after = (chain.len() - 1 - k) as u32;
+                if retries_after > 0 {
+                    *caused.entry((job, x)).or_default() += retries_after;
+                }
+            }
+        }
+    }
     let mut stats: Vec<JobImpact> = jobs
         .iter()
         .map(|j| JobImpact {
@@ -251,7 +283,16 @@ pub(crate) fn estimate(
             let saved =
                 r1 * (1.0 - b) * (g_all - g(p_without.max(0.0), s.retry_rate, s.max_attempts));
             let t = &mut tests[i];
-            t.retries_per_day = round(saved.max(0.0), 3);
+            let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
+            // Retries seen and charged by the counterfactual, as a rate; the model only
+            // where the window saw none (a retry policy too rare to show them).
+            let counted = caused.get(&(j as u32, id)).copied().unwrap_or(0);
+            let rate = if counted > 0 {
+                f64::from(counted) / days
+            } else {
+                saved.max(0.0)
+            };
+            t.retries_per_day = round(rate, 3);
             t.in_run_rerun_minutes_per_day = round(
                 f64::from(t.in_run_reruns) * t.mean_attempt_s / 60.0 / days,
                 2,

@@ -10,6 +10,7 @@
 mod changepoint;
 mod gather;
 mod impact;
+mod lone;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -50,6 +51,9 @@ pub struct ScoreOptions {
     /// aggregate: the oracle the aggregate is tested against (default: set when the
     /// environment has `FLAKEHOUND_RAW_SCAN`). Scores are the same either way.
     pub raw_scan: bool,
+    /// Posterior probability, from the history's own confirmed flakes and breakages, at
+    /// which a test with only lone failures (no retry on their commits) is called flaky.
+    pub lone_posterior: f64,
 }
 
 impl Default for ScoreOptions {
@@ -64,6 +68,7 @@ impl Default for ScoreOptions {
             fixed_alpha: 0.05,
             slo: 0.01,
             raw_scan: std::env::var_os("FLAKEHOUND_RAW_SCAN").is_some(),
+            lone_posterior: 0.9,
         }
     }
 }
@@ -168,6 +173,15 @@ pub struct TestScore {
     /// Share of the job's attempts that failed for other reasons too (broken tests, other
     /// failures): retries this test would cause there are masked.
     pub masked_share: f64,
+    /// For a flaky or fixed test, what the verdict rests on: `same-sha` (passed and failed
+    /// on one commit in this job) or `statistical` (lone failures only, judged against this
+    /// history's confirmed flakes and breakages; see `flaky_posterior`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaky_evidence: Option<&'static str>,
+    /// For a `statistical` verdict or a suspect: the posterior probability that the test
+    /// is flaky.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaky_posterior: Option<f64>,
     pub fingerprints: Vec<FingerprintCount>,
     /// The flaky commits, newest first.
     pub evidence: Vec<CommitEvidence>,
@@ -269,6 +283,72 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         cells.sort_unstable_by_key(|(c, _)| *c);
     }
     let quarantined = quarantined_since(store, &h)?;
+    // Runs of each job in time order (every branch), and of each commit.
+    let mut job_lanes: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut commit_runs: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut branch_runs: HashMap<&str, u32> = HashMap::new();
+    for (pos, r) in runs.iter().enumerate() {
+        job_lanes.entry(h.job_of[pos]).or_default().push(pos);
+        commit_runs.entry(h.commit_of[pos]).or_default().push(pos);
+        *branch_runs.entry(r.branch.as_str()).or_default() += 1;
+    }
+    let trunk = branch_runs
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(b, _)| *b)
+        .unwrap_or("");
+    let mut fp_ids: Vec<i64> = h
+        .cells
+        .values()
+        .flat_map(|c| c.fingerprints.iter().copied())
+        .collect();
+    fp_ids.sort_unstable();
+    fp_ids.dedup();
+    let fp_words: HashMap<i64, HashSet<String>> = store
+        .fingerprints(&fp_ids)?
+        .into_iter()
+        .map(|(id, row)| (id, lone::words(&row.normalized)))
+        .collect();
+    let features = |test_id: i64,
+                    job: u32,
+                    cell: &Cell,
+                    next: Option<Option<bool>>|
+     -> Result<lone::Features> {
+        let pos = cell.failed_runs[0];
+        let vanished = match next {
+            Some(n) => n,
+            None => {
+                let lane = &lanes[&(job, runs[pos].branch.as_str())];
+                let at = lane.binary_search(&pos).unwrap_or(0);
+                neighbour_outcome(store, runs, lane, at, test_id, 1)?
+            }
+        };
+        let mut twin_passed = None;
+        for &p in &commit_runs[&h.commit_of[pos]] {
+            if h.job_of[p] == job {
+                continue;
+            }
+            if let Some(r) = store.result(runs[p].run_key, test_id)? {
+                if r.attempts > 0 {
+                    let passed = r.failures == 0;
+                    twin_passed = Some(twin_passed.unwrap_or(false) || passed);
+                }
+            }
+        }
+        Ok(lone::Features {
+            crowded: h.failed_tests[pos].iter().any(|&t| t != test_id),
+            trunk: runs[pos].branch == trunk,
+            vanished,
+            twin_passed,
+            words: cell
+                .fingerprints
+                .iter()
+                .filter_map(|f| fp_words.get(f))
+                .flatten()
+                .cloned()
+                .collect(),
+        })
+    };
 
     let mut judged: Vec<Judged> = Vec::new();
     let mut stable_tests = 0u32;
@@ -281,10 +361,16 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     }
     keys_sorted.sort_unstable();
     let no_acc = Acc::default();
+
+    // Evidence per commit and classification, then what the confirmed cases teach about
+    // lone failures (see [`lone`]).
+    let mut learned = lone::Learned::default();
+    let (mut breakages, mut confirmed_flaky, mut test_runs) = (0u32, 0u32, 0u64);
+    let mut classes: Vec<((i64, u32), Classified, Vec<lone::Features>)> = Vec::new();
     for key in keys_sorted {
-        let acc = h.accs.get(&key).unwrap_or(&no_acc);
         let (test_id, job) = key;
         let q_since = quarantined.get(&key).copied();
+        test_runs += u64::from(h.accs.get(&key).map_or(0, |a| a.runs));
         let test_cells = by_test.get(&key).map(Vec::as_slice).unwrap_or(&[]);
         if test_cells.is_empty() && q_since.is_none() {
             stable_tests += 1;
@@ -300,7 +386,59 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 neighbour_outcome(store, runs, lane, at, test_id, 1)?,
             ))
         })?;
+        for (kind, cell) in &class.kinds {
+            if *kind != CellKind::Single {
+                learned.add(
+                    key,
+                    *kind == CellKind::Flaky,
+                    &features(test_id, job, cell, None)?,
+                );
+            }
+        }
+        confirmed_flaky += u32::from(class.flaky_commits > 0);
+        breakages += class.broken_commits + class.streak_cells.len() as u32;
+        // Lone failures next to another failure of the test in this job (any branch) belong
+        // to a breakage episode, not to the statistics.
+        let mut lone_features = Vec::new();
+        if class.flaky_commits < opts.min_flaky_commits && !class.statistically_flaky {
+            let lane = &job_lanes[&job];
+            for &(i, next) in &class.lone {
+                let cell = class.kinds[i].1;
+                let pos = cell.failed_runs[0];
+                let at = lane.binary_search(&pos).unwrap_or(0);
+                if neighbour_outcome(store, runs, lane, at, test_id, -1)? == Some(false)
+                    || neighbour_outcome(store, runs, lane, at, test_id, 1)? == Some(false)
+                {
+                    continue;
+                }
+                lone_features.push(features(test_id, job, cell, Some(next))?);
+            }
+        }
+        classes.push((key, class, lone_features));
+    }
+    let undecided: Vec<((i64, u32), u32, &[lone::Features])> = classes
+        .iter()
+        .filter(|(_, _, f)| !f.is_empty())
+        .map(|(key, _, f)| (*key, h.accs.get(key).map_or(0, |a| a.runs), f.as_slice()))
+        .collect();
+    learned.finish(
+        breakages,
+        test_runs,
+        confirmed_flaky,
+        h.accs.len() as u32,
+        &undecided,
+    );
+
+    for (key, class, lone_features) in classes {
+        let acc = h.accs.get(&key).unwrap_or(&no_acc);
+        let q_since = quarantined.get(&key).copied();
+        let lone_posterior =
+            (!lone_features.is_empty()).then(|| learned.posterior(key, acc.runs, &lone_features));
+        if let Some(p) = lone_posterior {
+            tracing::debug!(test = %TestIdentity(key.0).hex(), job = %h.jobs[key.1 as usize], p, runs = acc.runs, lone = ?lone_features.iter().map(|f| (f.trunk, f.vanished, f.twin_passed, f.crowded)).collect::<Vec<_>>(), "lone failures judged");
+        }
         let rates = rates(acc, &class);
+        let same_sha = class.flaky_commits >= opts.min_flaky_commits;
         // The test's runs with its breakages left out, for the change-point model.
         let excluded: HashSet<usize> = class
             .kinds
@@ -320,8 +458,9 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                     .collect()
             })
             .unwrap_or_default();
-        let flaky_evidence =
-            class.flaky_commits >= opts.min_flaky_commits || class.statistically_flaky;
+        let flaky_evidence = class.flaky_commits >= opts.min_flaky_commits
+            || class.statistically_flaky
+            || lone_posterior.is_some_and(|p| p >= opts.lone_posterior);
         let obs: Vec<Obs> = series.iter().map(|(_, o)| *o).collect();
         let fix = if flaky_evidence {
             changepoint::fix_evidence(&obs)
@@ -359,6 +498,9 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             silent_since,
             p_fixed: None,
             fixed: false,
+            same_sha,
+            lone_posterior,
+            lone_count: lone_features.len() as u32,
         });
     }
 
@@ -480,6 +622,11 @@ struct Judged<'a> {
     silent_since: Option<i64>,
     p_fixed: Option<f64>,
     fixed: bool,
+    /// Passed and failed on one commit (enough of them).
+    same_sha: bool,
+    /// Posterior that its lone failures are flakes, when it has any to judge.
+    lone_posterior: Option<f64>,
+    lone_count: u32,
 }
 
 /// Stage 1, evidence per commit: a commit where the test both passed and failed is
@@ -516,6 +663,9 @@ struct Classified<'a> {
     isolated_total: u32,
     /// Lone failures next to another failing commit: a breakage streak.
     streak_cells: HashSet<usize>,
+    /// The other lone failures (not matched, not in a streak), with whether the next run
+    /// on another commit passed.
+    lone: Vec<(usize, Option<bool>)>,
     statistically_flaky: bool,
 }
 
@@ -537,6 +687,7 @@ fn classify<'a>(
     let mut isolated: HashMap<i64, u32> = HashMap::new();
     let mut isolated_total = 0u32;
     let mut streak_cells: HashSet<usize> = HashSet::new();
+    let mut lone = Vec::new();
     for (i, (kind, cell)) in kinds.iter().enumerate() {
         if *kind != CellKind::Single {
             continue;
@@ -551,11 +702,15 @@ fn classify<'a>(
                     *isolated.entry(*f).or_default() += 1;
                 }
                 isolated_total += 1;
+                lone.push((i, Some(true)));
             }
             (Some(false), _) | (_, Some(false)) => {
                 streak_cells.insert(i);
             }
-            _ => isolated_total += 1,
+            (_, next) => {
+                isolated_total += 1;
+                lone.push((i, next));
+            }
         }
     }
     let count = |k: CellKind| kinds.iter().filter(|(c, _)| *c == k).count() as u32;
@@ -569,6 +724,7 @@ fn classify<'a>(
         isolated,
         isolated_total,
         streak_cells,
+        lone,
     })
 }
 
@@ -650,9 +806,15 @@ fn lifecycle(j: &Judged, runs: &[RunRow]) -> Option<(Status, String)> {
                     String::new()
                 }
             )
-        } else {
+        } else if c.statistically_flaky {
             let n = c.isolated.values().max().copied().unwrap_or(0);
             format!("the same failure on {n} unrelated commits, with passes before and after each")
+        } else {
+            format!(
+                "{} lone failure(s) on unrelated commits with no retry, weighed against this history's confirmed flakes and breakages: P(flaky) = {:.3} (no same-commit evidence)",
+                j.lone_count,
+                j.lone_posterior.unwrap_or(0.0)
+            )
         };
         if let (true, Some(fix), Some(pos), Some(p)) = (j.fixed, j.fix, j.clean_since, j.p_fixed) {
             let run = &runs[pos];
@@ -680,8 +842,11 @@ fn lifecycle(j: &Judged, runs: &[RunRow]) -> Option<(Status, String)> {
         return Some((
             Status::Suspect,
             format!(
-                "{} lone failure(s) with no retry on their commit and passes around them; not enough to call it flaky",
-                c.isolated_total
+                "{} lone failure(s) with no retry on their commit and passes around them; not enough to call it flaky{}",
+                c.isolated_total,
+                j.lone_posterior
+                    .map(|p| format!(" (P(flaky) = {p:.3})"))
+                    .unwrap_or_default()
             ),
         ));
     }
@@ -787,6 +952,16 @@ fn test_score(
         fixed_since: fixed_run.map(|r| rfc3339(r.started_at)),
         quarantined_since: j.quarantined_since.map(rfc3339),
         masked_share: 0.0,
+        flaky_evidence: matches!(status, Status::Flaky | Status::Fixed).then_some(if j.same_sha {
+            "same-sha"
+        } else {
+            "statistical"
+        }),
+        flaky_posterior: (!j.same_sha
+            && matches!(status, Status::Flaky | Status::Fixed | Status::Suspect))
+        .then_some(j.lone_posterior)
+        .flatten()
+        .map(|p| impact::round(p, 4)),
         fingerprints: fps
             .iter()
             .map(|(id, count)| FingerprintCount {
@@ -946,6 +1121,9 @@ mod tests {
                 silent_since: silent,
                 p_fixed: Some(0.999),
                 fixed,
+                same_sha: true,
+                lone_posterior: None,
+                lone_count: 0,
             }
         };
         let runs = vec![RunRow {

@@ -334,4 +334,17 @@ impl SimConfig {
         }
         self
     }
+
+    /// Rare retries, the hard case: failed jobs re-run 10–20% of the time (by job), no
+    /// in-run reruns, no nightly, no manual re-runs. Nearly every failure is a lone one;
+    /// only the matrix twins and the rare retry see a commit twice.
+    pub fn rare(mut self) -> Self {
+        self.nightly = false;
+        self.manual_rerun_prob = 0.0;
+        for (i, j) in self.jobs.iter_mut().enumerate() {
+            j.retry_prob = [0.1, 0.15, 0.2][i % 3];
+            j.in_run_reruns = 0;
+        }
+        self
+    }
 }

@@ -1,0 +1,425 @@
+//! Lone failures judged statistically: a failure with no retry on its commit is weighed as
+//! a flake or a breakage by what this history's own confirmed cases look like.
+//!
+//! Confirmed flakes (passed and failed on one commit) and confirmed breakages (failed every
+//! attempt on one commit) are labelled examples. From them, per history:
+//! - persistence: how often the next commit of the same job and branch passes after a
+//!   flake vs after a breakage (on the busiest branch, where breakages are fixed by later
+//!   commits, and on the others, where a PR's next commit often fixes its own break);
+//! - matrix twins: how often the same test passed on the same commit in another job after
+//!   a flake vs after a breakage that vanished (a code bug breaks every job of a matrix);
+//! - failure messages: whether the message is nearer (token Jaccard, numbers and ids
+//!   already masked) to confirmed flakes' messages than to confirmed breakages', and how
+//!   often that holds for each kind (leave-one-test-out).
+//!
+//! A test's lone failures then give a Bayes factor "flaky with an unknown rate" (log-uniform
+//! rate prior) against "fine, broken now and then" (breakages at the history's rate per
+//! test run), times the features' likelihood ratios, with the share of tests confirmed
+//! flaky as the prior. The result is a posterior, never same-commit evidence: the JSON
+//! says `flaky_evidence: "statistical"` so a gate can insist on `"same-sha"`.
+
+use std::collections::{HashMap, HashSet};
+
+/// What one failing commit of a test looked like around it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Features {
+    /// On the branch with the most runs (breakages there persist until fixed).
+    pub trunk: bool,
+    /// Did the next run on another commit of the same job and branch pass?
+    pub vanished: Option<bool>,
+    /// Did the test pass on the same commit in another job that ran it?
+    pub twin_passed: Option<bool>,
+    /// Other tests failed the same run too (a commit that breaks code often breaks
+    /// several tests at once; flakes strike alone, unless they share a cause).
+    pub crowded: bool,
+    /// Words of the failure's normalised messages.
+    pub words: HashSet<String>,
+}
+
+/// Words (3+ letters) of a normalised message; masked numbers and ids are not words.
+pub(crate) fn words(normalized: &str) -> HashSet<String> {
+    normalized
+        .split(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| w.len() >= 3)
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// A message nearer to flakes' (F), to breakages' (B), or neither (U).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Near {
+    F,
+    B,
+    U,
+}
+
+/// Beta(1, 1)-smoothed share.
+fn share(yes: u32, n: u32) -> f64 {
+    (f64::from(yes) + 1.0) / (f64::from(n) + 2.0)
+}
+
+/// The labelled examples of one history, and what they teach.
+#[derive(Default)]
+pub(crate) struct Learned {
+    /// (flake?, trunk?) → (vanished, with a next commit).
+    vanish: HashMap<(bool, bool), (u32, u32)>,
+    /// flake? → (twin passed, with a twin), among failures that vanished.
+    twin: HashMap<bool, (u32, u32)>,
+    /// flake? → (crowded, all).
+    crowded: HashMap<bool, (u32, u32)>,
+    /// Messages of confirmed flakes and breakages, by test.
+    flakes: Vec<((i64, u32), HashSet<String>)>,
+    breakages: Vec<((i64, u32), HashSet<String>)>,
+    /// (flake?, near) → count, leave-one-test-out.
+    near: HashMap<(bool, Near), u32>,
+    /// Breakages per test run, and the share of tests confirmed flaky.
+    breakage_rate: f64,
+    flaky_prior: f64,
+}
+
+impl Learned {
+    /// Add a confirmed flake (`flake`) or breakage of test `key`.
+    pub fn add(&mut self, key: (i64, u32), flake: bool, f: &Features) {
+        let e = self.crowded.entry(flake).or_default();
+        e.0 += u32::from(f.crowded);
+        e.1 += 1;
+        if let Some(v) = f.vanished {
+            let e = self.vanish.entry((flake, f.trunk)).or_default();
+            e.0 += u32::from(v);
+            e.1 += 1;
+            if let (true, Some(p)) = (v, f.twin_passed) {
+                let e = self.twin.entry(flake).or_default();
+                e.0 += u32::from(p);
+                e.1 += 1;
+            }
+        }
+        if !f.words.is_empty() {
+            let list = if flake {
+                &mut self.flakes
+            } else {
+                &mut self.breakages
+            };
+            if !list.iter().any(|(k, w)| *k == key && *w == f.words) {
+                list.push((key, f.words.clone()));
+            }
+        }
+    }
+
+    /// Finish learning. `breakages`: confirmed breakage commits (every attempt failed, or a
+    /// streak) over `test_runs` test runs; `flaky_tests` of `tests` confirmed flaky; and
+    /// the tests left to judge, as (key, runs, lone failures). The breakage rate and the
+    /// prior are estimated together with those tests' posteriors (EM): a lone failure
+    /// counts towards breakages by the probability that its test is not flaky.
+    pub fn finish(
+        &mut self,
+        breakages: u32,
+        test_runs: u64,
+        flaky_tests: u32,
+        tests: u32,
+        undecided: &[((i64, u32), u32, &[Features])],
+    ) {
+        let mut near = HashMap::new();
+        for (flake, list) in [(true, &self.flakes), (false, &self.breakages)] {
+            for (key, w) in list {
+                *near.entry((flake, self.nearest(*key, w))).or_default() += 1;
+            }
+        }
+        self.near = near;
+        // Features do not change between iterations: their likelihood ratios once.
+        let lrs: Vec<f64> = undecided
+            .iter()
+            .map(|(key, _, lone)| lone.iter().map(|f| self.log_lr(*key, f)).sum())
+            .collect();
+        // Start pessimistic: every lone failure a breakage, no undecided test flaky.
+        let mut post = vec![0.0; undecided.len()];
+        for _ in 0..50 {
+            let lone_breakages: f64 = undecided
+                .iter()
+                .zip(&post)
+                .map(|((_, _, lone), p)| (1.0 - p) * lone.len() as f64)
+                .sum();
+            self.breakage_rate =
+                (f64::from(breakages) + lone_breakages + 1.0) / (test_runs as f64 + 1.0);
+            let flaky: f64 = f64::from(flaky_tests) + post.iter().sum::<f64>();
+            self.flaky_prior = ((flaky + 1.0) / (f64::from(tests) + 2.0)).clamp(0.005, 0.5);
+            let next: Vec<f64> = undecided
+                .iter()
+                .zip(&lrs)
+                .map(|((_, runs, lone), lr)| self.posterior_with(*runs, lone.len() as u32, *lr))
+                .collect();
+            let moved = next
+                .iter()
+                .zip(&post)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            post = next;
+            if moved < 1e-4 {
+                break;
+            }
+        }
+        tracing::debug!(
+            breakage_rate = self.breakage_rate,
+            flaky_prior = self.flaky_prior,
+            vanish = ?self.vanish,
+            twin = ?self.twin,
+            crowded = ?self.crowded,
+            near = ?self.near,
+            "lone failures: learned"
+        );
+    }
+
+    fn nearest(&self, key: (i64, u32), w: &HashSet<String>) -> Near {
+        let best = |list: &[((i64, u32), HashSet<String>)]| {
+            list.iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(_, x)| similarity(w, x))
+                .fold(0.0, f64::max)
+        };
+        let (f, b) = (best(&self.flakes), best(&self.breakages));
+        if f > b + 0.1 {
+            Near::F
+        } else if b > f + 0.1 {
+            Near::B
+        } else {
+            Near::U
+        }
+    }
+
+    /// Log likelihood ratio (flake vs breakage) of one lone failure's features.
+    fn log_lr(&self, key: (i64, u32), f: &Features) -> f64 {
+        let mut lr = 0.0;
+        let p = |flake| {
+            let (c, n) = self.crowded.get(&flake).copied().unwrap_or((0, 0));
+            share(c, n)
+        };
+        lr += if f.crowded {
+            (p(true) / p(false)).ln()
+        } else {
+            ((1.0 - p(true)) / (1.0 - p(false))).ln()
+        };
+        if f.vanished == Some(true) {
+            let p = |flake| {
+                let (v, n) = self
+                    .vanish
+                    .get(&(flake, f.trunk))
+                    .copied()
+                    .unwrap_or((0, 0));
+                share(v, n)
+            };
+            lr += (p(true) / p(false)).ln();
+            if let Some(passed) = f.twin_passed {
+                let p = |flake| {
+                    let (v, n) = self.twin.get(&flake).copied().unwrap_or((0, 0));
+                    share(v, n)
+                };
+                lr += if passed {
+                    (p(true) / p(false)).ln()
+                } else {
+                    ((1.0 - p(true)) / (1.0 - p(false))).ln()
+                };
+            }
+        }
+        if !f.words.is_empty() {
+            let near = self.nearest(key, &f.words);
+            let p = |flake: bool| {
+                let n: u32 = [Near::F, Near::B, Near::U]
+                    .iter()
+                    .map(|&x| self.near.get(&(flake, x)).copied().unwrap_or(0))
+                    .sum();
+                (f64::from(self.near.get(&(flake, near)).copied().unwrap_or(0)) + 1.0)
+                    / (f64::from(n) + 3.0)
+            };
+            lr += (p(true) / p(false)).ln();
+        }
+        lr
+    }
+
+    /// Posterior probability that a test with these lone failures in `runs` runs is flaky.
+    pub fn posterior(&self, key: (i64, u32), runs: u32, lone: &[Features]) -> f64 {
+        let lr = lone.iter().map(|f| self.log_lr(key, f)).sum();
+        self.posterior_with(runs, lone.len() as u32, lr)
+    }
+
+    fn posterior_with(&self, runs: u32, k: u32, log_lr: f64) -> f64 {
+        if k == 0 {
+            return 0.0;
+        }
+        let n = f64::from(runs.max(k));
+        let log_odds = (self.flaky_prior / (1.0 - self.flaky_prior)).ln()
+            + log_count_ratio(k, n, self.breakage_rate)
+            + log_lr;
+        1.0 / (1.0 + (-log_odds).exp())
+    }
+}
+
+/// Token-set similarity of two messages (Jaccard).
+pub(crate) fn similarity(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let inter = a.intersection(b).count() as f64;
+    inter / (a.len() as f64 + b.len() as f64 - inter)
+}
+
+/// ln P(k failures in n runs | flaky, rate log-uniform in [0.001, 0.5]) over
+/// ln P(k | independent breakages at `lambda` per run, Poisson).
+fn log_count_ratio(k: u32, n: f64, lambda: f64) -> f64 {
+    let kf = f64::from(k);
+    let ln_choose = ln_gamma(n + 1.0) - ln_gamma(kf + 1.0) - ln_gamma(n - kf + 1.0);
+    let (lo, hi) = (0.001f64.ln(), 0.5f64.ln());
+    let steps = 400;
+    let mut sum = 0.0;
+    for i in 0..=steps {
+        let q = (lo + (hi - lo) * f64::from(i) / f64::from(steps)).exp();
+        sum += (ln_choose + kf * q.ln() + (n - kf) * (1.0 - q).ln()).exp();
+    }
+    let flaky = sum / f64::from(steps + 1);
+    let mu = n * lambda;
+    let breakage = kf * mu.ln() - mu - ln_gamma(kf + 1.0);
+    flaky.max(1e-300).ln() - breakage
+}
+
+/// Lanczos approximation of ln Γ(x), x > 0.
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = G[0];
+    let t = x + 7.5;
+    for (i, g) in G.iter().enumerate().skip(1) {
+        a += g / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lone(trunk: bool, vanished: bool, msg: &str) -> Features {
+        Features {
+            trunk,
+            vanished: Some(vanished),
+            twin_passed: None,
+            crowded: false,
+            words: words(msg),
+        }
+    }
+
+    #[test]
+    fn ln_gamma_matches_factorials() {
+        assert!((ln_gamma(1.0)).abs() < 1e-10);
+        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-10);
+        assert!((ln_gamma(101.0) - (1..=100).map(|i| f64::from(i).ln()).sum::<f64>()).abs() < 1e-8);
+    }
+
+    #[test]
+    fn words_ignore_masked_numbers_and_similarity_is_jaccard() {
+        let a =
+            words("java.util.concurrent.TimeoutException: Timeout after <n> ms waiting for <hex>");
+        let b =
+            words("java.util.concurrent.TimeoutException: Timeout after <n> ms waiting for <n>");
+        assert!(a.contains("timeout") && !a.contains("ms"));
+        assert!(similarity(&a, &b) > 0.8, "{a:?} {b:?}");
+        let c = words("org.opentest4j.AssertionFailedError: expected: <n> but was: <n>");
+        assert!(similarity(&a, &c) < 0.2);
+    }
+
+    /// A history whose breakages persist on the trunk and whose flakes vanish.
+    fn learned() -> Learned {
+        let mut l = Learned::default();
+        for i in 0..20 {
+            l.add(
+                (i, 0),
+                true,
+                &lone(true, true, "TimeoutException: Timeout after <n> ms waiting"),
+            );
+            l.add(
+                (100 + i, 0),
+                false,
+                &lone(
+                    true,
+                    i % 5 == 0,
+                    "AssertionFailedError: expected <n> but was <n>",
+                ),
+            );
+        }
+        l.finish(40, 100_000, 20, 400, &[]);
+        l
+    }
+
+    #[test]
+    fn repeated_vanishing_failures_with_a_flaky_message_are_flaky() {
+        let l = learned();
+        let flaky: Vec<Features> = (0..3)
+            .map(|_| {
+                lone(
+                    true,
+                    true,
+                    "TimeoutException: Timeout after <n> ms waiting for <hex>",
+                )
+            })
+            .collect();
+        assert!(l.posterior((1000, 0), 300, &flaky) > 0.95);
+    }
+
+    #[test]
+    fn one_failure_that_looks_like_a_breakage_is_not_flaky() {
+        let l = learned();
+        let one = [lone(
+            false,
+            true,
+            "AssertionFailedError: expected <n> but was <n>",
+        )];
+        assert!(l.posterior((1000, 0), 300, &one) < 0.5);
+        // A breakage that persisted is not vanishing evidence.
+        let persisted = [lone(
+            true,
+            false,
+            "TimeoutException: Timeout after <n> ms waiting",
+        )];
+        assert!(
+            l.posterior((1000, 0), 300, &persisted)
+                < l.posterior(
+                    (1000, 0),
+                    300,
+                    &[lone(
+                        true,
+                        true,
+                        "TimeoutException: Timeout after <n> ms waiting"
+                    )]
+                )
+        );
+    }
+
+    #[test]
+    fn a_twin_that_failed_too_argues_for_a_breakage() {
+        let mut l = Learned::default();
+        for i in 0..10 {
+            let mut f = lone(false, true, "x");
+            f.twin_passed = Some(true);
+            l.add((i, 0), true, &f);
+            let mut b = lone(false, true, "y");
+            b.twin_passed = Some(false);
+            l.add((100 + i, 0), false, &b);
+        }
+        l.finish(20, 10_000, 10, 100, &[]);
+        let mut passed = lone(false, true, "");
+        passed.twin_passed = Some(true);
+        let mut failed = passed.clone();
+        failed.twin_passed = Some(false);
+        assert!(l.posterior((7, 1), 200, &[passed]) > 3.0 * l.posterior((7, 1), 200, &[failed]));
+    }
+}
