@@ -18,6 +18,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_run_url.sql",
         include_str!("../../schema/0003_run_url.sql"),
     ),
+    (
+        "0004_compact_storage.sql",
+        include_str!("../../schema/0004_compact_storage.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
