@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::junit::{self, FileError, Merger, Report};
 use crate::model::{RunMeta, TestCase};
-use crate::store::{prepare, Prepared, Store};
+use crate::store::{prepare_with_ids, Prepared, Store};
 
 /// Files at or above this size are streamed into the store in chunks instead of being
 /// parsed in memory first, so that memory stays bounded for multi-gigabyte reports.
@@ -205,7 +205,7 @@ fn parse_one(path: &Path) -> Parsed {
     let hash = blake3::hash(&bytes).to_hex().to_string();
     match junit::parse_bytes(&bytes) {
         Ok(report) => {
-            let prepared = prepare(&report.cases);
+            let prepared = prepare_with_ids(&report.cases, &report.ids);
             Parsed::Whole {
                 hash,
                 report,
@@ -255,26 +255,46 @@ pub fn ingest(
         // stays bounded; the channel's capacity is the look-ahead.
         let (tx, rx) = sync_channel::<Vec<ParsedFile>>(2);
         let files_ref = &files;
-        scope.spawn(move || {
-            for chunk in files_ref.chunks(PARSE_CHUNK) {
-                let parsed: Vec<ParsedFile> = chunk
-                    .par_iter()
-                    .map(|&(run, path)| ParsedFile {
-                        run,
-                        path: path.to_path_buf(),
-                        parsed: parse_one(path),
-                    })
-                    .collect();
-                if tx.send(parsed).is_err() {
-                    return; // the writer stopped on an error
+        // One report (a CI post-step): parse it here, without starting threads that
+        // would only wait for it.
+        let single = files.len() <= 1;
+        if single {
+            let parsed = files
+                .iter()
+                .map(|&(run, path)| ParsedFile {
+                    run,
+                    path: path.to_path_buf(),
+                    parsed: parse_one(path),
+                })
+                .collect();
+            let _ = tx.send(parsed);
+            drop(tx);
+        } else {
+            scope.spawn(move || {
+                for chunk in files_ref.chunks(PARSE_CHUNK) {
+                    let parsed: Vec<ParsedFile> = chunk
+                        .par_iter()
+                        .map(|&(run, path)| ParsedFile {
+                            run,
+                            path: path.to_path_buf(),
+                            parsed: parse_one(path),
+                        })
+                        .collect();
+                    if tx.send(parsed).is_err() {
+                        return; // the writer stopped on an error
+                    }
                 }
-            }
-        });
+            });
+        }
 
         // Freeing a chunk's parsed reports is a good share of the writer's time with many
         // small files: hand them to a thread of their own.
         let (spent_tx, spent_rx) = sync_channel::<Vec<(Report, Prepared)>>(4);
-        scope.spawn(move || spent_rx.into_iter().for_each(drop));
+        if single {
+            drop(spent_rx);
+        } else {
+            scope.spawn(move || spent_rx.into_iter().for_each(drop));
+        }
 
         let mut batch = store.batch()?;
         // A job attempt that left no report (an infrastructure failure, a crash before the

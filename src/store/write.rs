@@ -285,10 +285,6 @@ impl SqliteBatch<'_> {
             tx.prepare_cached(sql)
                 .map_err(|e| db_error(path, "cannot prepare", e))
         };
-        let mut add_test = prep(
-            "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (test_id) DO NOTHING",
-        )?;
         let mut add_result = prep(
             "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -318,20 +314,7 @@ impl SqliteBatch<'_> {
              ON CONFLICT (fingerprint) DO NOTHING",
         )?;
 
-        for row in &prepared.rows {
-            if self.known_tests.insert(row.test_id) {
-                let case = &cases[row.case];
-                add_test
-                    .execute(params![
-                        row.test_id,
-                        case.classname,
-                        case.name,
-                        case.file,
-                        case.suite
-                    ])
-                    .map_err(|e| db_error(path, "cannot store a test", e))?;
-            }
-        }
+        store_tests(tx, path, &mut self.known_tests, cases, prepared)?;
 
         // Attempt number offset of each row: 0 unless another file of this run already
         // stored attempts of the same test.
@@ -424,24 +407,7 @@ impl SqliteBatch<'_> {
         let mut fresh = self.fresh.take().expect("a fresh run");
         let run_key = fresh.run_key;
         let outcome = (|| -> Result<()> {
-            let mut add_test = prep(
-                "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (test_id) DO NOTHING",
-            )?;
-            for row in &prepared.rows {
-                if self.known_tests.insert(row.test_id) {
-                    let case = &cases[row.case];
-                    add_test
-                        .execute(params![
-                            row.test_id,
-                            case.classname,
-                            case.name,
-                            case.file,
-                            case.suite
-                        ])
-                        .map_err(|e| db_error(store_path, "cannot store a test", e))?;
-                }
-            }
+            store_tests(tx, store_path, &mut self.known_tests, cases, prepared)?;
             // Attempts of each row stored by earlier files of the run: failure numbers follow them.
             let mut offsets = vec![0i64; prepared.rows.len()];
             for (i, r) in prepared.rows.iter().enumerate() {
@@ -617,6 +583,49 @@ impl Drop for SqliteBatch<'_> {
     }
 }
 
+/// Store the tests of rows not seen in this batch yet. Most already exist (every run of a
+/// job repeats its tests): an integer lookup finds them, where an upsert would bind and
+/// copy four strings per test only to do nothing.
+fn store_tests(
+    tx: &Connection,
+    path: &std::path::Path,
+    known: &mut std::collections::HashSet<i64>,
+    cases: &[TestCase],
+    prepared: &Prepared,
+) -> Result<()> {
+    let prep = |sql: &str| {
+        tx.prepare_cached(sql)
+            .map_err(|e| db_error(path, "cannot prepare", e))
+    };
+    let mut exists = prep("SELECT 1 FROM test WHERE test_id = ?1")?;
+    let mut add_test = prep(
+        "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (test_id) DO NOTHING",
+    )?;
+    for row in &prepared.rows {
+        if !known.insert(row.test_id) {
+            continue;
+        }
+        let stored = exists
+            .exists([row.test_id])
+            .map_err(|e| db_error(path, "cannot look up a test", e))?;
+        if stored {
+            continue;
+        }
+        let case = &cases[row.case];
+        add_test
+            .execute(params![
+                row.test_id,
+                case.classname,
+                case.name,
+                case.file,
+                case.suite
+            ])
+            .map_err(|e| db_error(path, "cannot store a test", e))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
@@ -678,12 +687,15 @@ pub(crate) struct PreparedFailure {
 
 /// Compute the rows of a report's cases (pure; no database).
 pub fn prepare(cases: &[TestCase]) -> Prepared {
+    let ids: Vec<i64> = cases.iter().map(|c| c.identity().0).collect();
+    prepare_with_ids(cases, &ids)
+}
+
+/// [`prepare`] with each case's identity already known (see [`crate::junit::Report::ids`]).
+pub fn prepare_with_ids(cases: &[TestCase], ids: &[i64]) -> Prepared {
     use crate::model::{AttemptOutcome, RunOutcome};
-    let mut order: Vec<(i64, usize)> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.identity().0, i))
-        .collect();
+    assert_eq!(cases.len(), ids.len(), "one identity per case");
+    let mut order: Vec<(i64, usize)> = ids.iter().copied().zip(0..).collect();
     // Sorted inserts fill B-tree pages densely (the key is (run_key, test_id)).
     order.sort_unstable();
     let mut out = Prepared {
