@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::junit::{self, FileError, Merger, Report};
 use crate::model::{RunMeta, TestCase};
-use crate::store::{prepare, Prepared, Store};
+use crate::store::{prepare_with_ids, Prepared, Store};
 
 /// Files at or above this size are streamed into the store in chunks instead of being
 /// parsed in memory first, so that memory stays bounded for multi-gigabyte reports.
@@ -168,7 +168,18 @@ fn reject(path: &Path, err: FileError) -> Parsed {
 }
 
 fn parse_one(path: &Path) -> Parsed {
-    let size = match std::fs::metadata(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // One path lookup per file: open, then fstat the open file. Non-blocking, so that
+    // opening a FIFO returns at once and is refused below instead of waiting for a writer.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path);
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) => return reject(path, FileError::Io(e.to_string())),
+    };
+    let size = match file.metadata() {
         // A FIFO would block ingest forever and a device (a link to /dev/zero) never ends:
         // only regular files are reports.
         Ok(m) if !m.is_file() => {
@@ -186,14 +197,15 @@ fn parse_one(path: &Path) -> Parsed {
             Err(e) => reject(path, FileError::Io(e.to_string())),
         };
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return reject(path, FileError::Io(e.to_string())),
-    };
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    if let Err(e) = file.read_to_end(&mut bytes) {
+        return reject(path, FileError::Io(e.to_string()));
+    }
+    drop(file);
     let hash = blake3::hash(&bytes).to_hex().to_string();
     match junit::parse_bytes(&bytes) {
         Ok(report) => {
-            let prepared = prepare(&report.cases);
+            let prepared = prepare_with_ids(&report.cases, &report.ids);
             Parsed::Whole {
                 hash,
                 report,
@@ -243,21 +255,46 @@ pub fn ingest(
         // stays bounded; the channel's capacity is the look-ahead.
         let (tx, rx) = sync_channel::<Vec<ParsedFile>>(2);
         let files_ref = &files;
-        scope.spawn(move || {
-            for chunk in files_ref.chunks(PARSE_CHUNK) {
-                let parsed: Vec<ParsedFile> = chunk
-                    .par_iter()
-                    .map(|&(run, path)| ParsedFile {
-                        run,
-                        path: path.to_path_buf(),
-                        parsed: parse_one(path),
-                    })
-                    .collect();
-                if tx.send(parsed).is_err() {
-                    return; // the writer stopped on an error
+        // One report (a CI post-step): parse it here, without starting threads that
+        // would only wait for it.
+        let single = files.len() <= 1;
+        if single {
+            let parsed = files
+                .iter()
+                .map(|&(run, path)| ParsedFile {
+                    run,
+                    path: path.to_path_buf(),
+                    parsed: parse_one(path),
+                })
+                .collect();
+            let _ = tx.send(parsed);
+            drop(tx);
+        } else {
+            scope.spawn(move || {
+                for chunk in files_ref.chunks(PARSE_CHUNK) {
+                    let parsed: Vec<ParsedFile> = chunk
+                        .par_iter()
+                        .map(|&(run, path)| ParsedFile {
+                            run,
+                            path: path.to_path_buf(),
+                            parsed: parse_one(path),
+                        })
+                        .collect();
+                    if tx.send(parsed).is_err() {
+                        return; // the writer stopped on an error
+                    }
                 }
-            }
-        });
+            });
+        }
+
+        // Freeing a chunk's parsed reports is a good share of the writer's time with many
+        // small files: hand them to a thread of their own.
+        let (spent_tx, spent_rx) = sync_channel::<Vec<(Report, Prepared)>>(4);
+        if single {
+            drop(spent_rx);
+        } else {
+            scope.spawn(move || spent_rx.into_iter().for_each(drop));
+        }
 
         let mut batch = store.batch()?;
         // A job attempt that left no report (an infrastructure failure, a crash before the
@@ -272,6 +309,7 @@ pub fn ingest(
         let mut in_batch = 0u64;
         let mut done = 0u64;
         for chunk in rx {
+            let mut spent = Vec::with_capacity(chunk.len());
             for file in chunk {
                 done += 1;
                 summary.files += 1;
@@ -323,15 +361,19 @@ pub fn ingest(
                 }
                 let shown = file.path.display().to_string();
                 let tally = match report {
-                    Some((report, prepared)) => batch.add_file_prepared(
-                        run_key,
-                        &hash,
-                        &shown,
-                        &report.cases,
-                        &prepared,
-                        report.info.testcases,
-                        report.info.time_s,
-                    )?,
+                    Some((report, prepared)) => {
+                        let t = batch.add_file_prepared(
+                            run_key,
+                            &hash,
+                            &shown,
+                            &report.cases,
+                            &prepared,
+                            report.info.testcases,
+                            report.info.time_s,
+                        )?;
+                        spent.push((report, prepared));
+                        t
+                    }
                     None => {
                         // Parse straight into this batch; on a parse error the batch is
                         // rolled back to the savepoint, before this file and its run.
@@ -366,7 +408,9 @@ pub fn ingest(
                     p(done);
                 }
             }
+            let _ = spent_tx.send(spent);
         }
+        drop(spent_tx);
         distinct.extend(batch.tests_seen());
         batch.commit()?;
         Ok(())

@@ -49,6 +49,8 @@ impl std::error::Error for ParseError {}
 pub struct Report {
     pub cases: Vec<TestCase>,
     pub info: ReportInfo,
+    /// Each case's test identity as parsed (hashed once, while merging reruns).
+    pub ids: Vec<i64>,
 }
 
 impl Report {
@@ -86,10 +88,8 @@ pub fn parse_plain(
         merger.push(case, dialect);
         Ok(())
     })?;
-    Ok(Report {
-        cases: merger.finish(),
-        info,
-    })
+    let (cases, ids) = merger.finish_with_ids();
+    Ok(Report { cases, info, ids })
 }
 
 /// Parse a report from any reader; gzip and UTF-16 inputs are recognised by their magic.
@@ -99,10 +99,8 @@ pub fn parse_reader<R: Read>(reader: R) -> Result<Report, ParseError> {
         merger.push(case, dialect);
         Ok(())
     })?;
-    Ok(Report {
-        cases: merger.finish(),
-        info,
-    })
+    let (cases, ids) = merger.finish_with_ids();
+    Ok(Report { cases, info, ids })
 }
 
 /// Parse a report file.
@@ -378,6 +376,15 @@ impl Merger {
 
     pub fn finish(self) -> Vec<TestCase> {
         self.cases
+    }
+
+    /// The merged cases and the test identity of each.
+    pub fn finish_with_ids(self) -> (Vec<TestCase>, Vec<i64>) {
+        let mut ids = vec![0i64; self.cases.len()];
+        for (id, &at) in &self.index {
+            ids[at] = id.0;
+        }
+        (self.cases, ids)
     }
 }
 

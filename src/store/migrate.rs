@@ -22,6 +22,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0004_daily_aggregate.sql",
         include_str!("../../schema/0004_daily_aggregate.sql"),
     ),
+    (
+        "0005_compact_storage.sql",
+        include_str!("../../schema/0005_compact_storage.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

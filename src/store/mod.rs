@@ -29,7 +29,7 @@ pub use migrate::SCHEMA_VERSION;
 pub use quarantine::{QuarantineChange, QuarantineEventRow, QuarantineRow};
 pub use read::{FailureRow, FingerprintRow, ResultRow, RunFilter, RunRow, TestCounts, TestRow};
 pub(crate) use write::SqliteBatch;
-pub use write::{prepare, FileTally, Prepared};
+pub use write::{prepare, prepare_with_ids, FileTally, Prepared};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);

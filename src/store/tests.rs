@@ -218,3 +218,139 @@ fn postgres_rerun_of_a_run_in_a_later_batch_numbers_attempts_after_the_stored_on
         .unwrap();
     assert_eq!((r.attempts, r.failures, r.outcome), (2, 2, 2));
 }
+
+/// Two files of one run stored in the batch that creates the run (rows held and written
+/// sorted at the flush) and in two batches (the second merges into stored rows) give the
+/// same results, failures with attempts numbered across the files, and report times.
+#[test]
+fn a_run_stored_in_one_batch_or_two_gives_the_same_rows() {
+    let a = parse_bytes(br#"<testsuite time="2"><testcase classname="C" name="t" time="1"><failure message="x 1"/></testcase><testcase classname="C" name="u"/></testsuite>"#).unwrap();
+    let b = parse_bytes(br#"<testsuite time="3"><testcase classname="C" name="t" time="2"><failure message="x 2"/></testcase><testcase classname="C" name="v"><skipped/></testcase></testsuite>"#).unwrap();
+    let mut seen = Vec::new();
+    for split in [false, true] {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut batch = store.batch().unwrap();
+        let (k, _) = batch.run(&meta(1)).unwrap();
+        batch
+            .add_file(k, "a", "a.xml", &a.cases, 2, a.info.time_s)
+            .unwrap();
+        // The same report again in the same run is recognised before the flush too.
+        assert!(batch.has_file(k, "a").unwrap());
+        if split {
+            batch.commit().unwrap();
+            batch = store.batch().unwrap();
+            assert!(batch.has_file(k, "a").unwrap());
+        }
+        batch
+            .add_file(k, "b", "b.xml", &b.cases, 2, b.info.time_s)
+            .unwrap();
+        batch.commit().unwrap();
+        let mut rows = Vec::new();
+        store.for_each_result(&[k], |_, r| rows.push(r)).unwrap();
+        rows.sort_by_key(|r| r.test_id);
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| (r.test_id, r.outcome, r.attempts, r.failures, r.duration_ms))
+            .collect();
+        let mut failures: Vec<_> = store
+            .failures(&[k])
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.test_id, f.attempt))
+            .collect();
+        failures.sort();
+        let run = store.runs(&RunFilter::default()).unwrap();
+        seen.push((rows, failures, run[0].tests_time_s));
+    }
+    assert_eq!(seen[0], seen[1]);
+    let (rows, failures, time) = &seen[0];
+    assert_eq!(rows.len(), 3);
+    // t failed in both files: two failed attempts of one result, numbered 1 and 2.
+    assert!(rows.iter().any(|r| (r.1, r.2, r.3, r.4) == (2, 2, 2, 3000)));
+    assert_eq!(failures.iter().map(|f| f.1).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(*time, 5.0);
+}
+
+/// A database at schema v3 (before the run table was rebuilt) upgrades with every run,
+/// result and report kept, and a re-ingest of the same run still finds it.
+#[test]
+fn v3_database_upgrades_keeping_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (_, sql) in &migrate::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO run (run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s, run_url)
+             VALUES (5, 'abc123', 'main', 'unit', '77', 1, 1700000000, 600.0, 1.5, 'https://ci/77'),
+                    (9, 'def456', 'dev', 'unit', '78', 2, 1700000100, NULL, 0, NULL);
+             INSERT INTO test (test_id, classname, name) VALUES (42, 'C', 't');
+             INSERT INTO result VALUES (5, 42, 1, 2, 1, 30), (9, 42, 0, 1, 0, 10);
+             INSERT INTO report_file VALUES (5, x'00112233445566778899aabbccddeeff', 'r.xml', 1);",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let runs = store.runs(&RunFilter::default()).unwrap();
+    let got: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.run_key,
+                r.commit.as_str(),
+                r.branch.as_str(),
+                r.run_id.as_str(),
+                r.attempt,
+                r.duration_s,
+                r.tests_time_s,
+                r.run_url.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                5,
+                "abc123",
+                "main",
+                "77",
+                1,
+                Some(600.0),
+                1.5,
+                Some("https://ci/77")
+            ),
+            (9, "def456", "dev", "78", 2, None, 0.0, None)
+        ]
+    );
+    let mut rows = Vec::new();
+    store
+        .for_each_result(&[5, 9], |_, r| {
+            rows.push((r.attempts, r.failures, r.duration_ms))
+        })
+        .unwrap();
+    rows.sort();
+    assert_eq!(rows, vec![(1, 0, 10), (2, 1, 30)]);
+    let mut batch = store.batch().unwrap();
+    assert_eq!(batch.run(&meta(1)).unwrap(), (5, false));
+    assert!(batch
+        .has_file(
+            5,
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+        )
+        .unwrap());
+    batch.commit().unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'run' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(indexes, vec!["run_by_time", "sqlite_autoindex_run_1"]);
+}

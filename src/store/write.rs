@@ -36,6 +36,37 @@ pub struct SqliteBatch<'s> {
     )>,
     /// Runs whose day this batch marked pending for the daily aggregate.
     marked: std::collections::HashSet<i64>,
+    /// The run created last in this batch, whose result rows wait for its last file.
+    fresh: Option<FreshRun>,
+}
+
+/// The rows of a run created in this batch, held until another run starts or the batch
+/// commits, then inserted sorted by test id. A new run has the largest run key, so its
+/// rows go in at the right edge of the `result` B-tree in key order: pages fill (about 3
+/// bytes a result less than inserting file by file, where files of one run interleave
+/// their test ids) and many rows share a statement. Nothing of the run is in the database
+/// but the run row until then, so its duplicate-file check is answered here.
+struct FreshRun {
+    run_key: i64,
+    /// test id → (attempts, failures, duration_ms, outcome), reruns across files merged.
+    rows: std::collections::HashMap<i64, (u32, u32, i64, u8)>,
+    /// (content hash key, path, testcases)
+    files: Vec<(Vec<u8>, String, i64)>,
+    hashes: std::collections::HashSet<Vec<u8>>,
+    tests_time_s: Option<f64>,
+}
+
+/// A result's outcome from its merged attempts, as `prepare` and the merging upsert give it.
+fn merged_outcome(attempts: u32, failures: u32) -> u8 {
+    if attempts == 0 {
+        3
+    } else if failures == 0 {
+        0
+    } else if failures < attempts {
+        1
+    } else {
+        2
+    }
 }
 
 /// Attempts to take the write lock before giving up; each waits up to the busy timeout.
@@ -68,6 +99,7 @@ impl SqliteStore {
             known_fingerprints: Default::default(),
             saved: None,
             marked: Default::default(),
+            fresh: None,
         })
     }
 }
@@ -159,12 +191,23 @@ impl SqliteBatch<'_> {
             })
             .map_err(|e| self.err("cannot store the run", e))?;
         let key = self.tx.last_insert_rowid();
+        self.flush_fresh()?;
         self.mark(key)?;
+        self.fresh = Some(FreshRun {
+            run_key: key,
+            rows: Default::default(),
+            files: Vec::new(),
+            hashes: Default::default(),
+            tests_time_s: None,
+        });
         Ok((key, true))
     }
 
     /// Whether this exact report (by content hash) is already stored for the run.
     pub fn has_file(&self, run_key: i64, content_hash: &str) -> Result<bool> {
+        if let Some(f) = self.fresh.as_ref().filter(|f| f.run_key == run_key) {
+            return Ok(f.hashes.contains(&hash_key(content_hash)));
+        }
         self.tx
             .prepare_cached("SELECT 1 FROM report_file WHERE run_key = ?1 AND content_hash = ?2")
             .and_then(|mut s| s.exists(params![run_key, hash_key(content_hash)]))
@@ -206,6 +249,16 @@ impl SqliteBatch<'_> {
         testcase_elements: u64,
         report_time_s: Option<f64>,
     ) -> Result<FileTally> {
+        if self.fresh.as_ref().is_some_and(|f| f.run_key == run_key) {
+            return self.add_fresh(
+                content_hash,
+                path,
+                cases,
+                prepared,
+                testcase_elements,
+                report_time_s,
+            );
+        }
         let tally = self.add_prepared(run_key, cases, prepared)?;
         self.tx
             .prepare_cached(
@@ -227,6 +280,10 @@ impl SqliteBatch<'_> {
     /// Store test cases for a run without recording a report file (used when a huge
     /// report is streamed in chunks; the last chunk goes through [`Batch::add_file`]).
     pub fn add_cases(&mut self, run_key: i64, cases: &[TestCase]) -> Result<FileTally> {
+        if self.fresh.as_ref().is_some_and(|f| f.run_key == run_key) {
+            // Chunks of one report may repeat a test: merge them in the database.
+            self.flush_fresh()?;
+        }
         let prepared = prepare(cases);
         self.add_prepared(run_key, cases, &prepared)
     }
@@ -246,10 +303,6 @@ impl SqliteBatch<'_> {
             tx.prepare_cached(sql)
                 .map_err(|e| db_error(path, "cannot prepare", e))
         };
-        let mut add_test = prep(
-            "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (test_id) DO NOTHING",
-        )?;
         let mut add_result = prep(
             "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -279,20 +332,7 @@ impl SqliteBatch<'_> {
              ON CONFLICT (fingerprint) DO NOTHING",
         )?;
 
-        for row in &prepared.rows {
-            if self.known_tests.insert(row.test_id) {
-                let case = &cases[row.case];
-                add_test
-                    .execute(params![
-                        row.test_id,
-                        case.classname,
-                        case.name,
-                        case.file,
-                        case.suite
-                    ])
-                    .map_err(|e| db_error(path, "cannot store a test", e))?;
-            }
-        }
+        store_tests(tx, path, &mut self.known_tests, cases, prepared)?;
 
         // Attempt number offset of each row: 0 unless another file of this run already
         // stored attempts of the same test.
@@ -365,8 +405,151 @@ impl SqliteBatch<'_> {
         Ok(prepared.tally)
     }
 
+    /// Store a report of the fresh run: tests, fingerprints and failures now (failures
+    /// need the attempts stored before them), its result rows and file record at the flush.
+    fn add_fresh(
+        &mut self,
+        content_hash: &str,
+        path: &str,
+        cases: &[TestCase],
+        prepared: &Prepared,
+        testcase_elements: u64,
+        report_time_s: Option<f64>,
+    ) -> Result<FileTally> {
+        let store_path = self.store_path;
+        let tx = self.tx;
+        let prep = |sql: &str| {
+            tx.prepare_cached(sql)
+                .map_err(|e| db_error(store_path, "cannot prepare", e))
+        };
+        let mut fresh = self.fresh.take().expect("a fresh run");
+        let run_key = fresh.run_key;
+        let outcome = (|| -> Result<()> {
+            store_tests(tx, store_path, &mut self.known_tests, cases, prepared)?;
+            // Attempts of each row stored by earlier files of the run: failure numbers follow them.
+            let mut offsets = vec![0i64; prepared.rows.len()];
+            for (i, r) in prepared.rows.iter().enumerate() {
+                use std::collections::hash_map::Entry;
+                match fresh.rows.entry(r.test_id) {
+                    Entry::Vacant(v) => {
+                        v.insert((r.attempts, r.failures, r.duration_ms, r.outcome));
+                    }
+                    Entry::Occupied(mut o) => {
+                        let (a, f, d, _) = *o.get();
+                        offsets[i] = i64::from(a);
+                        let (a, f) = (a + r.attempts, f + r.failures);
+                        o.insert((a, f, d + r.duration_ms, merged_outcome(a, f)));
+                    }
+                }
+            }
+            if !prepared.failures.is_empty() {
+                let mut add_fingerprint = prep(
+                    "INSERT INTO fingerprint (fingerprint, normalized, sample) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (fingerprint) DO NOTHING",
+                )?;
+                let mut add_failure = prep(
+                    "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
+                )?;
+                for f in &prepared.failures {
+                    if self.known_fingerprints.insert(f.fingerprint) {
+                        add_fingerprint
+                            .execute(params![f.fingerprint, f.normalized, f.sample])
+                            .map_err(|e| db_error(store_path, "cannot store a fingerprint", e))?;
+                    }
+                    let row = &prepared.rows[f.row];
+                    add_failure
+                        .execute(params![
+                            run_key,
+                            row.test_id,
+                            offsets[f.row] + i64::from(f.attempt),
+                            f.is_error,
+                            f.fingerprint,
+                            f.kind,
+                            f.message
+                        ])
+                        .map_err(|e| db_error(store_path, "cannot store a failure", e))?;
+                }
+            }
+            Ok(())
+        })();
+        let key = hash_key(content_hash);
+        fresh.hashes.insert(key.clone());
+        fresh
+            .files
+            .push((key, path.to_string(), testcase_elements as i64));
+        if let Some(t) = report_time_s {
+            *fresh.tests_time_s.get_or_insert(0.0) += t;
+        }
+        self.fresh = Some(fresh);
+        outcome?;
+        Ok(prepared.tally)
+    }
+
+    /// Write the fresh run's held rows: results and file records in key order.
+    fn flush_fresh(&mut self) -> Result<()> {
+        let Some(fresh) = self.fresh.take() else {
+            return Ok(());
+        };
+        let path = self.store_path;
+        let tx = self.tx;
+        let prep = |sql: &str| {
+            tx.prepare_cached(sql)
+                .map_err(|e| db_error(path, "cannot prepare", e))
+        };
+        let mut rows: Vec<(i64, (u32, u32, i64, u8))> = fresh.rows.into_iter().collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        let mut add_results = prep(&multi_row_insert())?;
+        let mut chunks = rows.chunks_exact(INSERT_ROWS);
+        let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
+        for chunk in chunks.by_ref() {
+            values.clear();
+            for &(test_id, (a, f, d, o)) in chunk {
+                values.extend([
+                    fresh.run_key,
+                    test_id,
+                    i64::from(o),
+                    i64::from(a),
+                    i64::from(f),
+                    d,
+                ]);
+            }
+            add_results
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| db_error(path, "cannot store results", e))?;
+        }
+        let mut add_result = prep(
+            "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for &(test_id, (a, f, d, o)) in chunks.remainder() {
+            add_result
+                .execute(params![fresh.run_key, test_id, o, a, f, d])
+                .map_err(|e| db_error(path, "cannot store a result", e))?;
+        }
+        let mut files = fresh.files;
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut add_file = prep(
+            "INSERT INTO report_file (run_key, content_hash, path, testcases) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (hash, p, testcases) in &files {
+            add_file
+                .execute(params![fresh.run_key, hash, p, testcases])
+                .map_err(|e| db_error(path, "cannot record the report", e))?;
+        }
+        if let Some(t) = fresh.tests_time_s {
+            prep("UPDATE run SET tests_time_s = tests_time_s + ?1 WHERE run_key = ?2")?
+                .execute(params![t, fresh.run_key])
+                .map_err(|e| db_error(path, "cannot update the run", e))?;
+        }
+        Ok(())
+    }
+
     /// Mark a point to roll back to if the file being streamed turns out to be bad.
     pub fn savepoint(&mut self) -> Result<()> {
+        // Rolling back must not reach rows held in memory from before the savepoint.
+        self.flush_fresh()?;
         self.saved = Some((self.known_tests.clone(), self.known_fingerprints.clone()));
         self.tx
             .execute_batch("SAVEPOINT report")
@@ -383,6 +566,8 @@ impl SqliteBatch<'_> {
     pub fn rollback_to_savepoint(&mut self) -> Result<()> {
         // The rollback may undo a mark: mark again on the next write.
         self.marked.clear();
+        // A run created after the savepoint is rolled back with everything it held.
+        self.fresh = None;
         if let Some((tests, fingerprints)) = self.saved.take() {
             self.known_tests = tests;
             self.known_fingerprints = fingerprints;
@@ -399,6 +584,7 @@ impl SqliteBatch<'_> {
 
     /// Make the batch durable.
     pub fn commit(mut self) -> Result<()> {
+        self.flush_fresh()?;
         self.finished = true;
         if let Err(e) = self.tx.execute_batch("COMMIT") {
             let _ = self.tx.execute_batch("ROLLBACK");
@@ -415,6 +601,49 @@ impl Drop for SqliteBatch<'_> {
             let _ = self.tx.execute_batch("ROLLBACK");
         }
     }
+}
+
+/// Store the tests of rows not seen in this batch yet. Most already exist (every run of a
+/// job repeats its tests): an integer lookup finds them, where an upsert would bind and
+/// copy four strings per test only to do nothing.
+fn store_tests(
+    tx: &Connection,
+    path: &std::path::Path,
+    known: &mut std::collections::HashSet<i64>,
+    cases: &[TestCase],
+    prepared: &Prepared,
+) -> Result<()> {
+    let prep = |sql: &str| {
+        tx.prepare_cached(sql)
+            .map_err(|e| db_error(path, "cannot prepare", e))
+    };
+    let mut exists = prep("SELECT 1 FROM test WHERE test_id = ?1")?;
+    let mut add_test = prep(
+        "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (test_id) DO NOTHING",
+    )?;
+    for row in &prepared.rows {
+        if !known.insert(row.test_id) {
+            continue;
+        }
+        let stored = exists
+            .exists([row.test_id])
+            .map_err(|e| db_error(path, "cannot look up a test", e))?;
+        if stored {
+            continue;
+        }
+        let case = &cases[row.case];
+        add_test
+            .execute(params![
+                row.test_id,
+                case.classname,
+                case.name,
+                case.file,
+                case.suite
+            ])
+            .map_err(|e| db_error(path, "cannot store a test", e))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
@@ -478,12 +707,15 @@ pub(crate) struct PreparedFailure {
 
 /// Compute the rows of a report's cases (pure; no database).
 pub fn prepare(cases: &[TestCase]) -> Prepared {
+    let ids: Vec<i64> = cases.iter().map(|c| c.identity().0).collect();
+    prepare_with_ids(cases, &ids)
+}
+
+/// [`prepare`] with each case's identity already known (see [`crate::junit::Report::ids`]).
+pub fn prepare_with_ids(cases: &[TestCase], ids: &[i64]) -> Prepared {
     use crate::model::{AttemptOutcome, RunOutcome};
-    let mut order: Vec<(i64, usize)> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.identity().0, i))
-        .collect();
+    assert_eq!(cases.len(), ids.len(), "one identity per case");
+    let mut order: Vec<(i64, usize)> = ids.iter().copied().zip(0..).collect();
     // Sorted inserts fill B-tree pages densely (the key is (run_key, test_id)).
     order.sort_unstable();
     let mut out = Prepared {
