@@ -320,7 +320,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             None => {
                 let lane = &lanes[&(job, runs[pos].branch.as_str())];
                 let at = lane.binary_search(&pos).unwrap_or(0);
-                neighbour_outcome(store, runs, lane, at, test_id, 1)?
+                neighbour_outcome(&h, lane, at, test_id, job, 1)
             }
         };
         let mut twin_passed = None;
@@ -382,8 +382,8 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             let lane = &lanes[&(job, runs[pos].branch.as_str())];
             let at = lane.binary_search(&pos).unwrap_or(0);
             Ok((
-                neighbour_outcome(store, runs, lane, at, test_id, -1)?,
-                neighbour_outcome(store, runs, lane, at, test_id, 1)?,
+                neighbour_outcome(&h, lane, at, test_id, job, -1),
+                neighbour_outcome(&h, lane, at, test_id, job, 1),
             ))
         })?;
         for (kind, cell) in &class.kinds {
@@ -406,8 +406,8 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 let cell = class.kinds[i].1;
                 let pos = cell.failed_runs[0];
                 let at = lane.binary_search(&pos).unwrap_or(0);
-                if neighbour_outcome(store, runs, lane, at, test_id, -1)? == Some(false)
-                    || neighbour_outcome(store, runs, lane, at, test_id, 1)? == Some(false)
+                if neighbour_outcome(&h, lane, at, test_id, job, -1) == Some(false)
+                    || neighbour_outcome(&h, lane, at, test_id, job, 1) == Some(false)
                 {
                     continue;
                 }
@@ -995,31 +995,36 @@ fn sort_tests(tests: &mut [TestScore]) {
 /// Did the test pass in the nearest run before (dir = -1) or after (+1) on the same
 /// job and branch, on another commit? `None` when there is no such run.
 fn neighbour_outcome(
-    store: &Store,
-    runs: &[RunRow],
+    h: &gather::History,
     lane: &[usize],
     at: usize,
     test_id: i64,
+    job: u32,
     dir: isize,
-) -> Result<Option<bool>> {
+) -> Option<bool> {
+    let runs = &h.runs;
+    // The test failed in this job, so the scan kept its every run here: no row lookups,
+    // which on a whole-history window cost more than the rest of the scoring.
+    let series = h.series.get(&(test_id, job)).map_or(&[][..], Vec::as_slice);
     let commit = &runs[lane[at]].commit;
     let mut i = at as isize;
     for _ in 0..8 {
         i += dir;
         if i < 0 || i as usize >= lane.len() {
-            return Ok(None);
+            return None;
         }
-        let run = &runs[lane[i as usize]];
-        if &run.commit == commit {
+        let pos = lane[i as usize];
+        if &runs[pos].commit == commit {
             continue;
         }
-        if let Some(r) = store.result(run.run_key, test_id)? {
-            if r.attempts > 0 {
-                return Ok(Some(r.outcome != 2));
+        if let Ok(k) = series.binary_search_by_key(&pos, |(p, _)| *p) {
+            let obs = &series[k].1;
+            if obs.attempts > 0 {
+                return Some(obs.failures < obs.attempts);
             }
         }
     }
-    Ok(None)
+    None
 }
 
 #[cfg(test)]
