@@ -56,6 +56,54 @@ struct FreshRun {
     tests_time_s: Option<f64>,
 }
 
+/// A report's failures and their fingerprints; `offsets` moves each row's attempt numbers
+/// past the attempts earlier files of the run stored for the same test.
+fn store_failures(
+    tx: &rusqlite::Connection,
+    path: &std::path::Path,
+    known_fingerprints: &mut std::collections::HashSet<i64>,
+    run_key: i64,
+    prepared: &Prepared,
+    offsets: &[i64],
+) -> Result<()> {
+    if prepared.failures.is_empty() {
+        return Ok(());
+    }
+    let prep = |sql: &str| {
+        tx.prepare_cached(sql)
+            .map_err(|e| db_error(path, "cannot prepare", e))
+    };
+    let mut add_fingerprint = prep(
+        "INSERT INTO fingerprint (fingerprint, normalized, sample) VALUES (?1, ?2, ?3)
+         ON CONFLICT (fingerprint) DO NOTHING",
+    )?;
+    let mut add_failure = prep(
+        "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
+    )?;
+    for f in &prepared.failures {
+        if known_fingerprints.insert(f.fingerprint) {
+            add_fingerprint
+                .execute(params![f.fingerprint, f.normalized, f.sample])
+                .map_err(|e| db_error(path, "cannot store a fingerprint", e))?;
+        }
+        let row = &prepared.rows[f.row];
+        add_failure
+            .execute(params![
+                run_key,
+                row.test_id,
+                offsets[f.row] + i64::from(f.attempt),
+                f.is_error,
+                f.fingerprint,
+                f.kind,
+                f.message
+            ])
+            .map_err(|e| db_error(path, "cannot store a failure", e))?;
+    }
+    Ok(())
+}
+
 /// A result's outcome from its merged attempts, as `prepare` and the merging upsert give it.
 fn merged_outcome(attempts: u32, failures: u32) -> u8 {
     if attempts == 0 {
@@ -322,15 +370,6 @@ impl SqliteBatch<'_> {
                  ELSE 2 END
              RETURNING attempts - ?4",
         )?;
-        let mut add_failure = prep(
-            "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
-        )?;
-        let mut add_fingerprint = prep(
-            "INSERT INTO fingerprint (fingerprint, normalized, sample) VALUES (?1, ?2, ?3)
-             ON CONFLICT (fingerprint) DO NOTHING",
-        )?;
 
         store_tests(tx, path, &mut self.known_tests, cases, prepared)?;
 
@@ -383,25 +422,14 @@ impl SqliteBatch<'_> {
             }
         }
 
-        for f in &prepared.failures {
-            if self.known_fingerprints.insert(f.fingerprint) {
-                add_fingerprint
-                    .execute(params![f.fingerprint, f.normalized, f.sample])
-                    .map_err(|e| db_error(path, "cannot store a fingerprint", e))?;
-            }
-            let row = &prepared.rows[f.row];
-            add_failure
-                .execute(params![
-                    run_key,
-                    row.test_id,
-                    offsets[f.row] + i64::from(f.attempt),
-                    f.is_error,
-                    f.fingerprint,
-                    f.kind,
-                    f.message
-                ])
-                .map_err(|e| db_error(path, "cannot store a failure", e))?;
-        }
+        store_failures(
+            tx,
+            path,
+            &mut self.known_fingerprints,
+            run_key,
+            prepared,
+            &offsets,
+        )?;
         Ok(prepared.tally)
     }
 
@@ -418,10 +446,6 @@ impl SqliteBatch<'_> {
     ) -> Result<FileTally> {
         let store_path = self.store_path;
         let tx = self.tx;
-        let prep = |sql: &str| {
-            tx.prepare_cached(sql)
-                .map_err(|e| db_error(store_path, "cannot prepare", e))
-        };
         let mut fresh = self.fresh.take().expect("a fresh run");
         let run_key = fresh.run_key;
         let outcome = (|| -> Result<()> {
@@ -442,37 +466,14 @@ impl SqliteBatch<'_> {
                     }
                 }
             }
-            if !prepared.failures.is_empty() {
-                let mut add_fingerprint = prep(
-                    "INSERT INTO fingerprint (fingerprint, normalized, sample) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (fingerprint) DO NOTHING",
-                )?;
-                let mut add_failure = prep(
-                    "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
-                )?;
-                for f in &prepared.failures {
-                    if self.known_fingerprints.insert(f.fingerprint) {
-                        add_fingerprint
-                            .execute(params![f.fingerprint, f.normalized, f.sample])
-                            .map_err(|e| db_error(store_path, "cannot store a fingerprint", e))?;
-                    }
-                    let row = &prepared.rows[f.row];
-                    add_failure
-                        .execute(params![
-                            run_key,
-                            row.test_id,
-                            offsets[f.row] + i64::from(f.attempt),
-                            f.is_error,
-                            f.fingerprint,
-                            f.kind,
-                            f.message
-                        ])
-                        .map_err(|e| db_error(store_path, "cannot store a failure", e))?;
-                }
-            }
-            Ok(())
+            store_failures(
+                tx,
+                store_path,
+                &mut self.known_fingerprints,
+                run_key,
+                prepared,
+                &offsets,
+            )
         })();
         let key = hash_key(content_hash);
         fresh.hashes.insert(key.clone());
