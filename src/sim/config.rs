@@ -168,6 +168,9 @@ impl Default for SimConfig {
     }
 }
 
+/// The day every bench history ends on (exclusive).
+const BENCH_END: &str = "2026-10-22T00:00:00Z";
+
 impl SimConfig {
     /// About 30 days of a busy repository: six jobs in five report dialects, a Linux/macOS
     /// matrix, PRs, nightlies, retries, real breakages and a co-failure group.
@@ -285,10 +288,15 @@ impl SimConfig {
         let mut j = job("bench", Dialect::Compact, tests, 2, 600.0);
         j.retry_prob = 0.0;
         j.parallelism = 4;
+        let days = runs.div_ceil(48).max(1) as u32;
+        // The history ends on a fixed past day, however long it is: ingest refuses runs that
+        // start in the future, and a fixed anchor keeps the data reproducible.
+        let end = chrono::DateTime::parse_from_rfc3339(BENCH_END).expect("a valid constant");
+        let start = end - chrono::Duration::days(i64::from(days));
         SimConfig {
             seed,
-            start: "2026-10-22T00:00:00Z".into(),
-            days: runs.div_ceil(48).max(1) as u32,
+            start: start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            days,
             main_commits_per_weekday: 0.0,
             main_commits_total: Some(runs),
             prs_per_weekday: 0.0,

@@ -248,6 +248,21 @@ fn bench_reports_are_compact_and_exact() {
     for rec in engine::simulate(&w, &[], None) {
         check_attempt(&w, &rec, dir.path(), &mut seen);
     }
+    // Every run starts before the fixed end day, so ingest never refuses it as future-dated.
+    let runs = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
+    let last = runs.lines().skip(1).map(|l| l.split(',').nth(6).unwrap().to_string()).max();
+    assert!(last.unwrap().as_str() < "2026-10-22T00:00:00Z");
+}
+
+#[test]
+fn a_long_bench_history_ends_on_the_same_past_day() {
+    // 10M results (12,500 runs of 800 tests) must not run into the future either.
+    for runs in [60, 12_500] {
+        let cfg = SimConfig::bench(runs, 800, 1);
+        let start = chrono::DateTime::parse_from_rfc3339(&cfg.start).unwrap();
+        let end = start + chrono::Duration::days(i64::from(cfg.days));
+        assert_eq!(end.to_rfc3339(), "2026-10-22T00:00:00+00:00", "{runs} runs");
+    }
 }
 
 #[test]
