@@ -250,7 +250,11 @@ fn bench_reports_are_compact_and_exact() {
     }
     // Every run starts before the fixed end day, so ingest never refuses it as future-dated.
     let runs = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
-    let last = runs.lines().skip(1).map(|l| l.split(',').nth(6).unwrap().to_string()).max();
+    let last = runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(6).unwrap().to_string())
+        .max();
     assert!(last.unwrap().as_str() < "2026-10-22T00:00:00Z");
 }
 
