@@ -158,6 +158,8 @@ fn rare_retries_lone_failures_are_judged_without_false_flakes() {
         assert_eq!(eval.breakages_flagged, 0, "{eval:?}");
         recall += eval.recall;
     }
-    // Before the statistical judgement these two seeds had recall 0.88 and 0.74.
-    assert!(recall / 2.0 >= 0.84, "mean recall {}", recall / 2.0);
+    // Before the statistical judgement these two seeds had recall 0.88 and 0.74; with
+    // breakage streaks counted as many one-off breakages (an overestimated breakage rate),
+    // 0.91 and 0.81; with one-off breakages only, 0.97 and 0.81.
+    assert!(recall / 2.0 >= 0.88, "mean recall {}", recall / 2.0);
 }

@@ -396,7 +396,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             }
         }
         confirmed_flaky += u32::from(class.flaky_commits > 0);
-        breakages += class.broken_commits + class.streak_cells.len() as u32;
+        breakages += class.isolated_broken;
         // Lone failures next to another failure of the test in this job (any branch) belong
         // to a breakage episode, not to the statistics.
         let mut lone_features = Vec::new();
@@ -655,6 +655,9 @@ struct Classified<'a> {
     kinds: Vec<(CellKind, &'a Cell)>,
     flaky_commits: u32,
     broken_commits: u32,
+    /// Broken commits with no failing commit of the test next to them: one-off breakages,
+    /// the kind a lone failure is weighed against (a streak is one episode, not many).
+    isolated_broken: u32,
     single_failures: u32,
     /// Lone failures with a fingerprint of the test's known flaky failures.
     matched_singles: u32,
@@ -688,7 +691,14 @@ fn classify<'a>(
     let mut isolated_total = 0u32;
     let mut streak_cells: HashSet<usize> = HashSet::new();
     let mut lone = Vec::new();
+    let mut isolated_broken = 0u32;
     for (i, (kind, cell)) in kinds.iter().enumerate() {
+        if *kind == CellKind::Broken {
+            if !matches!(neighbours(cell)?, (Some(false), _) | (_, Some(false))) {
+                isolated_broken += 1;
+            }
+            continue;
+        }
         if *kind != CellKind::Single {
             continue;
         }
@@ -717,6 +727,7 @@ fn classify<'a>(
     Ok(Classified {
         flaky_commits: count(CellKind::Flaky),
         broken_commits: count(CellKind::Broken),
+        isolated_broken,
         single_failures: count(CellKind::Single),
         statistically_flaky: isolated.values().any(|&n| n >= opts.min_isolated_failures),
         kinds,
@@ -1081,6 +1092,30 @@ mod tests {
         assert_eq!(c.isolated.get(&8), Some(&1));
         assert!(c.streak_cells.contains(&3));
         assert!(!c.statistically_flaky);
+    }
+
+    #[test]
+    fn only_one_off_breakages_count_towards_the_breakage_rate() {
+        // Three commits of one regression (each retried, each failed) and one breakage with
+        // passes around it: lone failures are weighed against one-off breakages, so only
+        // the last counts, not four.
+        let streak: Vec<Cell> = (0..3).map(|i| cell(2, 2, &[1], &[i])).collect();
+        let one_off = cell(2, 2, &[2], &[9]);
+        let mut evidence: Vec<(u32, &Cell)> = streak.iter().zip(0..).map(|(c, i)| (i, c)).collect();
+        evidence.push((9, &one_off));
+        let c = classify(
+            commit_evidence(&evidence),
+            &ScoreOptions::default(),
+            |cell| {
+                Ok(if cell.fingerprints == [1] {
+                    (Some(false), Some(false))
+                } else {
+                    (Some(true), Some(true))
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!((c.broken_commits, c.isolated_broken), (4, 1));
     }
 
     #[test]
