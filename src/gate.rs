@@ -33,12 +33,16 @@ use crate::store::{RunFilter, Store};
 pub struct GateOptions {
     /// History scored to decide whether a test is known flaky (default 30 days).
     pub window_s: i64,
+    /// Forgive only tests proven flaky by a pass and a failure on one commit, not those
+    /// called flaky on the statistics of their lone failures.
+    pub require_same_sha: bool,
 }
 
 impl Default for GateOptions {
     fn default() -> Self {
         GateOptions {
             window_s: 30 * 86_400,
+            require_same_sha: false,
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum Why {
     Broken,
     /// Not known flaky: a new failure.
     New,
+    /// Flaky on statistical evidence only, and the gate asked for same-commit proof.
+    Unproven,
 }
 
 /// One failed test of the run and the gate's decision on it.
@@ -271,6 +277,20 @@ pub fn judge(
                     rfc3339(q.since),
                     rfc3339(q.until),
                     q.reason
+                ),
+            )
+        } else if let Some(s) = score.filter(|s| {
+            s.status == Status::Flaky
+                && opts.require_same_sha
+                && s.flaky_evidence != Some("same-sha")
+        }) {
+            (
+                false,
+                Why::Unproven,
+                format!(
+                    "flaky in job {} on statistical evidence only (P(flaky) = {:.3}, no pass and failure on one commit); --require-same-sha asks for proof",
+                    meta.job,
+                    s.flaky_posterior.unwrap_or(0.0)
                 ),
             )
         } else if let Some(s) = score.filter(|s| s.status == Status::Flaky) {

@@ -311,3 +311,51 @@ fn no_reports_fail_the_gate_and_ingest_and_store_nothing() {
     }
     assert_eq!(run_count(&db), before);
 }
+
+#[test]
+fn require_same_sha_refuses_to_forgive_a_test_flaky_only_on_statistics() {
+    // C.iso failed alone on three commits, with passes before and after each and no retry:
+    // flaky on statistical evidence, never proven by a pass and a failure on one commit.
+    let mut h = History::new();
+    for i in 0..7u32 {
+        let o = if i % 2 == 1 { O::Fail } else { O::Pass };
+        h.run(
+            "unit",
+            "main",
+            &format!("c{i}"),
+            &i.to_string(),
+            1,
+            f64::from(i),
+            &[("C", "iso", o), ("C", "steady", O::Pass)],
+        );
+    }
+    h.ingest();
+    let db = h.db();
+    let status = flakehound(&db, &["flaky", "--format", "json", "--window", "3650d"]);
+    let flaky: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let iso = &flaky.as_array().unwrap()[0];
+    assert_eq!(iso["name"], "iso", "{flaky}");
+    assert_eq!(iso["flaky_evidence"], "statistical", "{flaky}");
+
+    let dir = reports(&h, "r", &[("C", "iso", O::Fail), ("C", "steady", O::Pass)]);
+    let out = gate(
+        &db,
+        "unit",
+        "c9",
+        "20",
+        &["--no-ingest", "--window", "3650d"],
+        &dir,
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("FORGIVEN    C.iso"), "{stdout}");
+
+    let strict = ["--no-ingest", "--window", "3650d", "--require-same-sha"];
+    let out = gate(&db, "unit", "c9", "20", &strict, &dir);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("statistical evidence only") && stdout.contains("FAILED"),
+        "{stdout}"
+    );
+}

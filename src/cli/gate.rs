@@ -36,6 +36,9 @@ pub struct GateArgs {
     /// Write the Markdown summary to this file (GitHub Actions: $GITHUB_STEP_SUMMARY is used when set)
     #[arg(long)]
     pub summary: Option<PathBuf>,
+    /// Forgive only tests proven flaky by a pass and a failure on one commit (`flaky_evidence: "same-sha"`), not tests flaky on the statistics of their lone failures
+    #[arg(long)]
+    pub require_same_sha: bool,
     /// Print the verdict as a JSON object instead of text
     #[arg(long)]
     pub json: bool,
@@ -153,7 +156,10 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
         let verdict = no_reports(&meta, rejected, &args.paths);
         return publish(&verdict, args.json, args.summary.as_deref(), out);
     }
-    let opts = GateOptions { window_s };
+    let opts = GateOptions {
+        window_s,
+        require_same_sha: args.require_same_sha,
+    };
     let verdict = if args.no_ingest {
         // Without a database nothing is known flaky yet; judging must not create one.
         let store = if db.exists() {
@@ -214,6 +220,9 @@ pub fn upload_gate(
         ("window".to_string(), args.window.clone()),
         ("ingest".to_string(), (!args.no_ingest).to_string()),
     ];
+    if args.require_same_sha {
+        query.push(("require_same_sha".into(), "true".into()));
+    }
     if known {
         query.push(("started_at".into(), meta.started_at.to_string()));
     }

@@ -56,6 +56,12 @@ pub struct ScoreArgs {
     /// False-fixed rate allowed across all tests: `fixed` tests are chosen while their mean posterior probability of still being flaky stays within this
     #[arg(long, default_value_t = ScoreOptions::default().fixed_alpha)]
     pub fixed_alpha: f64,
+    /// Tests called flaky on lone failures alone (no retry on their commits): the share of them allowed to be wrong, expected across all tests judged at once
+    #[arg(long, default_value_t = ScoreOptions::default().lone_alpha)]
+    pub lone_alpha: f64,
+    /// The posterior probability of being flaky that each such test must reach on its own
+    #[arg(long, default_value_t = ScoreOptions::default().lone_posterior)]
+    pub lone_posterior: f64,
     /// SLO: share of job attempts allowed to fail only because of flaky tests (1% or 0.01)
     #[arg(long, default_value_t = ScoreOptions::default().slo, value_parser = slo_arg)]
     pub slo: f64,
@@ -78,6 +84,8 @@ impl ScoreArgs {
                 self.min_isolated_failures.to_string(),
             ),
             ("fixed_alpha".into(), self.fixed_alpha.to_string()),
+            ("lone_alpha".into(), self.lone_alpha.to_string()),
+            ("lone_posterior".into(), self.lone_posterior.to_string()),
             ("slo".into(), self.slo.to_string()),
         ];
         for (k, v) in [
@@ -421,6 +429,12 @@ pub struct ReportArgs {
     /// Only runs of this job
     #[arg(long)]
     pub job: Option<String>,
+    /// Tests called flaky on lone failures alone (no retry on their commits): the share of them allowed to be wrong, expected across all tests judged at once
+    #[arg(long, default_value_t = ScoreOptions::default().lone_alpha)]
+    pub lone_alpha: f64,
+    /// The posterior probability of being flaky that each such test must reach on its own
+    #[arg(long, default_value_t = ScoreOptions::default().lone_posterior)]
+    pub lone_posterior: f64,
     /// SLO: share of job attempts allowed to fail only because of flaky tests (1% or 0.01)
     #[arg(long, default_value_t = 0.01, value_parser = slo_arg)]
     pub slo: f64,

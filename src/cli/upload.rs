@@ -62,6 +62,9 @@ pub struct UploadArgs {
     /// With --gate: history that decides whether a test is known flaky (e.g. 30d)
     #[arg(long, requires = "gate", default_value = "30d")]
     pub window: String,
+    /// With --gate: forgive only tests proven flaky by a pass and a failure on one commit
+    #[arg(long, requires = "gate")]
+    pub require_same_sha: bool,
     /// With --gate: write the Markdown summary here ($GITHUB_STEP_SUMMARY is appended to when set)
     #[arg(long, requires = "gate")]
     pub summary: Option<PathBuf>,

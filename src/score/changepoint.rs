@@ -26,8 +26,6 @@ use statrs::function::beta::ln_beta;
 /// Jeffreys prior on the flake rate.
 const A: f64 = 0.5;
 const B: f64 = 0.5;
-/// The largest probability of still flaky that any one test called fixed may have.
-const MAX_FALSE: f64 = 0.2;
 
 /// One run of the test: attempts and failed attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,26 +118,6 @@ pub(crate) fn learn_fix_rate(tests: &[(f64, f64)]) -> f64 {
     rate
 }
 
-/// Which tests to call fixed, given each one's posterior probability of a fix: the largest
-/// set, most certain first, whose expected share of still-flaky tests is at most `level`,
-/// each test in it at least 80% likely fixed (a verdict that releases a quarantine must
-/// hold for the test itself, not only on average).
-pub(crate) fn select(p_fixed: &[f64], level: f64) -> Vec<bool> {
-    let mut order: Vec<usize> = (0..p_fixed.len()).collect();
-    order.sort_by(|&a, &b| p_fixed[b].total_cmp(&p_fixed[a]).then(a.cmp(&b)));
-    let mut chosen = vec![false; p_fixed.len()];
-    let mut false_sum = 0.0;
-    for (taken, &i) in order.iter().enumerate() {
-        let q = 1.0 - p_fixed[i];
-        if q > MAX_FALSE || (false_sum + q) / (taken + 1) as f64 > level {
-            break;
-        }
-        false_sum += q;
-        chosen[i] = true;
-    }
-    chosen
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,22 +180,6 @@ mod tests {
         let one = fix_evidence(&history(200, 5, 30)).unwrap();
         let more = fix_evidence(&three).unwrap();
         assert!(more.bayes_factor > one.bayes_factor);
-    }
-
-    #[test]
-    fn selection_keeps_the_expected_false_share_within_the_level() {
-        let p = [0.999, 0.2, 0.97, 0.92, 0.6, 0.99];
-        let chosen = select(&p, 0.05);
-        // 0.999, 0.99, 0.97 (mean false 0.0137), 0.92 (0.030); 0.6 is below 80% alone.
-        assert_eq!(chosen, vec![true, false, true, true, false, true]);
-        // A loose level still asks each test to be 80% likely fixed.
-        assert_eq!(select(&[0.95, 0.75], 0.5), vec![true, false]);
-        // A strict level takes only the near-certain: 0.99 would make the mean 0.0055.
-        assert_eq!(
-            select(&p, 0.005),
-            vec![true, false, false, false, false, false]
-        );
-        assert!(select(&[0.4], 1.0).iter().all(|c| !c));
     }
 
     #[test]

@@ -29,11 +29,45 @@ pub(crate) struct Features {
     pub vanished: Option<bool>,
     /// Did the test pass on the same commit in another job that ran it?
     pub twin_passed: Option<bool>,
-    /// Other tests failed the same run too (a commit that breaks code often breaks
+    /// Other tests failed the same run too, apart from the test's recurring companions
+    /// (see [`recurring_companions`]) (a commit that breaks code often breaks
     /// several tests at once; flakes strike alone, unless they share a cause).
     pub crowded: bool,
     /// Words of the failure's normalised messages.
     pub words: HashSet<String>,
+}
+
+/// Pairs of tests (lower id first) that failed the same run on two or more commits, from
+/// each run's failing tests (sorted) outside breakage streaks.
+///
+/// Such tests share a cause: a parent and its subtest, or one flaky resource behind a group.
+/// Their company is no sign of a breaking change, which fails its tests together once (a
+/// regression that persists is a streak, left out by the caller). Runs where more than
+/// `MASS` tests failed are left out: a mass failure says nothing about pairs, and its pairs
+/// would cost quadratic time.
+pub(crate) fn recurring_companions(
+    failed_tests: &[Vec<i64>],
+    commit_of: &[u32],
+) -> HashSet<(i64, i64)> {
+    const MASS: usize = 64;
+    // pair -> (the first commit it was seen on, seen on another commit too)
+    let mut seen: HashMap<(i64, i64), (u32, bool)> = HashMap::new();
+    for (pos, tests) in failed_tests.iter().enumerate() {
+        if tests.len() < 2 || tests.len() > MASS {
+            continue;
+        }
+        let commit = commit_of[pos];
+        for (i, &a) in tests.iter().enumerate() {
+            for &b in &tests[i + 1..] {
+                let e = seen.entry((a.min(b), a.max(b))).or_insert((commit, false));
+                e.1 |= e.0 != commit;
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, (_, twice))| *twice)
+        .map(|(pair, _)| pair)
+        .collect()
 }
 
 /// Words (3+ letters) of a normalised message; masked numbers and ids are not words.
@@ -316,6 +350,20 @@ mod tests {
             crowded: false,
             words: words(msg),
         }
+    }
+
+    #[test]
+    fn tests_failing_together_on_two_commits_are_companions() {
+        // Runs 0 and 1 are one commit, run 2 another: (1, 2) failed together on two
+        // commits, (1, 3) on one only (a breaking change fails its tests together once).
+        let failed = vec![vec![1, 2, 3], vec![1, 2], vec![1, 2], vec![4]];
+        let commits = [10, 10, 11, 12];
+        assert_eq!(
+            recurring_companions(&failed, &commits),
+            HashSet::from([(1, 2)])
+        );
+        // The same pair twice on one commit (a rerun) is no recurrence.
+        assert!(recurring_companions(&failed[..2], &commits[..2]).is_empty());
     }
 
     #[test]

@@ -51,9 +51,13 @@ pub struct ScoreOptions {
     /// aggregate: the oracle the aggregate is tested against (default: set when the
     /// environment has `FLAKEHOUND_RAW_SCAN`). Scores are the same either way.
     pub raw_scan: bool,
-    /// Posterior probability, from the history's own confirmed flakes and breakages, at
-    /// which a test with only lone failures (no retry on their commits) is called flaky.
+    /// Posterior probability, from the history's own confirmed flakes and breakages, that
+    /// a test with only lone failures (no retry on their commits) must reach to be called
+    /// flaky on its own.
     pub lone_posterior: f64,
+    /// The share of tests called flaky on lone failures alone that may not be flaky,
+    /// expected across all tests judged at once (a Bayesian false discovery rate).
+    pub lone_alpha: f64,
 }
 
 impl Default for ScoreOptions {
@@ -68,7 +72,8 @@ impl Default for ScoreOptions {
             fixed_alpha: 0.05,
             slo: 0.01,
             raw_scan: std::env::var_os("FLAKEHOUND_RAW_SCAN").is_some(),
-            lone_posterior: 0.9,
+            lone_posterior: 0.8,
+            lone_alpha: 0.05,
         }
     }
 }
@@ -312,7 +317,8 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     let features = |test_id: i64,
                     job: u32,
                     cell: &Cell,
-                    next: Option<Option<bool>>|
+                    next: Option<Option<bool>>,
+                    companions: &HashSet<(i64, i64)>|
      -> Result<lone::Features> {
         let pos = cell.failed_runs[0];
         let vanished = match next {
@@ -336,7 +342,9 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             }
         }
         Ok(lone::Features {
-            crowded: h.failed_tests[pos].iter().any(|&t| t != test_id),
+            crowded: h.failed_tests[pos]
+                .iter()
+                .any(|&t| t != test_id && !companions.contains(&(t.min(test_id), t.max(test_id)))),
             trunk: runs[pos].branch == trunk,
             vanished,
             twin_passed,
@@ -366,7 +374,10 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     // lone failures (see [`lone`]).
     let mut learned = lone::Learned::default();
     let (mut breakages, mut confirmed_flaky, mut test_runs) = (0u32, 0u32, 0u64);
-    let mut classes: Vec<((i64, u32), Classified, Vec<lone::Features>)> = Vec::new();
+    // (test, job), its classification, and its lone failures to weigh.
+    let mut classes: Vec<((i64, u32), Classified, Vec<LoneCell>)> = Vec::new();
+    // Each run's failures outside breakage streaks: what recurring companions are found in.
+    let mut episode_failures: Vec<Vec<i64>> = vec![Vec::new(); runs.len()];
     for key in keys_sorted {
         let (test_id, job) = key;
         let q_since = quarantined.get(&key).copied();
@@ -386,6 +397,46 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 neighbour_outcome(&h, lane, at, test_id, job, 1),
             ))
         })?;
+        for (i, (_, cell)) in class.kinds.iter().enumerate() {
+            if !class.streak_cells.contains(&i) {
+                for &pos in &cell.failed_runs {
+                    episode_failures[pos].push(test_id);
+                }
+            }
+        }
+        confirmed_flaky += u32::from(class.flaky_commits > 0);
+        breakages += class.isolated_broken;
+        // Lone failures next to another failure of the test in this job (any branch) belong
+        // to a breakage episode, not to the statistics.
+        let mut lone = Vec::new();
+        if class.flaky_commits < opts.min_flaky_commits && !class.statistically_flaky {
+            let lane = &job_lanes[&job];
+            for &(i, next) in &class.lone {
+                let pos = class.kinds[i].1.failed_runs[0];
+                let at = lane.binary_search(&pos).unwrap_or(0);
+                if neighbour_outcome(&h, lane, at, test_id, job, -1) == Some(false)
+                    || neighbour_outcome(&h, lane, at, test_id, job, 1) == Some(false)
+                {
+                    continue;
+                }
+                lone.push((i, next));
+            }
+        }
+        classes.push((key, class, lone));
+    }
+    for tests in &mut episode_failures {
+        tests.sort_unstable();
+    }
+    let companions = lone::recurring_companions(&episode_failures, &h.commit_of);
+    let features =
+        |test_id: i64,
+         job: u32,
+         cell: &Cell,
+         next: Option<Option<bool>>|
+         -> Result<lone::Features> { features(test_id, job, cell, next, &companions) };
+    let mut classes_with_features = Vec::with_capacity(classes.len());
+    for (key, class, lone) in classes {
+        let (test_id, job) = key;
         for (kind, cell) in &class.kinds {
             if *kind != CellKind::Single {
                 learned.add(
@@ -395,27 +446,13 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 );
             }
         }
-        confirmed_flaky += u32::from(class.flaky_commits > 0);
-        breakages += class.isolated_broken;
-        // Lone failures next to another failure of the test in this job (any branch) belong
-        // to a breakage episode, not to the statistics.
-        let mut lone_features = Vec::new();
-        if class.flaky_commits < opts.min_flaky_commits && !class.statistically_flaky {
-            let lane = &job_lanes[&job];
-            for &(i, next) in &class.lone {
-                let cell = class.kinds[i].1;
-                let pos = cell.failed_runs[0];
-                let at = lane.binary_search(&pos).unwrap_or(0);
-                if neighbour_outcome(&h, lane, at, test_id, job, -1) == Some(false)
-                    || neighbour_outcome(&h, lane, at, test_id, job, 1) == Some(false)
-                {
-                    continue;
-                }
-                lone_features.push(features(test_id, job, cell, Some(next))?);
-            }
+        let mut lone_features = Vec::with_capacity(lone.len());
+        for (i, next) in lone {
+            lone_features.push(features(test_id, job, class.kinds[i].1, Some(next))?);
         }
-        classes.push((key, class, lone_features));
+        classes_with_features.push((key, class, lone_features));
     }
+    let classes = classes_with_features;
     let undecided: Vec<((i64, u32), u32, &[lone::Features])> = classes
         .iter()
         .filter(|(_, _, f)| !f.is_empty())
@@ -429,11 +466,36 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         &undecided,
     );
 
-    for (key, class, lone_features) in classes {
+    // Statistical flakes, judged across all tests at once: the largest set, most certain
+    // first, whose expected share of tests that are not flaky stays within `lone_alpha`,
+    // each test at least `lone_posterior` likely flaky itself.
+    let lone_posteriors: Vec<Option<f64>> = classes
+        .iter()
+        .map(|(key, _, lone)| {
+            let runs = h.accs.get(key).map_or(0, |a| a.runs);
+            (!lone.is_empty()).then(|| learned.posterior(*key, runs, lone))
+        })
+        .collect();
+    let candidates: Vec<usize> = (0..classes.len())
+        .filter(|&i| lone_posteriors[i].is_some_and(|p| p >= opts.lone_posterior))
+        .collect();
+    let p: Vec<f64> = candidates
+        .iter()
+        .map(|&i| lone_posteriors[i].unwrap_or(0.0))
+        .collect();
+    let mut lone_flaky = vec![false; classes.len()];
+    for (k, chosen) in stats::bayes_fdr_select(&p, opts.lone_alpha)
+        .into_iter()
+        .enumerate()
+    {
+        lone_flaky[candidates[k]] = chosen;
+    }
+
+    for (((key, class, lone_features), lone_posterior), lone_flaky) in
+        classes.into_iter().zip(lone_posteriors).zip(lone_flaky)
+    {
         let acc = h.accs.get(&key).unwrap_or(&no_acc);
         let q_since = quarantined.get(&key).copied();
-        let lone_posterior =
-            (!lone_features.is_empty()).then(|| learned.posterior(key, acc.runs, &lone_features));
         if let Some(p) = lone_posterior {
             tracing::debug!(test = %TestIdentity(key.0).hex(), job = %h.jobs[key.1 as usize], p, runs = acc.runs, lone = ?lone_features.iter().map(|f| (f.trunk, f.vanished, f.twin_passed, f.crowded)).collect::<Vec<_>>(), "lone failures judged");
         }
@@ -460,7 +522,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             .unwrap_or_default();
         let flaky_evidence = class.flaky_commits >= opts.min_flaky_commits
             || class.statistically_flaky
-            || lone_posterior.is_some_and(|p| p >= opts.lone_posterior);
+            || lone_flaky;
         let obs: Vec<Obs> = series.iter().map(|(_, o)| *o).collect();
         let fix = if flaky_evidence {
             changepoint::fix_evidence(&obs)
@@ -523,7 +585,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         .iter()
         .map(|&i| judged[i].p_fixed.unwrap_or(0.0))
         .collect();
-    for (k, chosen) in changepoint::select(&p, opts.fixed_alpha)
+    for (k, chosen) in stats::bayes_fdr_select(&p, opts.fixed_alpha)
         .into_iter()
         .enumerate()
     {
@@ -650,6 +712,10 @@ fn commit_evidence<'a>(cells: &[(u32, &'a Cell)]) -> Vec<(CellKind, &'a Cell)> {
         .collect()
 }
 
+/// A lone failure to weigh: its cell's index in the test's kinds, and whether the next run
+/// on another commit passed.
+type LoneCell = (usize, Option<bool>);
+
 /// What the lone failures of a test amount to.
 struct Classified<'a> {
     kinds: Vec<(CellKind, &'a Cell)>,
@@ -664,7 +730,7 @@ struct Classified<'a> {
     /// Isolated lone failures (passes before and after) by fingerprint.
     isolated: HashMap<i64, u32>,
     isolated_total: u32,
-    /// Lone failures next to another failing commit: a breakage streak.
+    /// Failing commits next to another failing commit (lone or broken): a breakage streak.
     streak_cells: HashSet<usize>,
     /// The other lone failures (not matched, not in a streak), with whether the next run
     /// on another commit passed.
@@ -694,7 +760,9 @@ fn classify<'a>(
     let mut isolated_broken = 0u32;
     for (i, (kind, cell)) in kinds.iter().enumerate() {
         if *kind == CellKind::Broken {
-            if !matches!(neighbours(cell)?, (Some(false), _) | (_, Some(false))) {
+            if matches!(neighbours(cell)?, (Some(false), _) | (_, Some(false))) {
+                streak_cells.insert(i);
+            } else {
                 isolated_broken += 1;
             }
             continue;

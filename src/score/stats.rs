@@ -29,9 +29,34 @@ pub fn beta_interval(failures: u32, trials: u32) -> (f64, f64, f64) {
     }
 }
 
+/// The largest probability of being wrong that any one selected test may have: a verdict
+/// that acts on CI (a quarantine released, a failure forgiven) must hold for the test
+/// itself, not only on average.
+const MAX_FALSE: f64 = 0.2;
+
+/// Which tests to call something (fixed, flaky), given each one's posterior probability
+/// that the call is right: the largest set, most certain first, whose expected share of
+/// wrong calls (a Bayesian false discovery rate) is at most `level`, each test in it at
+/// least 80% likely right.
+pub(crate) fn bayes_fdr_select(p_right: &[f64], level: f64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..p_right.len()).collect();
+    order.sort_by(|&a, &b| p_right[b].total_cmp(&p_right[a]).then(a.cmp(&b)));
+    let mut chosen = vec![false; p_right.len()];
+    let mut false_sum = 0.0;
+    for (taken, &i) in order.iter().enumerate() {
+        let q = 1.0 - p_right[i];
+        if q > MAX_FALSE || (false_sum + q) / (taken + 1) as f64 > level {
+            break;
+        }
+        false_sum += q;
+        chosen[i] = true;
+    }
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
-    use super::beta_interval;
+    use super::{bayes_fdr_select, beta_interval};
 
     #[test]
     fn interval_brackets_the_rate_and_narrows_with_data() {
@@ -44,5 +69,21 @@ mod tests {
         assert_eq!(lo0, 0.0);
         assert!(hi0 < 0.06 && hi0 > 0.0);
         assert_eq!(beta_interval(0, 0).2, 1.0);
+    }
+
+    #[test]
+    fn selection_keeps_the_expected_false_share_within_the_level() {
+        let p = [0.999, 0.2, 0.97, 0.92, 0.6, 0.99];
+        let chosen = bayes_fdr_select(&p, 0.05);
+        // 0.999, 0.99, 0.97 (mean false 0.0137), 0.92 (0.030); 0.6 is below 80% alone.
+        assert_eq!(chosen, vec![true, false, true, true, false, true]);
+        // A loose level still asks each test to be 80% likely right.
+        assert_eq!(bayes_fdr_select(&[0.95, 0.75], 0.5), vec![true, false]);
+        // A strict level takes only the near-certain: 0.99 would make the mean 0.0055.
+        assert_eq!(
+            bayes_fdr_select(&p, 0.005),
+            vec![true, false, false, false, false, false]
+        );
+        assert!(bayes_fdr_select(&[0.4], 1.0).iter().all(|c| !c));
     }
 }

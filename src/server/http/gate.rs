@@ -1,6 +1,7 @@
 //! `POST /api/v1/gate`: an upload that is judged before it is stored. The body and the
 //! run metadata are those of `/api/v1/uploads`; `ingest=false` only judges, `window`
-//! sets the history that decides "known flaky". The answer is the gate's verdict (the
+//! sets the history that decides "known flaky", `require_same_sha=true` forgives only tests
+//! proven flaky on one commit. The answer is the gate's verdict (the
 //! JSON of `flakehound gate --json`) with `summary`, the ingest summary (null when not
 //! stored), whatever the verdict: a failing verdict is an answer, not an error.
 
@@ -24,6 +25,17 @@ fn gate_params(params: Vec<(String, String)>) -> Result<GateParams, String> {
                     "true" | "1" => true,
                     "false" | "0" => false,
                     other => return Err(format!("ingest {other:?}: expected true or false")),
+                }
+            }
+            "require_same_sha" => {
+                opts.require_same_sha = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(format!(
+                            "require_same_sha {other:?}: expected true or false"
+                        ))
+                    }
                 }
             }
             "window" => {
