@@ -298,10 +298,11 @@ impl SqliteStore {
         job_id: Option<i64>,
         mut f: impl FnMut(&DayRow),
     ) -> Result<()> {
+        let ids = self.test_ids()?;
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT day, job_id, test_id, runs, attempts, failures, failed_runs, duration_ms,
+                "SELECT day, job_id, test_key, runs, attempts, failures, failed_runs, duration_ms,
                         last_seen, odd
                  FROM result_day WHERE day BETWEEN ?1 AND ?2 AND (?3 IS NULL OR job_id = ?3)",
             )
@@ -317,7 +318,7 @@ impl SqliteStore {
             let int = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
             row.day = int(0);
             row.job_id = int(1);
-            row.test_id = int(2);
+            row.test_id = self.test_id_of(&ids, int(2))?;
             row.runs = int(3) as u32;
             row.attempts = int(4) as u32;
             row.failures = int(5) as u32;
@@ -399,7 +400,9 @@ impl SqliteStore {
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "SELECT test_id, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
+                        // Rows are rolled up by test key (as result_day stores them): the
+                        // builder's test_id is the key here.
+                        "SELECT test_key, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
                     )
                     .map_err(err)?;
                 for (index, run_key) in builder.run_keys().into_iter().enumerate() {
@@ -426,7 +429,7 @@ impl SqliteStore {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO result_day (day, job_id, test_id, runs, attempts, failures,
+                        "INSERT INTO result_day (day, job_id, test_key, runs, attempts, failures,
                                                  failed_runs, duration_ms, last_seen, odd)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     )

@@ -26,6 +26,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0005_compact_storage.sql",
         include_str!("../../schema/0005_compact_storage.sql"),
     ),
+    (
+        "0006_compact_keys.sql",
+        include_str!("../../schema/0006_compact_keys.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -38,6 +38,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Test key → public test id (`test.test_key` → `test.test_id`), read from committed
+    /// rows only (a batch borrows the store mutably, so no read runs inside one) and
+    /// extended when a key is not in it yet: keys are never reused or changed.
+    test_ids: std::cell::RefCell<Vec<Option<i64>>>,
 }
 
 impl SqliteStore {
@@ -120,6 +124,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
+            test_ids: Default::default(),
         })
     }
 

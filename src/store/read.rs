@@ -197,40 +197,92 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// The test key → test id map, extended with the tests stored since it was last read.
+    pub(crate) fn test_ids(&self) -> Result<std::cell::Ref<'_, Vec<Option<i64>>>> {
+        {
+            let mut map = self.test_ids.borrow_mut();
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT test_key, test_id FROM test WHERE test_key >= ?1 ORDER BY test_key",
+                )
+                .map_err(|e| self.err("cannot read tests", e))?;
+            let mut rows = stmt
+                .query(params![map.len() as i64])
+                .map_err(|e| self.err("cannot read tests", e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err("cannot read tests", e))? {
+                let key: i64 = r.get(0).map_err(|e| self.err("cannot read tests", e))?;
+                let id: i64 = r.get(1).map_err(|e| self.err("cannot read tests", e))?;
+                let Ok(at) = usize::try_from(key) else {
+                    continue;
+                };
+                if at >= map.len() {
+                    map.resize(at + 1, None);
+                }
+                map[at] = Some(id);
+            }
+        }
+        Ok(self.test_ids.borrow())
+    }
+
+    /// The test id of a test key, from `ids` (see [`SqliteStore::test_ids`]) or, for a
+    /// test stored since (by another connection), from the database.
+    pub(crate) fn test_id_of(&self, ids: &[Option<i64>], key: i64) -> Result<i64> {
+        if let Some(&Some(id)) = usize::try_from(key).ok().and_then(|k| ids.get(k)) {
+            return Ok(id);
+        }
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached("SELECT test_id FROM test WHERE test_key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map_err(|e| self.err("cannot read tests", e))?
+            .ok_or_else(|| {
+                crate::error::Error::Other(format!(
+                    "database {} is inconsistent: test key {key} has no test row",
+                    self.path.display()
+                ))
+            })
+    }
+
     /// Call `f(position of the run in run_keys, result)` for every result of the given
-    /// runs, run by run.
+    /// runs, run by run, and by test id within a run.
     pub fn for_each_result(
         &self,
         run_keys: &[i64],
         mut f: impl FnMut(usize, ResultRow),
     ) -> Result<()> {
+        let ids = self.test_ids()?;
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT test_id, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
+                "SELECT test_key, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
             )
             .map_err(|e| self.err("cannot read results", e))?;
+        let mut run: Vec<ResultRow> = Vec::new();
         for (position, &run_key) in run_keys.iter().enumerate() {
             let mut rows = stmt
                 .query(params![run_key])
                 .map_err(|e| self.err("cannot read results", e))?;
+            run.clear();
             while let Some(r) = rows
                 .next()
                 .map_err(|e| self.err("cannot read results", e))?
             {
                 // The hot loop of every score: read integers without per-value conversions.
                 let int = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
-                f(
-                    position,
-                    ResultRow {
-                        run_key,
-                        test_id: int(0),
-                        outcome: int(1) as u8,
-                        attempts: int(2) as u32,
-                        failures: int(3) as u32,
-                        duration_ms: int(4),
-                    },
-                );
+                run.push(ResultRow {
+                    run_key,
+                    test_id: self.test_id_of(&ids, int(0))?,
+                    outcome: int(1) as u8,
+                    attempts: int(2) as u32,
+                    failures: int(3) as u32,
+                    duration_ms: int(4),
+                });
+            }
+            // Rows are stored by test key; callers get them by test id, as before keys.
+            run.sort_unstable_by_key(|r| r.test_id);
+            for r in run.drain(..) {
+                f(position, r);
             }
         }
         Ok(())
@@ -241,7 +293,8 @@ impl SqliteStore {
         use rusqlite::OptionalExtension;
         self.conn
             .prepare_cached(
-                "SELECT outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1 AND test_id = ?2",
+                "SELECT outcome, attempts, failures, duration_ms FROM result
+                 WHERE run_key = ?1 AND test_key = (SELECT test_key FROM test WHERE test_id = ?2)",
             )
             .and_then(|mut s| {
                 s.query_row(params![run_key, test_id], |r| {
@@ -261,28 +314,36 @@ impl SqliteStore {
 
     /// Every failed attempt in the given runs, ordered by run, test and attempt.
     pub fn failures(&self, run_keys: &[i64]) -> Result<Vec<FailureRow>> {
+        let ids = self.test_ids()?;
         let mut out = Vec::new();
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT test_id, attempt, is_error, fingerprint FROM failure WHERE run_key = ?1
-                 ORDER BY test_id, attempt",
+                "SELECT test_key, attempt, is_error, fingerprint FROM failure WHERE run_key = ?1",
             )
             .map_err(|e| self.err("cannot read failures", e))?;
         for &run_key in run_keys {
             let rows = stmt
                 .query_map(params![run_key], |r| {
-                    Ok(FailureRow {
-                        run_key,
-                        test_id: r.get(0)?,
-                        attempt: r.get(1)?,
-                        is_error: r.get(2)?,
-                        fingerprint: r.get(3)?,
-                    })
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        FailureRow {
+                            run_key,
+                            test_id: 0,
+                            attempt: r.get(1)?,
+                            is_error: r.get(2)?,
+                            fingerprint: r.get(3)?,
+                        },
+                    ))
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| self.err("cannot read failures", e))?;
-            out.extend(rows);
+            let start = out.len();
+            for (key, mut row) in rows {
+                row.test_id = self.test_id_of(&ids, key)?;
+                out.push(row);
+            }
+            out[start..].sort_unstable_by_key(|f| (f.test_id, f.attempt));
         }
         Ok(out)
     }
@@ -292,7 +353,9 @@ impl SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT attempt, type, message FROM failure WHERE run_key = ?1 AND test_id = ?2 ORDER BY attempt",
+                "SELECT attempt, type, message FROM failure
+                 WHERE run_key = ?1 AND test_key = (SELECT test_key FROM test WHERE test_id = ?2)
+                 ORDER BY attempt",
             )
             .map_err(|e| self.err("cannot read failures", e))?;
         let rows = stmt
@@ -395,7 +458,7 @@ impl SqliteStore {
                         SUM(CASE WHEN r.outcome = 1 THEN 1 ELSE 0 END),
                         SUM(CASE WHEN r.outcome = 2 THEN 1 ELSE 0 END),
                         SUM(CASE WHEN r.outcome = 3 THEN 1 ELSE 0 END)
-                 FROM result r JOIN test t ON t.test_id = r.test_id
+                 FROM result r JOIN test t ON t.test_key = r.test_key
                  GROUP BY t.test_id, t.classname, t.name, t.file
                  ORDER BY t.classname, t.name, t.file, t.test_id",
             )

@@ -354,3 +354,186 @@ fn v3_database_upgrades_keeping_its_data() {
         .collect();
     assert_eq!(indexes, vec!["run_by_time", "sqlite_autoindex_run_1"]);
 }
+
+/// A database at schema v5 (hashed test ids in every result, failure and aggregate row;
+/// whole paths in report_file) upgrades to small test keys and split paths with every row
+/// kept: reads give the same test ids, in the same order, and the same paths.
+#[test]
+fn v5_database_upgrades_to_test_keys_keeping_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let report = parse_bytes(
+        br#"<testsuite><testcase classname="C" name="a"/><testcase classname="C" name="new"/></testsuite>"#,
+    )
+    .unwrap();
+    // `a` is the id of C.a, which the report below runs again; `new` gets a key after it.
+    let (a, new) = (report.cases[0].identity().0, report.cases[1].identity().0);
+    let b = i64::MAX;
+    let paths = [
+        "",
+        "r.xml",
+        "dir/",
+        "out/x//y.xml",
+        "ci/reports/unit/4102-1/TEST-com.acme.FooTest.xml",
+        "ci/reports/unit/4103-1/TEST-com.acme.FooTest.xml",
+        "/abs/ü/t.xml",
+    ];
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (_, sql) in &migrate::MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO run (run_key, commit_sha, branch, job, ci_run_id, attempt, started_at)
+             VALUES (5, 'abc123', 'main', 'unit', '77', 1, 1700000000),
+                    (9, 'def456', 'main', 'unit', '78', 1, 1700000100);
+             INSERT INTO test (test_id, classname, name, file) VALUES ({b}, 'C', 'b', 'c.rs'), ({a}, 'C', 'a', NULL);
+             INSERT INTO result VALUES (5, {a}, 1, 2, 1, 30), (5, {b}, 0, 1, 0, 10), (9, {b}, 2, 1, 1, 7);
+             INSERT INTO failure VALUES (5, {a}, 1, 0, 11, 'T', 'boom'), (9, {b}, 1, 1, 12, NULL, 'bang');
+             INSERT INTO fingerprint VALUES (11, 'boom', 'boom'), (12, 'bang', 'bang');
+             INSERT INTO job_name (job_id, job) VALUES (1, 'unit');
+             INSERT INTO result_day (day, job_id, test_id, runs, attempts, failures, failed_runs, duration_ms, last_seen, odd)
+             VALUES (19675, 1, {a}, 1, 2, 1, 0, 30, 1700000000, x'01'), (19675, 1, {b}, 2, 2, 1, 1, 17, 1700000100, NULL);
+             DELETE FROM day_pending;"
+        ))
+        .unwrap();
+        for (i, p) in paths.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO report_file VALUES (5, ?1, ?2, ?3)",
+                rusqlite::params![vec![i as u8; 16], p, i as i64],
+            )
+            .unwrap();
+        }
+    }
+    let mut store = Store::open(&path).unwrap();
+    let mut rows = Vec::new();
+    store
+        .for_each_result(&[5, 9], |pos, r| {
+            rows.push((
+                pos,
+                r.run_key,
+                r.test_id,
+                r.outcome,
+                r.attempts,
+                r.failures,
+                r.duration_ms,
+            ))
+        })
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (0, 5, a, 1, 2, 1, 30),
+            (0, 5, b, 0, 1, 0, 10),
+            (1, 9, b, 2, 1, 1, 7)
+        ]
+    );
+    let failures: Vec<_> = store
+        .failures(&[5, 9])
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.run_key, f.test_id, f.attempt, f.is_error, f.fingerprint))
+        .collect();
+    assert_eq!(failures, vec![(5, a, 1, false, 11), (9, b, 1, true, 12)]);
+    assert_eq!(
+        store.failure_messages(5, a).unwrap(),
+        vec![(1, Some("T".to_string()), Some("boom".to_string()))]
+    );
+    assert_eq!(store.result(9, b).unwrap().map(|r| r.duration_ms), Some(7));
+    assert_eq!(store.result(9, a).unwrap(), None);
+    let mut days = Vec::new();
+    store
+        .for_each_day_row(19675, 19675, None, |d| {
+            days.push((d.test_id, d.runs, d.duration_ms, d.odd.clone()))
+        })
+        .unwrap();
+    days.sort();
+    assert_eq!(days, vec![(a, 1, 30, vec![1]), (b, 2, 17, vec![])]);
+    let counts: Vec<_> = store
+        .test_counts()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.test_id, t.runs))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (crate::model::TestIdentity(a).hex(), 1),
+            (crate::model::TestIdentity(b).hex(), 2)
+        ]
+    );
+    // A new run of a stored test and a new test: the stored test keeps its key, and the
+    // run's results still come by test id.
+    let mut batch = store.batch().unwrap();
+    let (run, created) = batch
+        .run(&RunMeta {
+            run_id: "79".into(),
+            ..meta(1)
+        })
+        .unwrap();
+    assert!(created);
+    batch
+        .add_file(run, "ff", "t.xml", &report.cases, 2, None)
+        .unwrap();
+    batch.commit().unwrap();
+    let mut ids = Vec::new();
+    store
+        .for_each_result(&[run], |_, r| ids.push(r.test_id))
+        .unwrap();
+    let mut sorted = vec![a, new];
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let keys: Vec<(i64, i64)> = conn
+        .prepare("SELECT test_key, test_id FROM test ORDER BY test_key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut by_id = vec![(1, a), (2, b)];
+    by_id.sort_by_key(|k| k.1);
+    let by_id: Vec<(i64, i64)> = by_id
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (i as i64 + 1, k.1))
+        .collect();
+    assert_eq!(keys, [by_id, vec![(3, new)]].concat());
+    let stored: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT f.testcases, p.part || f.folder || n.part FROM report_file f
+             JOIN path_part p ON p.part_id = f.prefix JOIN path_part n ON n.part_id = f.name
+             WHERE f.run_key = 5 ORDER BY f.testcases",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let want: Vec<(i64, String)> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as i64, p.to_string()))
+        .collect();
+    assert_eq!(stored, want);
+}
+
+/// Paths are split losslessly into the parts the store interns, the same way in Rust as
+/// the v6 migration does in SQL.
+#[test]
+fn report_paths_split_into_prefix_folder_and_name() {
+    use write::split_path;
+    for (p, want) in [
+        ("", ("", "", "")),
+        ("r.xml", ("", "", "r.xml")),
+        ("dir/", ("", "dir/", "")),
+        ("a/b.xml", ("", "a/", "b.xml")),
+        ("a/b/c/d.xml", ("a/b/", "c/", "d.xml")),
+        ("x//y", ("x/", "/", "y")),
+        ("/t.xml", ("", "/", "t.xml")),
+    ] {
+        assert_eq!(split_path(p), want, "{p}");
+    }
+}

@@ -26,29 +26,36 @@ pub struct SqliteBatch<'s> {
     finished: bool,
     store_path: &'s std::path::Path,
     // Per batch, so that a rolled-back batch leaves no stale "already stored" entries.
-    known_tests: std::collections::HashSet<i64>,
+    /// Test id → test key (`test.test_key`, what result rows hold) of tests seen in the batch.
+    known_tests: std::collections::HashMap<i64, i64>,
     known_fingerprints: std::collections::HashSet<i64>,
+    /// Interned path parts (`path_part`) seen in the batch → their ids.
+    known_parts: std::collections::HashMap<String, i64>,
     /// The known sets at the savepoint, restored on rollback so that no test row that was
     /// rolled back is taken as stored.
-    saved: Option<(
-        std::collections::HashSet<i64>,
-        std::collections::HashSet<i64>,
-    )>,
+    saved: Option<Known>,
     /// Runs whose day this batch marked pending for the daily aggregate.
     marked: std::collections::HashSet<i64>,
     /// The run created last in this batch, whose result rows wait for its last file.
     fresh: Option<FreshRun>,
 }
 
+/// What a batch knows is stored: tests (id → key), fingerprints, path parts (text → id).
+type Known = (
+    std::collections::HashMap<i64, i64>,
+    std::collections::HashSet<i64>,
+    std::collections::HashMap<String, i64>,
+);
+
 /// The rows of a run created in this batch, held until another run starts or the batch
-/// commits, then inserted sorted by test id. A new run has the largest run key, so its
+/// commits, then inserted sorted by test key. A new run has the largest run key, so its
 /// rows go in at the right edge of the `result` B-tree in key order: pages fill (about 3
 /// bytes a result less than inserting file by file, where files of one run interleave
-/// their test ids) and many rows share a statement. Nothing of the run is in the database
+/// their test keys) and many rows share a statement. Nothing of the run is in the database
 /// but the run row until then, so its duplicate-file check is answered here.
 struct FreshRun {
     run_key: i64,
-    /// test id → (attempts, failures, duration_ms, outcome), reruns across files merged.
+    /// test key → (attempts, failures, duration_ms, outcome), reruns across files merged.
     rows: std::collections::HashMap<i64, (u32, u32, i64, u8)>,
     /// (content hash key, path, testcases)
     files: Vec<(Vec<u8>, String, i64)>,
@@ -56,14 +63,16 @@ struct FreshRun {
     tests_time_s: Option<f64>,
 }
 
-/// A report's failures and their fingerprints; `offsets` moves each row's attempt numbers
-/// past the attempts earlier files of the run stored for the same test.
+/// A report's failures and their fingerprints; `keys` are the rows' test keys, `offsets`
+/// move each row's attempt numbers past the attempts earlier files of the run stored for
+/// the same test.
 fn store_failures(
     tx: &rusqlite::Connection,
     path: &std::path::Path,
     known_fingerprints: &mut std::collections::HashSet<i64>,
     run_key: i64,
     prepared: &Prepared,
+    keys: &[i64],
     offsets: &[i64],
 ) -> Result<()> {
     if prepared.failures.is_empty() {
@@ -78,9 +87,9 @@ fn store_failures(
          ON CONFLICT (fingerprint) DO NOTHING",
     )?;
     let mut add_failure = prep(
-        "INSERT INTO failure (run_key, test_id, attempt, is_error, fingerprint, type, message)
+        "INSERT INTO failure (run_key, test_key, attempt, is_error, fingerprint, type, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (run_key, test_id, attempt) DO NOTHING",
+         ON CONFLICT (run_key, test_key, attempt) DO NOTHING",
     )?;
     for f in &prepared.failures {
         if known_fingerprints.insert(f.fingerprint) {
@@ -88,11 +97,10 @@ fn store_failures(
                 .execute(params![f.fingerprint, f.normalized, f.sample])
                 .map_err(|e| db_error(path, "cannot store a fingerprint", e))?;
         }
-        let row = &prepared.rows[f.row];
         add_failure
             .execute(params![
                 run_key,
-                row.test_id,
+                keys[f.row],
                 offsets[f.row] + i64::from(f.attempt),
                 f.is_error,
                 f.fingerprint,
@@ -145,6 +153,7 @@ impl SqliteStore {
             store_path: &self.path,
             known_tests: Default::default(),
             known_fingerprints: Default::default(),
+            known_parts: Default::default(),
             saved: None,
             marked: Default::default(),
             fresh: None,
@@ -308,12 +317,15 @@ impl SqliteBatch<'_> {
             );
         }
         let tally = self.add_prepared(run_key, cases, prepared)?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO report_file (run_key, content_hash, path, testcases) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| s.execute(params![run_key, hash_key(content_hash), path, testcase_elements as i64]))
-            .map_err(|e| self.err("cannot record the report", e))?;
+        store_file(
+            self.tx,
+            self.store_path,
+            &mut self.known_parts,
+            run_key,
+            &hash_key(content_hash),
+            path,
+            testcase_elements as i64,
+        )?;
         if let Some(t) = report_time_s {
             self.tx
                 .prepare_cached(
@@ -352,14 +364,14 @@ impl SqliteBatch<'_> {
                 .map_err(|e| db_error(path, "cannot prepare", e))
         };
         let mut add_result = prep(
-            "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
+            "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut add_results = prep(&multi_row_insert())?;
         let mut merge_result = prep(
-            "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
+            "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (run_key, test_id) DO UPDATE SET
+             ON CONFLICT (run_key, test_key) DO UPDATE SET
                attempts = result.attempts + excluded.attempts,
                failures = result.failures + excluded.failures,
                duration_ms = result.duration_ms + excluded.duration_ms,
@@ -371,7 +383,7 @@ impl SqliteBatch<'_> {
              RETURNING attempts - ?4",
         )?;
 
-        store_tests(tx, path, &mut self.known_tests, cases, prepared)?;
+        let keys = store_tests(tx, path, &mut self.known_tests, cases, prepared)?;
 
         // Attempt number offset of each row: 0 unless another file of this run already
         // stored attempts of the same test.
@@ -379,10 +391,10 @@ impl SqliteBatch<'_> {
         for (chunk_no, chunk) in prepared.rows.chunks(INSERT_ROWS).enumerate() {
             if chunk.len() == INSERT_ROWS {
                 let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
-                for r in chunk {
+                for (i, r) in chunk.iter().enumerate() {
                     values.extend([
                         run_key,
-                        r.test_id,
+                        keys[chunk_no * INSERT_ROWS + i],
                         i64::from(r.outcome),
                         i64::from(r.attempts),
                         i64::from(r.failures),
@@ -401,7 +413,7 @@ impl SqliteBatch<'_> {
             for (i, r) in chunk.iter().enumerate() {
                 let values = params![
                     run_key,
-                    r.test_id,
+                    keys[chunk_no * INSERT_ROWS + i],
                     r.outcome,
                     r.attempts,
                     r.failures,
@@ -428,6 +440,7 @@ impl SqliteBatch<'_> {
             &mut self.known_fingerprints,
             run_key,
             prepared,
+            &keys,
             &offsets,
         )?;
         Ok(prepared.tally)
@@ -449,12 +462,12 @@ impl SqliteBatch<'_> {
         let mut fresh = self.fresh.take().expect("a fresh run");
         let run_key = fresh.run_key;
         let outcome = (|| -> Result<()> {
-            store_tests(tx, store_path, &mut self.known_tests, cases, prepared)?;
+            let keys = store_tests(tx, store_path, &mut self.known_tests, cases, prepared)?;
             // Attempts of each row stored by earlier files of the run: failure numbers follow them.
             let mut offsets = vec![0i64; prepared.rows.len()];
             for (i, r) in prepared.rows.iter().enumerate() {
                 use std::collections::hash_map::Entry;
-                match fresh.rows.entry(r.test_id) {
+                match fresh.rows.entry(keys[i]) {
                     Entry::Vacant(v) => {
                         v.insert((r.attempts, r.failures, r.duration_ms, r.outcome));
                     }
@@ -472,6 +485,7 @@ impl SqliteBatch<'_> {
                 &mut self.known_fingerprints,
                 run_key,
                 prepared,
+                &keys,
                 &offsets,
             )
         })();
@@ -506,10 +520,10 @@ impl SqliteBatch<'_> {
         let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
         for chunk in chunks.by_ref() {
             values.clear();
-            for &(test_id, (a, f, d, o)) in chunk {
+            for &(test_key, (a, f, d, o)) in chunk {
                 values.extend([
                     fresh.run_key,
-                    test_id,
+                    test_key,
                     i64::from(o),
                     i64::from(a),
                     i64::from(f),
@@ -521,23 +535,26 @@ impl SqliteBatch<'_> {
                 .map_err(|e| db_error(path, "cannot store results", e))?;
         }
         let mut add_result = prep(
-            "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms)
+            "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for &(test_id, (a, f, d, o)) in chunks.remainder() {
+        for &(test_key, (a, f, d, o)) in chunks.remainder() {
             add_result
-                .execute(params![fresh.run_key, test_id, o, a, f, d])
+                .execute(params![fresh.run_key, test_key, o, a, f, d])
                 .map_err(|e| db_error(path, "cannot store a result", e))?;
         }
         let mut files = fresh.files;
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut add_file = prep(
-            "INSERT INTO report_file (run_key, content_hash, path, testcases) VALUES (?1, ?2, ?3, ?4)",
-        )?;
         for (hash, p, testcases) in &files {
-            add_file
-                .execute(params![fresh.run_key, hash, p, testcases])
-                .map_err(|e| db_error(path, "cannot record the report", e))?;
+            store_file(
+                tx,
+                path,
+                &mut self.known_parts,
+                fresh.run_key,
+                hash,
+                p,
+                *testcases,
+            )?;
         }
         if let Some(t) = fresh.tests_time_s {
             prep("UPDATE run SET tests_time_s = tests_time_s + ?1 WHERE run_key = ?2")?
@@ -551,7 +568,11 @@ impl SqliteBatch<'_> {
     pub fn savepoint(&mut self) -> Result<()> {
         // Rolling back must not reach rows held in memory from before the savepoint.
         self.flush_fresh()?;
-        self.saved = Some((self.known_tests.clone(), self.known_fingerprints.clone()));
+        self.saved = Some((
+            self.known_tests.clone(),
+            self.known_fingerprints.clone(),
+            self.known_parts.clone(),
+        ));
         self.tx
             .execute_batch("SAVEPOINT report")
             .map_err(|e| self.err("cannot set a savepoint", e))
@@ -569,9 +590,10 @@ impl SqliteBatch<'_> {
         self.marked.clear();
         // A run created after the savepoint is rolled back with everything it held.
         self.fresh = None;
-        if let Some((tests, fingerprints)) = self.saved.take() {
+        if let Some((tests, fingerprints, parts)) = self.saved.take() {
             self.known_tests = tests;
             self.known_fingerprints = fingerprints;
+            self.known_parts = parts;
         }
         self.tx
             .execute_batch("ROLLBACK TO report; RELEASE report")
@@ -580,7 +602,7 @@ impl SqliteBatch<'_> {
 
     /// Test ids written in this batch so far.
     pub fn tests_seen(&self) -> impl Iterator<Item = i64> + '_ {
-        self.known_tests.iter().copied()
+        self.known_tests.keys().copied()
     }
 
     /// Make the batch durable.
@@ -604,46 +626,121 @@ impl Drop for SqliteBatch<'_> {
     }
 }
 
-/// Store the tests of rows not seen in this batch yet. Most already exist (every run of a
-/// job repeats its tests): an integer lookup finds them, where an upsert would bind and
-/// copy four strings per test only to do nothing.
+/// The test key of every row, storing the tests not stored yet. Most already exist (every
+/// run of a job repeats its tests): an integer lookup finds them, where an upsert would
+/// bind and copy four strings per test only to do nothing; tests seen in the batch are
+/// answered from `known`.
 fn store_tests(
     tx: &Connection,
     path: &std::path::Path,
-    known: &mut std::collections::HashSet<i64>,
+    known: &mut std::collections::HashMap<i64, i64>,
     cases: &[TestCase],
     prepared: &Prepared,
-) -> Result<()> {
+) -> Result<Vec<i64>> {
     let prep = |sql: &str| {
         tx.prepare_cached(sql)
             .map_err(|e| db_error(path, "cannot prepare", e))
     };
-    let mut exists = prep("SELECT 1 FROM test WHERE test_id = ?1")?;
-    let mut add_test = prep(
-        "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (test_id) DO NOTHING",
-    )?;
+    let mut keys = Vec::with_capacity(prepared.rows.len());
+    let mut lookup = None;
+    let mut add_test = None;
     for row in &prepared.rows {
-        if !known.insert(row.test_id) {
+        if let Some(&key) = known.get(&row.test_id) {
+            keys.push(key);
             continue;
         }
-        let stored = exists
-            .exists([row.test_id])
+        let lookup = match &mut lookup {
+            Some(s) => s,
+            None => lookup.insert(prep("SELECT test_key FROM test WHERE test_id = ?1")?),
+        };
+        let stored: Option<i64> = lookup
+            .query_row([row.test_id], |r| r.get(0))
+            .optional()
             .map_err(|e| db_error(path, "cannot look up a test", e))?;
-        if stored {
-            continue;
-        }
-        let case = &cases[row.case];
-        add_test
-            .execute(params![
-                row.test_id,
-                case.classname,
-                case.name,
-                case.file,
-                case.suite
-            ])
-            .map_err(|e| db_error(path, "cannot store a test", e))?;
+        let key = match stored {
+            Some(key) => key,
+            None => {
+                let add_test = match &mut add_test {
+                    Some(s) => s,
+                    None => add_test.insert(prep(
+                        "INSERT INTO test (test_id, classname, name, file, suite)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?),
+                };
+                let case = &cases[row.case];
+                add_test
+                    .execute(params![
+                        row.test_id,
+                        case.classname,
+                        case.name,
+                        case.file,
+                        case.suite
+                    ])
+                    .map_err(|e| db_error(path, "cannot store a test", e))?;
+                tx.last_insert_rowid()
+            }
+        };
+        known.insert(row.test_id, key);
+        keys.push(key);
     }
+    Ok(keys)
+}
+
+/// A report path as stored: (prefix, folder, name), where `name` follows the last '/',
+/// `folder` is the last component of what precedes it (with its '/') and `prefix` the
+/// rest; `prefix + folder + name` is the path. See `schema/0006_compact_keys.sql`, which
+/// splits stored paths the same way.
+pub(crate) fn split_path(path: &str) -> (&str, &str, &str) {
+    let name_at = path.rfind('/').map_or(0, |i| i + 1);
+    let up_to_name = &path[..name_at];
+    let folder_at = up_to_name[..name_at.saturating_sub(1)]
+        .rfind('/')
+        .map_or(0, |i| i + 1);
+    (
+        &path[..folder_at],
+        &path[folder_at..name_at],
+        &path[name_at..],
+    )
+}
+
+/// Record a stored report file, its path's prefix and name interned in `path_part`.
+fn store_file(
+    tx: &Connection,
+    path: &std::path::Path,
+    known_parts: &mut std::collections::HashMap<String, i64>,
+    run_key: i64,
+    hash: &[u8],
+    file_path: &str,
+    testcases: i64,
+) -> Result<()> {
+    let (prefix, folder, name) = split_path(file_path);
+    let mut part_id = |part: &str| -> Result<i64> {
+        if let Some(&id) = known_parts.get(part) {
+            return Ok(id);
+        }
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT part_id FROM path_part WHERE part = ?1")
+            .and_then(|mut s| s.query_row([part], |r| r.get(0)).optional())
+            .map_err(|e| db_error(path, "cannot look up a report path", e))?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT INTO path_part (part) VALUES (?1)")
+                    .and_then(|mut s| s.execute([part]))
+                    .map_err(|e| db_error(path, "cannot record a report path", e))?;
+                tx.last_insert_rowid()
+            }
+        };
+        known_parts.insert(part.to_string(), id);
+        Ok(id)
+    };
+    let (prefix, name) = (part_id(prefix)?, part_id(name)?);
+    tx.prepare_cached(
+        "INSERT INTO report_file (run_key, content_hash, prefix, folder, name, testcases)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| s.execute(params![run_key, hash, prefix, folder, name, testcases]))
+    .map_err(|e| db_error(path, "cannot record the report", e))?;
     Ok(())
 }
 
@@ -663,7 +760,7 @@ const INSERT_ROWS: usize = 32;
 
 fn multi_row_insert() -> String {
     let mut sql = String::from(
-        "INSERT INTO result (run_key, test_id, outcome, attempts, failures, duration_ms) VALUES ",
+        "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES ",
     );
     for i in 0..INSERT_ROWS {
         if i > 0 {
@@ -717,7 +814,7 @@ pub fn prepare_with_ids(cases: &[TestCase], ids: &[i64]) -> Prepared {
     use crate::model::{AttemptOutcome, RunOutcome};
     assert_eq!(cases.len(), ids.len(), "one identity per case");
     let mut order: Vec<(i64, usize)> = ids.iter().copied().zip(0..).collect();
-    // Sorted inserts fill B-tree pages densely (the key is (run_key, test_id)).
+    // Rows in a stable order (the writer stores them by test key).
     order.sort_unstable();
     let mut out = Prepared {
         rows: Vec::with_capacity(order.len()),
