@@ -389,7 +389,10 @@ fn loadavg() -> String {
 
 /// Start a `serve` replica on `db`; returns it and its base URL.
 fn start_server(db: &std::path::Path, replica: usize) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_flakehound"))
+    // FLAKEHOUND_LOAD_BIN=PATH runs another build of the server (before/after comparisons).
+    let bin = std::env::var_os("FLAKEHOUND_LOAD_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_flakehound").into());
+    let mut server = Command::new(bin)
         .arg("--db")
         .arg(db)
         .args([

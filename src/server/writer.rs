@@ -9,6 +9,7 @@
 //! is queued, commits it and returns, so no accepted upload is lost on shutdown.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +18,7 @@ use crate::error::Result;
 use crate::ingest::{report_timestamp, Rejection, Summary};
 use crate::junit::Report;
 use crate::model::RunMeta;
+use crate::score::FastHasher;
 use crate::store::{Prepared, Store};
 
 /// Results per transaction, beyond which queued uploads wait for the next one.
@@ -215,7 +217,8 @@ fn write_one(batch: &mut crate::store::Batch<'_>, upload: &Upload) -> Result<Sto
         ..Summary::default()
     };
     let mut run_key = None;
-    let mut distinct: HashSet<i64> = HashSet::new();
+    // Test ids are uniform hashes already: no SipHash needed.
+    let mut distinct: HashSet<i64, BuildHasherDefault<FastHasher>> = HashSet::default();
     for file in &upload.files {
         let key = match run_key {
             Some(k) => k,
