@@ -5,7 +5,17 @@
 //!     FLAKEHOUND_LOAD_UPLOADS=2000 FLAKEHOUND_LOAD_CLIENTS=32 FLAKEHOUND_LOAD_TESTS=500 cargo bench --bench upload_load
 //!
 //! Prints throughput (uploads/s) and latency percentiles (each upload through the real
-//! client: `flakehound::server::client::upload`, retries included).
+//! client: `flakehound::server::client::upload_with`, retries included), and the CPU the
+//! server(s) and this load generator used while uploading, with the load average. The
+//! generator is cheap: bodies are built and compressed before the clock starts, and each
+//! client keeps one keep-alive connection (`FLAKEHOUND_LOAD_NEW_CONN=1`: a new connection
+//! per upload, as `flakehound upload` does).
+//!
+//! Profile the (first) server while it is loaded: the command gets `-p PID` appended, runs
+//! for the upload phase and is stopped with SIGINT:
+//!
+//!     FLAKEHOUND_LOAD_PROFILE="perf record -g -o /tmp/serve.perf" cargo bench --bench upload_load
+//!     FLAKEHOUND_LOAD_PROFILE="perf stat" cargo bench --bench upload_load
 //!
 //! Several replicas on one PostgreSQL database, one of them killed (SIGKILL) halfway:
 //!
@@ -134,6 +144,25 @@ fn main() {
     let done = Arc::new(AtomicUsize::new(0));
     let killed_at = Arc::new(Mutex::new(None::<usize>));
     eprintln!("uploading from {clients} clients (mean body {mean_kib:.1} KiB)…");
+    let new_conn = std::env::var("FLAKEHOUND_LOAD_NEW_CONN").is_ok_and(|v| v == "1");
+    let profiler = std::env::var("FLAKEHOUND_LOAD_PROFILE")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .map(|cmd| {
+            let mut words = cmd.split_whitespace();
+            let child = Command::new(words.next().unwrap())
+                .args(words)
+                .arg("-p")
+                .arg(servers[0].id().to_string())
+                .spawn()
+                .expect("cannot start FLAKEHOUND_LOAD_PROFILE");
+            // Let it attach before the load starts.
+            std::thread::sleep(Duration::from_millis(500));
+            child
+        });
+    let load_before = loadavg();
+    let server_cpu_before: Vec<Duration> = servers.iter().map(|s| cpu_of(s.id())).collect();
+    let own_cpu_before = cpu_of(std::process::id());
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|c| {
@@ -146,6 +175,7 @@ fn main() {
                 acknowledged.clone(),
                 done.clone(),
             );
+            let agents: Vec<ureq::Agent> = options.iter().map(client::agent).collect();
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= bodies.len() {
@@ -171,7 +201,12 @@ fn main() {
                     1
                 };
                 for k in 0..tries {
-                    let o = client::upload(&options[(c + k) % options.len()], &query, &bodies[i]);
+                    let r = (c + k) % options.len();
+                    let o = if new_conn {
+                        client::upload(&options[r], &query, &bodies[i])
+                    } else {
+                        client::upload_with(&agents[r], &options[r], &query, &bodies[i])
+                    };
                     match o {
                         Outcome::Unavailable(_) if k + 1 < tries => continue,
                         o => {
@@ -211,6 +246,19 @@ fn main() {
         t.join().unwrap();
     }
     let elapsed = start.elapsed();
+    let own_cpu = cpu_of(std::process::id()).saturating_sub(own_cpu_before);
+    let server_cpu: Vec<Duration> = servers
+        .iter()
+        .zip(&server_cpu_before)
+        .map(|(s, before)| cpu_of(s.id()).saturating_sub(*before))
+        .collect();
+    let load_after = loadavg();
+    if let Some(mut p) = profiler {
+        let _ = Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
+        let _ = p.wait();
+    }
 
     // Every upload stored exactly once: one run each, with all its files and tests.
     let store = Store::open_read_only(&db).unwrap();
@@ -283,6 +331,18 @@ fn main() {
             elapsed.as_secs_f64()
         )
         .unwrap();
+        let wall = elapsed.as_secs_f64();
+        let servers_s: f64 = server_cpu.iter().map(Duration::as_secs_f64).sum();
+        writeln!(
+            out,
+            "cpu while uploading: server {servers_s:.2} s ({:.0}% of a core, {:.2} ms/upload), load generator {:.2} s ({:.0}% of a core), connections: {}; loadavg before {load_before}, after {load_after}",
+            servers_s / wall * 100.0,
+            servers_s * 1000.0 / l.len() as f64,
+            own_cpu.as_secs_f64(),
+            own_cpu.as_secs_f64() / wall * 100.0,
+            if new_conn { "a new one per upload" } else { "keep-alive, one per client" },
+        )
+        .unwrap();
         writeln!(
             out,
             "latency: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -301,9 +361,38 @@ fn main() {
     assert!(stopped.iter().all(|s| s.success()));
 }
 
+/// User + system CPU of a process so far (`/proc/PID/stat`, in USER_HZ = 1/100 s); zero
+/// for one that is gone.
+fn cpu_of(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// The first three fields of `/proc/loadavg`.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// Start a `serve` replica on `db`; returns it and its base URL.
 fn start_server(db: &std::path::Path, replica: usize) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_flakehound"))
+    // FLAKEHOUND_LOAD_BIN=PATH runs another build of the server (before/after comparisons).
+    let bin = std::env::var_os("FLAKEHOUND_LOAD_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_flakehound").into());
+    let mut server = Command::new(bin)
         .arg("--db")
         .arg(db)
         .args([

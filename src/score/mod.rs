@@ -13,6 +13,8 @@ mod impact;
 mod lone;
 mod stats;
 
+pub(crate) use gather::FastHasher;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;

@@ -228,8 +228,9 @@ pub fn backoff(base: Duration, n: u32, server_asked: Option<Duration>) -> Durati
     }
 }
 
-/// The HTTP client of `upload` and `upload --gate`.
-pub(super) fn agent(options: &Options) -> ureq::Agent {
+/// The HTTP client of `upload` and `upload --gate`. One agent keeps its connections
+/// open between requests: pass the same one to [`upload_with`] for many uploads.
+pub fn agent(options: &Options) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(10).min(options.timeout))
         .timeout(options.timeout)
@@ -260,11 +261,20 @@ pub(super) fn post(
 
 /// Post a packed body, retrying as [`Options`] says. `query` is the run metadata.
 pub fn upload(options: &Options, query: &[(String, String)], body: &[u8]) -> Outcome {
-    let agent = agent(options);
+    upload_with(&agent(options), options, query, body)
+}
+
+/// [`upload`] through `agent` (from [`agent`]), whose open connection is reused.
+pub fn upload_with(
+    agent: &ureq::Agent,
+    options: &Options,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Outcome {
     let url = format!("{}/api/v1/uploads", options.server.trim_end_matches('/'));
     let mut last_error = String::new();
     for attempt in 0..=options.retries {
-        let asked = match post(&agent, &url, options, query).send_bytes(body) {
+        let asked = match post(agent, &url, options, query).send_bytes(body) {
             Ok(response) => {
                 let status = response.status();
                 if !(200..300).contains(&status) {

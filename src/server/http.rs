@@ -19,7 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::auth::{Denied, Scope, Tokens};
 use super::cache::{Answer, ReadCache};
-use super::limits::{case_bytes, Charge, Exhausted, MemoryBudget};
+use super::limits::{case_bytes, prepared_bytes, Charge, Exhausted, MemoryBudget};
 use super::unpack::{unpack, Meter, UnpackError};
 use super::writer::{Job, Parsed, Upload};
 use super::Config;
@@ -604,11 +604,16 @@ fn prepare(
             return;
         }
         match parsed {
-            Ok(report) => files.push(Parsed {
-                name: entry.name,
-                hash: entry.hash,
-                report,
-            }),
+            Ok(report) => {
+                // The rows the writer binds, computed here (in parallel across uploads)
+                // and charged like the results they come from.
+                let file = Parsed::new(entry.name, entry.hash, report);
+                if let Err(e) = charge.add(prepared_bytes(&file.prepared)) {
+                    refused = Some(memory_error(e, charge.limit()));
+                    return;
+                }
+                files.push(file);
+            }
             Err(e) => {
                 let at = junit::located_in(&entry.xml, &e);
                 rejected.push(Rejection {
@@ -711,7 +716,8 @@ async fn upload(
     if state.0.writer.send(Job { upload, reply }).await.is_err() {
         return busy("the server is shutting down");
     }
-    let answer = answer.await;
+    // The upload comes back with its answer and is freed here, off the writer.
+    let answer = answer.await.map(|a| a.reply);
     drop(permit);
     match answer {
         Ok(Ok(stored)) if stored.rejected.is_empty() => Json(stored.summary).into_response(),

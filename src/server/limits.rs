@@ -104,7 +104,8 @@ impl Charge {
         if self.held().saturating_add(n) > budget.limit {
             return Err(Exhausted::TooLarge);
         }
-        let deadline = wait.map(|w| Instant::now() + w);
+        // Read the clock only once the budget is short (this runs once per parsed case).
+        let mut deadline = None;
         let mut ledger = budget.ledger();
         loop {
             if ledger.used.saturating_add(n) <= budget.limit {
@@ -113,7 +114,9 @@ impl Charge {
                 return Ok(());
             }
             let oldest = ledger.live.first() == Some(&self.ticket);
-            let left = deadline.and_then(|d| d.checked_duration_since(Instant::now()));
+            let now = Instant::now();
+            let deadline = *deadline.get_or_insert_with(|| wait.map(|w| now + w));
+            let left = deadline.and_then(|d| d.checked_duration_since(now));
             match left {
                 Some(left) if oldest && !left.is_zero() => {
                     ledger = budget
@@ -173,6 +176,24 @@ pub fn case_bytes(case: &TestCase) -> u64 {
     OVERHEAD
         + (std::mem::size_of::<TestCase>() + strings + attempts) as u64
         + (case.classname.len() + case.name.len()) as u64
+}
+
+/// Bytes a report's prepared rows hold (see [`crate::store::prepare_with_ids`]): a row per
+/// test, and the strings of each failure's fingerprint.
+pub fn prepared_bytes(prepared: &crate::store::Prepared) -> u64 {
+    let rows = std::mem::size_of_val(prepared.rows.as_slice());
+    let failures: usize = prepared
+        .failures
+        .iter()
+        .map(|f| {
+            std::mem::size_of_val(f)
+                + f.normalized.len()
+                + f.sample.len()
+                + f.kind.as_ref().map_or(0, String::len)
+                + f.message.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    (rows + failures) as u64
 }
 
 #[cfg(test)]

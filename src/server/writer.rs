@@ -1,12 +1,15 @@
 //! The one writer: a thread that owns the [`Store`] and stores uploads in order.
 //!
-//! Uploads arrive parsed over a bounded channel. When several are queued the writer takes
-//! them all (up to a limit) into one transaction, so that a burst of uploads costs one
-//! commit instead of one each; each upload's answer goes back over its own oneshot channel
-//! once the transaction has committed. When every sender is gone the writer drains what
+//! Uploads arrive parsed, their rows prepared ([`crate::store::prepare_with_ids`], on the
+//! request's blocking thread, in parallel), over a bounded channel, so that the writer only
+//! binds and steps statements. When several are queued the writer takes them all (up to a
+//! limit) into one transaction, so that a burst of uploads costs one commit instead of one
+//! each; each upload's answer goes back over its own oneshot channel once the transaction
+//! has committed, with the upload itself, which its request frees (not the writer). When every sender is gone the writer drains what
 //! is queued, commits it and returns, so no accepted upload is lost on shutdown.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,16 +18,32 @@ use crate::error::Result;
 use crate::ingest::{report_timestamp, Rejection, Summary};
 use crate::junit::Report;
 use crate::model::RunMeta;
-use crate::store::Store;
+use crate::score::FastHasher;
+use crate::store::{Prepared, Store};
 
 /// Results per transaction, beyond which queued uploads wait for the next one.
 const RESULTS_PER_COMMIT: u64 = 250_000;
 
-/// One report of an upload, parsed.
+/// One report of an upload, parsed, and its rows prepared.
 pub struct Parsed {
     pub name: String,
     pub hash: String,
     pub report: Report,
+    /// `prepare_with_ids(&report.cases, &report.ids)`.
+    pub prepared: Prepared,
+}
+
+impl Parsed {
+    /// A parsed report with its rows computed (identities as the parser hashed them).
+    pub fn new(name: String, hash: String, report: Report) -> Parsed {
+        let prepared = crate::store::prepare_with_ids(&report.cases, &report.ids);
+        Parsed {
+            name,
+            hash,
+            report,
+            prepared,
+        }
+    }
 }
 
 /// One upload, ready to store.
@@ -67,9 +86,16 @@ impl Failed {
 
 pub type Reply = std::result::Result<Stored, Failed>;
 
+/// The answer to a [`Job`], sent once its transaction committed (or failed), with the
+/// upload handed back so that its request, not the single writer, frees it.
+pub struct Answer {
+    pub reply: Reply,
+    pub upload: Upload,
+}
+
 pub struct Job {
     pub upload: Upload,
-    pub reply: oneshot::Sender<Reply>,
+    pub reply: oneshot::Sender<Answer>,
 }
 
 /// Start the writer thread. `batch_max` caps the uploads per transaction.
@@ -97,8 +123,13 @@ pub fn spawn(
                     }
                 }
                 let started = std::time::Instant::now();
-                let (uploads, replies): (Vec<Upload>, Vec<oneshot::Sender<Reply>>) =
+                let (uploads, replies): (Vec<Upload>, Vec<oneshot::Sender<Answer>>) =
                     jobs.into_iter().map(|j| (j.upload, j.reply)).unzip();
+                // The requester may have given up (timeout, disconnect): the upload is
+                // stored all the same, and dropped here.
+                let answer = |tx: oneshot::Sender<Answer>, upload: Upload, reply: Reply| {
+                    let _ = tx.send(Answer { reply, upload });
+                };
                 match write(&mut store, &uploads) {
                     Ok(stored) => {
                         tracing::debug!(
@@ -106,24 +137,22 @@ pub fn spawn(
                             ms = started.elapsed().as_millis() as u64,
                             "committed"
                         );
-                        for (reply, s) in replies.into_iter().zip(stored) {
-                            // The requester may have given up (timeout, disconnect): the
-                            // upload is stored all the same.
-                            let _ = reply.send(Ok(s));
+                        for ((tx, upload), s) in replies.into_iter().zip(uploads).zip(stored) {
+                            answer(tx, upload, Ok(s));
                         }
                     }
                     Err(e) if uploads.len() > 1 && !e.is_unavailable() => {
                         // One bad upload must not fail the others queued with it: store
                         // each in its own transaction.
                         tracing::warn!(error = %e, uploads = uploads.len(), "batch failed; storing its uploads one by one");
-                        for (upload, reply) in uploads.iter().zip(replies) {
-                            let answer = write(&mut store, std::slice::from_ref(upload))
+                        for (upload, tx) in uploads.into_iter().zip(replies) {
+                            let reply = write(&mut store, std::slice::from_ref(&upload))
                                 .map(|mut s| s.remove(0))
                                 .map_err(|e| {
                                     tracing::error!(error = %e, "cannot store an upload");
                                     Failed::from(&e)
                                 });
-                            let _ = reply.send(answer);
+                            answer(tx, upload, reply);
                         }
                     }
                     Err(e) => {
@@ -135,8 +164,8 @@ pub fn spawn(
                             tracing::error!(error = %e, "cannot store an upload");
                         }
                         let failed = Failed::from(&e);
-                        for reply in replies {
-                            let _ = reply.send(Err(failed.clone()));
+                        for (tx, upload) in replies.into_iter().zip(uploads) {
+                            answer(tx, upload, Err(failed.clone()));
                         }
                     }
                 }
@@ -188,7 +217,8 @@ fn write_one(batch: &mut crate::store::Batch<'_>, upload: &Upload) -> Result<Sto
         ..Summary::default()
     };
     let mut run_key = None;
-    let mut distinct: HashSet<i64> = HashSet::new();
+    // Test ids are uniform hashes already: no SipHash needed.
+    let mut distinct: HashSet<i64, BuildHasherDefault<FastHasher>> = HashSet::default();
     for file in &upload.files {
         let key = match run_key {
             Some(k) => k,
@@ -213,12 +243,13 @@ fn write_one(batch: &mut crate::store::Batch<'_>, upload: &Upload) -> Result<Sto
             summary.unchanged += 1;
             continue;
         }
-        distinct.extend(file.report.cases.iter().map(|c| c.identity().0));
-        let t = batch.add_file(
+        distinct.extend(file.prepared.rows.iter().map(|r| r.test_id));
+        let t = batch.add_file_prepared(
             key,
             &file.hash,
             &file.name,
             &file.report.cases,
+            &file.prepared,
             file.report.info.testcases,
             file.report.info.time_s,
         )?;
@@ -253,11 +284,11 @@ mod tests {
                 run_url: None,
             },
             started_at_known: true,
-            files: vec![Parsed {
-                name: "TEST-a.xml".into(),
-                hash: blake3::hash(xml.as_bytes()).to_hex().to_string(),
-                report: crate::junit::parse_bytes(xml.as_bytes()).unwrap(),
-            }],
+            files: vec![Parsed::new(
+                "TEST-a.xml".into(),
+                blake3::hash(xml.as_bytes()).to_hex().to_string(),
+                crate::junit::parse_bytes(xml.as_bytes()).unwrap(),
+            )],
             rejected: Vec::new(),
             hold: None,
         }
@@ -282,7 +313,7 @@ mod tests {
         drop(tx);
         let summaries: Vec<Summary> = answers
             .into_iter()
-            .map(|a| a.blocking_recv().unwrap().unwrap().summary)
+            .map(|a| a.blocking_recv().unwrap().reply.unwrap().summary)
             .collect();
         thread.join().unwrap();
         assert_eq!(summaries[0].tests, 2);

@@ -123,7 +123,7 @@ pub(super) async fn gate(
         if state.0.writer.send(Job { upload, reply }).await.is_err() {
             return busy("the server is shutting down");
         }
-        match answer.await {
+        match answer.await.map(|a| a.reply) {
             Ok(Ok(stored)) => Some(stored.summary),
             // The cause (with the database's path) is in the server's log, not the answer.
             Ok(Err(_)) => {
