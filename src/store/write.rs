@@ -26,16 +26,13 @@ pub struct SqliteBatch<'s> {
     finished: bool,
     store_path: &'s std::path::Path,
     // Per batch, so that a rolled-back batch leaves no stale "already stored" entries.
-    known_tests: std::collections::HashSet<i64>,
-    known_fingerprints: std::collections::HashSet<i64>,
+    known_tests: IdSet,
+    known_fingerprints: IdSet,
     /// The known sets at the savepoint, restored on rollback so that no test row that was
     /// rolled back is taken as stored.
-    saved: Option<(
-        std::collections::HashSet<i64>,
-        std::collections::HashSet<i64>,
-    )>,
+    saved: Option<(IdSet, IdSet)>,
     /// Runs whose day this batch marked pending for the daily aggregate.
-    marked: std::collections::HashSet<i64>,
+    marked: IdSet,
     /// The run created last in this batch, whose result rows wait for its last file.
     fresh: Option<FreshRun>,
 }
@@ -48,12 +45,33 @@ pub struct SqliteBatch<'s> {
 /// but the run row until then, so its duplicate-file check is answered here.
 struct FreshRun {
     run_key: i64,
-    /// test id → (attempts, failures, duration_ms, outcome), reruns across files merged.
-    rows: std::collections::HashMap<i64, (u32, u32, i64, u8)>,
+    /// (test id, (attempts, failures, duration_ms, outcome)), one per test, reruns across
+    /// files merged. The first file's rows arrive sorted by test id, so a run of one file
+    /// (a CI post-step) needs neither a map nor a real sort.
+    rows: Vec<(i64, FreshRow)>,
+    /// test id → position in `rows`, built when a second file of the run arrives.
+    index: Option<IdMap<usize>>,
     /// (content hash key, path, testcases)
     files: Vec<(Vec<u8>, String, i64)>,
     hashes: std::collections::HashSet<Vec<u8>>,
     tests_time_s: Option<f64>,
+}
+
+/// (attempts, failures, duration_ms, outcome) of a fresh run's result.
+type FreshRow = (u32, u32, i64, u8);
+
+/// Sets and maps keyed by test or fingerprint ids. The ids are already blake3-derived, so
+/// SipHash's cost buys nothing here; foldhash is still seeded per process.
+type IdSet = std::collections::HashSet<i64, foldhash::fast::RandomState>;
+type IdMap<V> = std::collections::HashMap<i64, V, foldhash::fast::RandomState>;
+
+/// Add a later file's attempts of a test to its fresh row; returns the attempts stored
+/// before (the offset of the new attempts' numbers).
+fn merge_fresh(slot: &mut FreshRow, r: &PreparedRow) -> i64 {
+    let (a, f, d, _) = *slot;
+    let (a2, f2) = (a + r.attempts, f + r.failures);
+    *slot = (a2, f2, d + r.duration_ms, merged_outcome(a2, f2));
+    i64::from(a)
 }
 
 /// A report's failures and their fingerprints; `offsets` moves each row's attempt numbers
@@ -61,7 +79,7 @@ struct FreshRun {
 fn store_failures(
     tx: &rusqlite::Connection,
     path: &std::path::Path,
-    known_fingerprints: &mut std::collections::HashSet<i64>,
+    known_fingerprints: &mut IdSet,
     run_key: i64,
     prepared: &Prepared,
     offsets: &[i64],
@@ -243,7 +261,8 @@ impl SqliteBatch<'_> {
         self.mark(key)?;
         self.fresh = Some(FreshRun {
             run_key: key,
-            rows: Default::default(),
+            rows: Vec::new(),
+            index: None,
             files: Vec::new(),
             hashes: Default::default(),
             tests_time_s: None,
@@ -452,17 +471,38 @@ impl SqliteBatch<'_> {
             store_tests(tx, store_path, &mut self.known_tests, cases, prepared)?;
             // Attempts of each row stored by earlier files of the run: failure numbers follow them.
             let mut offsets = vec![0i64; prepared.rows.len()];
-            for (i, r) in prepared.rows.iter().enumerate() {
-                use std::collections::hash_map::Entry;
-                match fresh.rows.entry(r.test_id) {
-                    Entry::Vacant(v) => {
-                        v.insert((r.attempts, r.failures, r.duration_ms, r.outcome));
+            let row_of = |r: &PreparedRow| {
+                (
+                    r.test_id,
+                    (r.attempts, r.failures, r.duration_ms, r.outcome),
+                )
+            };
+            if fresh.rows.is_empty() && fresh.index.is_none() {
+                // The run's first file: its rows are sorted by test id, so a repeated id
+                // is the row just pushed.
+                fresh.rows.reserve(prepared.rows.len());
+                for (i, r) in prepared.rows.iter().enumerate() {
+                    match fresh.rows.last_mut() {
+                        Some((id, slot)) if *id == r.test_id => offsets[i] = merge_fresh(slot, r),
+                        _ => fresh.rows.push(row_of(r)),
                     }
-                    Entry::Occupied(mut o) => {
-                        let (a, f, d, _) = *o.get();
-                        offsets[i] = i64::from(a);
-                        let (a, f) = (a + r.attempts, f + r.failures);
-                        o.insert((a, f, d + r.duration_ms, merged_outcome(a, f)));
+                }
+            } else {
+                use std::collections::hash_map::Entry;
+                let rows = &mut fresh.rows;
+                let index = fresh.index.get_or_insert_with(|| {
+                    rows.iter()
+                        .enumerate()
+                        .map(|(at, &(id, _))| (id, at))
+                        .collect()
+                });
+                for (i, r) in prepared.rows.iter().enumerate() {
+                    match index.entry(r.test_id) {
+                        Entry::Vacant(v) => {
+                            v.insert(rows.len());
+                            rows.push(row_of(r));
+                        }
+                        Entry::Occupied(o) => offsets[i] = merge_fresh(&mut rows[*o.get()].1, r),
                     }
                 }
             }
@@ -499,7 +539,8 @@ impl SqliteBatch<'_> {
             tx.prepare_cached(sql)
                 .map_err(|e| db_error(path, "cannot prepare", e))
         };
-        let mut rows: Vec<(i64, (u32, u32, i64, u8))> = fresh.rows.into_iter().collect();
+        // Already in order for a run of one file (the sort only checks that, in one pass).
+        let mut rows = fresh.rows;
         rows.sort_unstable_by_key(|r| r.0);
         let mut add_results = prep(&multi_row_insert())?;
         let mut chunks = rows.chunks_exact(INSERT_ROWS);
@@ -610,26 +651,27 @@ impl Drop for SqliteBatch<'_> {
 fn store_tests(
     tx: &Connection,
     path: &std::path::Path,
-    known: &mut std::collections::HashSet<i64>,
+    known: &mut IdSet,
     cases: &[TestCase],
     prepared: &Prepared,
 ) -> Result<()> {
-    let prep = |sql: &str| {
-        tx.prepare_cached(sql)
-            .map_err(|e| db_error(path, "cannot prepare", e))
-    };
-    let mut exists = prep("SELECT 1 FROM test WHERE test_id = ?1")?;
-    let mut add_test = prep(
-        "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (test_id) DO NOTHING",
-    )?;
-    for row in &prepared.rows {
-        if !known.insert(row.test_id) {
-            continue;
-        }
-        let stored = exists
-            .exists([row.test_id])
-            .map_err(|e| db_error(path, "cannot look up a test", e))?;
+    // Rows are sorted by test id, so these are too.
+    let wanted: Vec<&PreparedRow> = prepared
+        .rows
+        .iter()
+        .filter(|r| known.insert(r.test_id))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let stored = stored_tests(tx, path, &wanted)?;
+    let mut add_test = tx
+        .prepare_cached(
+            "INSERT INTO test (test_id, classname, name, file, suite) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (test_id) DO NOTHING",
+        )
+        .map_err(|e| db_error(path, "cannot prepare", e))?;
+    for (row, stored) in wanted.iter().zip(stored) {
         if stored {
             continue;
         }
@@ -645,6 +687,56 @@ fn store_tests(
             .map_err(|e| db_error(path, "cannot store a test", e))?;
     }
     Ok(())
+}
+
+/// From this many tests on, [`stored_tests`] walks the table instead of looking each up.
+const TEST_WALK_MIN: usize = 256;
+
+/// Which of the rows' tests (sorted by id) the test table holds. For many tests, walk the
+/// table in id order from the first one: a step per stored test instead of a B-tree
+/// descent per wanted one (a 10,000-test report into a database of about as many tests).
+/// The walk stops after twice as many steps as tests wanted (a big report into a table of
+/// far more tests), and the rest are looked up one by one.
+fn stored_tests(
+    tx: &Connection,
+    path: &std::path::Path,
+    wanted: &[&PreparedRow],
+) -> Result<Vec<bool>> {
+    let fail = |e| db_error(path, "cannot look up a test", e);
+    let mut stored = vec![false; wanted.len()];
+    let mut at = 0;
+    if wanted.len() >= TEST_WALK_MIN {
+        let mut walk = tx
+            .prepare_cached("SELECT test_id FROM test WHERE test_id >= ?1 ORDER BY test_id")
+            .map_err(|e| db_error(path, "cannot prepare", e))?;
+        let mut rows = walk.query([wanted[0].test_id]).map_err(fail)?;
+        let mut budget = 2 * wanted.len();
+        while at < wanted.len() && budget > 0 {
+            budget -= 1;
+            let Some(row) = rows.next().map_err(fail)? else {
+                // Past the table's last test: none of the rest is stored.
+                at = wanted.len();
+                break;
+            };
+            let id: i64 = row.get(0).map_err(fail)?;
+            while at < wanted.len() && wanted[at].test_id < id {
+                at += 1;
+            }
+            if at < wanted.len() && wanted[at].test_id == id {
+                stored[at] = true;
+                at += 1;
+            }
+        }
+    }
+    if at < wanted.len() {
+        let mut exists = tx
+            .prepare_cached("SELECT 1 FROM test WHERE test_id = ?1")
+            .map_err(|e| db_error(path, "cannot prepare", e))?;
+        for (row, stored) in wanted[at..].iter().zip(&mut stored[at..]) {
+            *stored = exists.exists([row.test_id]).map_err(fail)?;
+        }
+    }
+    Ok(stored)
 }
 
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
