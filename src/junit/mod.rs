@@ -281,10 +281,11 @@ fn io_error(e: std::io::Error) -> ParseError {
 /// Merges repeated `<testcase>` elements of one report into attempts of one test.
 #[derive(Default)]
 pub struct Merger {
-    index: HashMap<TestIdentity, usize>,
+    // Identities are already blake3-derived: foldhash instead of SipHash.
+    index: HashMap<TestIdentity, usize, foldhash::fast::RandomState>,
     cases: Vec<TestCase>,
     /// Occurrences of a name that were kept apart as distinct tests.
-    duplicates: HashMap<TestIdentity, u32>,
+    duplicates: HashMap<TestIdentity, u32, foldhash::fast::RandomState>,
 }
 
 /// The message pytest gives the `<error>` of a teardown that broke after the call failed.

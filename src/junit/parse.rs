@@ -1,5 +1,6 @@
 //! The streaming state machine over quick-xml events.
 
+use std::borrow::Cow;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -128,12 +129,17 @@ fn truncate_push(body: &mut String, text: &str) {
     }
 }
 
-fn attr_text(value: &[u8]) -> String {
+/// An attribute's text, borrowed from the report when it is valid UTF-8 without entity
+/// references (the usual case), so that values only looked at (a `time`) cost no copy.
+fn attr_text(value: &[u8]) -> Cow<'_, str> {
     let raw = String::from_utf8_lossy(value);
+    if !raw.contains('&') {
+        return raw;
+    }
     match quick_xml::escape::unescape(&raw) {
-        Ok(text) => text.into_owned(),
+        Ok(text) => Cow::Owned(text.into_owned()),
         // Lenient on values: an unknown entity stays as written, never expanded.
-        Err(_) => raw.into_owned(),
+        Err(_) => raw,
     }
 }
 
@@ -146,7 +152,7 @@ fn tag_name(e: &BytesStart<'_>) -> String {
 /// an unescaped `<` in a value is the classic broken-producer bug, e.g. Catch2's
 /// `name="<exe-name>"` placeholder), lenient on their values (an unknown entity stays as
 /// written). `f` sees each attribute's local name and unescaped value.
-fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], String)) -> Result<(), String> {
+fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(), String> {
     if e.attributes_raw().contains(&b'<') {
         return Err(format!(
             "malformed XML: unescaped '<' inside the tag <{}>",
@@ -214,8 +220,8 @@ fn severity(outcome: AttemptOutcome) -> u8 {
 fn failure_of(e: &BytesStart<'_>) -> Result<Failure, String> {
     let mut failure = Failure::default();
     attrs(e, |key, value| match key {
-        b"message" if !value.is_empty() => failure.message = Some(value),
-        b"type" if !value.is_empty() => failure.kind = Some(value),
+        b"message" if !value.is_empty() => failure.message = Some(value.into_owned()),
+        b"type" if !value.is_empty() => failure.kind = Some(value.into_owned()),
         _ => {}
     })?;
     Ok(failure)
@@ -553,8 +559,8 @@ fn open_element(
             };
             let outermost = !nested;
             attrs(e, |key, value| match key {
-                b"name" => frame.name = Some(value),
-                b"file" | b"filepath" => frame.file = Some(value),
+                b"name" => frame.name = Some(value.into_owned()),
+                b"file" | b"filepath" => frame.file = Some(value.into_owned()),
                 // Outermost suites' times add up; a root <testsuites time> wins (see Eof).
                 b"time" if outermost => {
                     if let Some(t) = parse_time(&value) {
@@ -562,9 +568,10 @@ fn open_element(
                     }
                 }
                 b"timestamp"
-                    if !value.is_empty() && info.timestamp.as_ref().is_none_or(|t| value < *t) =>
+                    if !value.is_empty()
+                        && info.timestamp.as_ref().is_none_or(|t| *value < **t) =>
                 {
-                    info.timestamp = Some(value);
+                    info.timestamp = Some(value.into_owned());
                 }
                 _ => {}
             })?;
@@ -587,9 +594,9 @@ fn open_element(
                 }
             }
             attrs(e, |key, value| match key {
-                b"name" => builder.name = Some(value),
-                b"classname" | b"class" => builder.classname = Some(value),
-                b"file" | b"filepath" => builder.file = Some(value),
+                b"name" => builder.name = Some(value.into_owned()),
+                b"classname" | b"class" => builder.classname = Some(value.into_owned()),
+                b"file" | b"filepath" => builder.file = Some(value.into_owned()),
                 b"time" | b"duration" => builder.time = parse_time(&value),
                 b"status" | b"result" => {
                     let v = value.to_ascii_lowercase();

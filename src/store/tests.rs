@@ -537,3 +537,51 @@ fn report_paths_split_into_prefix_folder_and_name() {
         assert_eq!(split_path(p), want, "{p}");
     }
 }
+
+/// Reports past the size from which the writer walks the test table instead of looking
+/// each test up: into a store holding some of their tests, all of them, or far more tests
+/// than the report (the walk gives up part-way and the rest are looked up). Every test is
+/// stored once, with its own names, and counted in every run that reported it.
+#[test]
+fn big_reports_store_each_test_once_whatever_the_store_already_holds() {
+    fn report(tests: impl Iterator<Item = usize>) -> crate::junit::Report {
+        let mut xml = String::from("<testsuite name=\"S\">");
+        for t in tests {
+            xml.push_str(&format!(
+                "<testcase classname=\"pkg.C{}\" name=\"t{t}\"/>",
+                t % 7
+            ));
+        }
+        xml.push_str("</testsuite>");
+        parse_bytes(xml.as_bytes()).unwrap()
+    }
+    for mut store in stores() {
+        let runs = [
+            report(0..3000),
+            report((0..3000).step_by(10).chain(3000..3300)),
+            report(0..3300),
+            report(3300..3600),
+        ];
+        for (i, r) in runs.iter().enumerate() {
+            let mut batch = store.batch().unwrap();
+            let (k, _) = batch.run(&meta(i as u32 + 1)).unwrap();
+            batch
+                .add_file(k, &format!("h{i}"), "r.xml", &r.cases, 0, None)
+                .unwrap();
+            batch.commit().unwrap();
+        }
+        let counts = store.test_counts().unwrap();
+        assert_eq!(counts.len(), 3600);
+        for c in &counts {
+            let t: usize = c.name.strip_prefix('t').unwrap().parse().unwrap();
+            assert_eq!(c.classname, format!("pkg.C{}", t % 7), "{}", c.name);
+            let expected_runs = match t {
+                0..=2999 if t % 10 == 0 => 3,
+                0..=3299 => 2,
+                _ => 1,
+            };
+            assert_eq!(c.runs, expected_runs, "{}", c.name);
+            assert_eq!(c.passed, expected_runs, "{}", c.name);
+        }
+    }
+}

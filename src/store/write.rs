@@ -644,19 +644,36 @@ fn store_tests(
     let mut keys = Vec::with_capacity(prepared.rows.len());
     let mut lookup = None;
     let mut add_test = None;
+    let mut wanted: Vec<i64> = prepared
+        .rows
+        .iter()
+        .map(|r| r.test_id)
+        .filter(|id| !known.contains_key(id))
+        .collect();
+    let (walked, decided_up_to) = if wanted.len() >= TEST_WALK_MIN {
+        wanted.sort_unstable();
+        wanted.dedup();
+        stored_test_keys(tx, path, &wanted)?
+    } else {
+        (std::collections::HashMap::new(), None)
+    };
     for row in &prepared.rows {
         if let Some(&key) = known.get(&row.test_id) {
             keys.push(key);
             continue;
         }
-        let lookup = match &mut lookup {
-            Some(s) => s,
-            None => lookup.insert(prep("SELECT test_key FROM test WHERE test_id = ?1")?),
+        let stored: Option<i64> = if decided_up_to.is_some_and(|last| row.test_id <= last) {
+            walked.get(&row.test_id).copied()
+        } else {
+            let lookup = match &mut lookup {
+                Some(s) => s,
+                None => lookup.insert(prep("SELECT test_key FROM test WHERE test_id = ?1")?),
+            };
+            lookup
+                .query_row([row.test_id], |r| r.get(0))
+                .optional()
+                .map_err(|e| db_error(path, "cannot look up a test", e))?
         };
-        let stored: Option<i64> = lookup
-            .query_row([row.test_id], |r| r.get(0))
-            .optional()
-            .map_err(|e| db_error(path, "cannot look up a test", e))?;
         let key = match stored {
             Some(key) => key,
             None => {
@@ -684,6 +701,52 @@ fn store_tests(
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// From this many tests not yet known to the batch on, [`stored_test_keys`] walks the
+/// test id index instead of looking each test up.
+const TEST_WALK_MIN: usize = 256;
+
+/// The keys of the stored tests among `wanted` (sorted, distinct test ids), found by
+/// walking the unique index on `test.test_id` (which holds the key too) in id order from
+/// the first: a step per stored test instead of a B-tree descent per wanted one (a
+/// 10,000-test CI report into a database of about as many tests). The walk stops after
+/// twice as many steps as tests wanted (a big report into a table of far more tests).
+/// Returns the keys found and the largest wanted id the walk decided: every wanted id up to
+/// it is stored exactly when it has a key; the rest are left to single lookups.
+fn stored_test_keys(
+    tx: &Connection,
+    path: &std::path::Path,
+    wanted: &[i64],
+) -> Result<(std::collections::HashMap<i64, i64>, Option<i64>)> {
+    let fail = |e| db_error(path, "cannot look up a test", e);
+    let mut found = std::collections::HashMap::with_capacity(wanted.len());
+    let Some(&first) = wanted.first() else {
+        return Ok((found, None));
+    };
+    let mut walk = tx
+        .prepare_cached("SELECT test_id, test_key FROM test WHERE test_id >= ?1 ORDER BY test_id")
+        .map_err(|e| db_error(path, "cannot prepare", e))?;
+    let mut rows = walk.query([first]).map_err(fail)?;
+    let mut at = 0;
+    let mut budget = 2 * wanted.len();
+    while at < wanted.len() && budget > 0 {
+        budget -= 1;
+        let Some(row) = rows.next().map_err(fail)? else {
+            // Past the table's last test: none of the rest is stored.
+            at = wanted.len();
+            break;
+        };
+        let id: i64 = row.get(0).map_err(fail)?;
+        while at < wanted.len() && wanted[at] < id {
+            at += 1;
+        }
+        if at < wanted.len() && wanted[at] == id {
+            found.insert(id, row.get(1).map_err(fail)?);
+            at += 1;
+        }
+    }
+    Ok((found, at.checked_sub(1).map(|i| wanted[i])))
 }
 
 /// A report path as stored: (prefix, folder, name), where `name` follows the last '/',
