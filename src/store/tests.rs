@@ -493,7 +493,7 @@ fn v5_database_upgrades_to_test_keys_keeping_its_data() {
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
-    let mut by_id = vec![(1, a), (2, b)];
+    let mut by_id = [(1, a), (2, b)];
     by_id.sort_by_key(|k| k.1);
     let by_id: Vec<(i64, i64)> = by_id
         .iter()
