@@ -146,7 +146,7 @@ impl PgStore {
             .collect();
         let results = tx
             .query(
-                "SELECT run_key, test_id, outcome, attempts, failures, duration_ms FROM result
+                "SELECT run_key::int8, test_id, attempts, failures, duration_ms FROM result
                  WHERE day = $1 ORDER BY run_key, test_id",
                 &[&d],
             )
@@ -157,15 +157,17 @@ impl PgStore {
             let Some(&i) = index.get(&run_key) else {
                 continue;
             };
+            let attempts = r.get::<_, i16>(2) as u32;
+            let failures = r.get::<_, i16>(3) as u32;
             builder.add(
                 i,
                 &ResultRow {
                     run_key,
                     test_id: r.get(1),
-                    outcome: r.get::<_, i16>(2) as u8,
-                    attempts: r.get::<_, i16>(3) as u32,
-                    failures: r.get::<_, i16>(4) as u32,
-                    duration_ms: i64::from(r.get::<_, i32>(5)),
+                    outcome: super::write::outcome(attempts, failures),
+                    attempts,
+                    failures,
+                    duration_ms: i64::from(r.get::<_, i32>(4)),
                 },
             );
         }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use postgres::types::ToSql;
 
+use super::write::outcome;
 use super::PgStore;
 use crate::error::Result;
 use crate::model::TestIdentity;
@@ -157,8 +158,8 @@ impl PgStore {
         let stmt = self
             .statement(
                 &mut client,
-                "SELECT run_key, test_id, outcome, attempts, failures, duration_ms FROM result
-                 WHERE day = ANY($1) AND run_key = ANY($2)",
+                "SELECT run_key::int8, test_id, attempts, failures, duration_ms FROM result
+                 WHERE day = ANY($1::int4[]) AND run_key = ANY($2::int8[])",
             )
             .map_err(|e| self.err("cannot read results", e))?;
         for (chunk_no, chunk) in run_keys.chunks(RUNS_PER_QUERY).enumerate() {
@@ -178,15 +179,17 @@ impl PgStore {
                 .iter()
                 .map(|r| {
                     let run_key: i64 = r.get(0);
+                    let attempts = r.get::<_, i16>(2) as u32;
+                    let failures = r.get::<_, i16>(3) as u32;
                     (
                         position[&run_key],
                         ResultRow {
                             run_key,
                             test_id: r.get(1),
-                            outcome: r.get::<_, i16>(2) as u8,
-                            attempts: r.get::<_, i16>(3) as u32,
-                            failures: r.get::<_, i16>(4) as u32,
-                            duration_ms: i64::from(r.get::<_, i32>(5)),
+                            outcome: outcome(attempts, failures),
+                            attempts,
+                            failures,
+                            duration_ms: i64::from(r.get::<_, i32>(4)),
                         },
                     )
                 })
@@ -205,20 +208,24 @@ impl PgStore {
             .borrow_mut()
             .query_opt(
                 &format!(
-                    "SELECT outcome, attempts, failures, duration_ms FROM result
-                     WHERE day = (SELECT {RUN_DAY} FROM run WHERE run_key = $1)
-                       AND run_key = $1 AND test_id = $2"
+                    "SELECT attempts, failures, duration_ms FROM result
+                     WHERE day = (SELECT {RUN_DAY} FROM run WHERE run_key = $1::int8)
+                       AND run_key = $1::int8 AND test_id = $2"
                 ),
                 &[&run_key, &test_id],
             )
             .map_err(|e| self.err("cannot read a result", e))?;
-        Ok(row.map(|r| ResultRow {
-            run_key,
-            test_id,
-            outcome: r.get::<_, i16>(0) as u8,
-            attempts: r.get::<_, i16>(1) as u32,
-            failures: r.get::<_, i16>(2) as u32,
-            duration_ms: i64::from(r.get::<_, i32>(3)),
+        Ok(row.map(|r| {
+            let attempts = r.get::<_, i16>(0) as u32;
+            let failures = r.get::<_, i16>(1) as u32;
+            ResultRow {
+                run_key,
+                test_id,
+                outcome: outcome(attempts, failures),
+                attempts,
+                failures,
+                duration_ms: i64::from(r.get::<_, i32>(2)),
+            }
         }))
     }
 
@@ -267,8 +274,8 @@ impl PgStore {
             .query(
                 &format!(
                     "SELECT attempt, type, message FROM failure
-                     WHERE day = (SELECT {RUN_DAY} FROM run WHERE run_key = $1)
-                       AND run_key = $1 AND test_id = $2 ORDER BY attempt"
+                     WHERE day = (SELECT {RUN_DAY} FROM run WHERE run_key = $1::int8)
+                       AND run_key = $1::int8 AND test_id = $2 ORDER BY attempt"
                 ),
                 &[&run_key, &test_id],
             )
@@ -356,10 +363,10 @@ impl PgStore {
             .query(
                 "SELECT t.test_id, t.classname, t.name, t.file,
                         COUNT(*), SUM(r.attempts)::int8,
-                        COUNT(*) FILTER (WHERE r.outcome = 0),
-                        COUNT(*) FILTER (WHERE r.outcome = 1),
-                        COUNT(*) FILTER (WHERE r.outcome = 2),
-                        COUNT(*) FILTER (WHERE r.outcome = 3)
+                        COUNT(*) FILTER (WHERE r.attempts > 0 AND r.failures = 0),
+                        COUNT(*) FILTER (WHERE r.failures > 0 AND r.failures < r.attempts),
+                        COUNT(*) FILTER (WHERE r.failures > 0 AND r.failures >= r.attempts),
+                        COUNT(*) FILTER (WHERE r.attempts = 0)
                  FROM result r JOIN test t ON t.test_id = r.test_id
                  GROUP BY t.test_id, t.classname, t.name, t.file
                  ORDER BY t.classname, t.name, t.file NULLS FIRST, t.test_id",

@@ -25,8 +25,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_test (
 CREATE TEMP TABLE IF NOT EXISTS stage_fingerprint (
     fingerprint int8, normalized text, sample text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_result (
-    run_key int8, test_id int8, day int4, duration_ms int4, attempts int2, failures int2,
-    outcome int2) ON COMMIT DELETE ROWS;
+    run_key int8, test_id int8, day int4, duration_ms int4, attempts int2, failures int2)
+    ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_failure (
     run_key int8, test_id int8, fingerprint int8, day int4, attempt int2, is_error bool,
     type text, message text) ON COMMIT DELETE ROWS;
@@ -40,18 +40,13 @@ CREATE TEMP TABLE IF NOT EXISTS stage_file (
 /// failure re-prunes every day partition and took ~7 ms a row at 200 partitions.
 const MERGE: &str = "
 WITH merged AS (
-  INSERT INTO result (run_key, test_id, day, duration_ms, attempts, failures, outcome)
-  SELECT run_key, test_id, day, duration_ms, attempts, failures, outcome FROM stage_result
+  INSERT INTO result (test_id, run_key, day, duration_ms, attempts, failures)
+  SELECT test_id, run_key, day, duration_ms, attempts, failures FROM stage_result
   ORDER BY day, run_key, test_id
   ON CONFLICT (day, run_key, test_id) DO UPDATE SET
     attempts = LEAST(result.attempts + excluded.attempts, 32767),
     failures = LEAST(result.failures + excluded.failures, 32767),
-    duration_ms = LEAST(result.duration_ms::int8 + excluded.duration_ms, 2147483647),
-    outcome = CASE
-      WHEN result.attempts + excluded.attempts = 0 THEN 3
-      WHEN result.failures + excluded.failures = 0 THEN 0
-      WHEN result.failures + excluded.failures < result.attempts + excluded.attempts THEN 1
-      ELSE 2 END
+    duration_ms = LEAST(result.duration_ms::int8 + excluded.duration_ms, 2147483647)
   RETURNING day, run_key, test_id, attempts
 )
 INSERT INTO failure (run_key, test_id, fingerprint, day, attempt, is_error, type, message)
@@ -654,6 +649,7 @@ impl PgBatch<'_> {
         let store: &PgStore = self.store;
         let mut client = store.client.borrow_mut();
         let e = |context: &'static str| move |err| store.err(context, err);
+        let staging = std::time::Instant::now();
         copy(
             &mut client,
             "COPY stage_test (test_id, classname, name, file, suite) FROM STDIN BINARY",
@@ -672,7 +668,7 @@ impl PgBatch<'_> {
                 .map(|f| [&f.0 as &(dyn ToSql + Sync), &f.1, &f.2]),
         )
         .map_err(e("cannot stage fingerprints"))?;
-        let result_rows: Vec<(i64, i64, i32, i32, i16, i16, i16)> = order
+        let result_rows: Vec<(i64, i64, i32, i32, i16, i16)> = order
             .iter()
             .map(|key| {
                 let (day, r) = &merged[key];
@@ -683,13 +679,12 @@ impl PgBatch<'_> {
                     r.duration_ms.clamp(0, i64::from(i32::MAX)) as i32,
                     r.attempts.min(32767) as i16,
                     r.failures.min(32767) as i16,
-                    i16::from(r.outcome),
                 )
             })
             .collect();
         copy(
             &mut client,
-            "COPY stage_result (run_key, test_id, day, duration_ms, attempts, failures, outcome)
+            "COPY stage_result (run_key, test_id, day, duration_ms, attempts, failures)
              FROM STDIN BINARY",
             &[
                 Type::INT8,
@@ -698,19 +693,10 @@ impl PgBatch<'_> {
                 Type::INT4,
                 Type::INT2,
                 Type::INT2,
-                Type::INT2,
             ],
-            result_rows.iter().map(|r| {
-                [
-                    &r.0 as &(dyn ToSql + Sync),
-                    &r.1,
-                    &r.2,
-                    &r.3,
-                    &r.4,
-                    &r.5,
-                    &r.6,
-                ]
-            }),
+            result_rows
+                .iter()
+                .map(|r| [&r.0 as &(dyn ToSql + Sync), &r.1, &r.2, &r.3, &r.4, &r.5]),
         )
         .map_err(e("cannot stage results"))?;
         type FailureCopy<'a> = (
@@ -776,6 +762,8 @@ impl PgBatch<'_> {
         )
         .map_err(e("cannot stage reports"))?;
 
+        let staged = staging.elapsed();
+        let merging = std::time::Instant::now();
         let (time_keys, time_values): (Vec<i64>, Vec<f64>) = times.into_iter().unzip();
         client
             .batch_execute(
@@ -803,12 +791,20 @@ impl PgBatch<'_> {
                 &[&time_keys, &time_values],
             )
             .map_err(e("cannot update the runs"))?;
+        // The two halves of the write, for measuring them apart (docs/scale-out.md).
+        tracing::debug!(
+            results = result_rows.len(),
+            failures = failure_rows.len(),
+            copy_ms = staged.as_secs_f64() * 1e3,
+            merge_ms = merging.elapsed().as_secs_f64() * 1e3,
+            "batch written: binary COPY into staging, then INSERT … ON CONFLICT"
+        );
         Ok(())
     }
 }
 
-/// A merged result's outcome from its counts.
-fn outcome(attempts: u32, failures: u32) -> u8 {
+/// A result's outcome from its counts: stored results carry no outcome column (schema v5).
+pub(super) fn outcome(attempts: u32, failures: u32) -> u8 {
     if attempts == 0 {
         3
     } else if failures == 0 {
