@@ -19,6 +19,12 @@ use crate::store::{
 /// Runs per query when reading results run by run.
 const RUNS_PER_QUERY: usize = 256;
 
+/// Runs per query when reading failures. Each query is planned over every partition of
+/// `failure` (about 7 ms at 260 days), and failures are few per run, so fewer, larger
+/// queries: on 10M results, whole-history `flaky` read 25k runs' failures in 99 queries
+/// (0.70 s of its 1.02 s in PostgreSQL).
+const FAILURE_RUNS_PER_QUERY: usize = 4096;
+
 /// The day of a run, from its start, in SQL (the partition key).
 const RUN_DAY: &str = "floor(started_at::float8 / 86400)::int4";
 
@@ -244,7 +250,7 @@ impl PgStore {
             )
             .map_err(|e| self.err("cannot read failures", e))?;
         let mut out = Vec::new();
-        for (chunk_no, chunk) in run_keys.chunks(RUNS_PER_QUERY).enumerate() {
+        for (chunk_no, chunk) in run_keys.chunks(FAILURE_RUNS_PER_QUERY).enumerate() {
             let keys: Vec<i64> = chunk.to_vec();
             let chunk_days: Vec<i32> = chunk
                 .iter()
@@ -254,7 +260,7 @@ impl PgStore {
                 .query(&stmt, &[&keys, &chunk_days])
                 .map_err(|e| self.err("cannot read failures", e))?;
             out.extend(rows.iter().map(|r| {
-                let pos = chunk_no * RUNS_PER_QUERY + (r.get::<_, i64>(0) as usize - 1);
+                let pos = chunk_no * FAILURE_RUNS_PER_QUERY + (r.get::<_, i64>(0) as usize - 1);
                 FailureRow {
                     run_key: run_keys[pos],
                     test_id: r.get(1),
