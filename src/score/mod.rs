@@ -316,49 +316,6 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         .into_iter()
         .map(|(id, row)| (id, lone::words(&row.normalized)))
         .collect();
-    let features = |test_id: i64,
-                    job: u32,
-                    cell: &Cell,
-                    next: Option<Option<bool>>,
-                    companions: &HashSet<(i64, i64)>|
-     -> Result<lone::Features> {
-        let pos = cell.failed_runs[0];
-        let vanished = match next {
-            Some(n) => n,
-            None => {
-                let lane = &lanes[&(job, runs[pos].branch.as_str())];
-                let at = lane.binary_search(&pos).unwrap_or(0);
-                neighbour_outcome(&h, lane, at, test_id, job, 1)
-            }
-        };
-        let mut twin_passed = None;
-        for &p in &commit_runs[&h.commit_of[pos]] {
-            if h.job_of[p] == job {
-                continue;
-            }
-            if let Some(r) = store.result(runs[p].run_key, test_id)? {
-                if r.attempts > 0 {
-                    let passed = r.failures == 0;
-                    twin_passed = Some(twin_passed.unwrap_or(false) || passed);
-                }
-            }
-        }
-        Ok(lone::Features {
-            crowded: h.failed_tests[pos]
-                .iter()
-                .any(|&t| t != test_id && !companions.contains(&(t.min(test_id), t.max(test_id)))),
-            trunk: runs[pos].branch == trunk,
-            vanished,
-            twin_passed,
-            words: cell
-                .fingerprints
-                .iter()
-                .filter_map(|f| fp_words.get(f))
-                .flatten()
-                .cloned()
-                .collect(),
-        })
-    };
 
     let mut judged: Vec<Judged> = Vec::new();
     let mut stable_tests = 0u32;
@@ -430,12 +387,48 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         tests.sort_unstable();
     }
     let companions = lone::recurring_companions(&episode_failures, &h.commit_of);
-    let features =
-        |test_id: i64,
-         job: u32,
-         cell: &Cell,
-         next: Option<Option<bool>>|
-         -> Result<lone::Features> { features(test_id, job, cell, next, &companions) };
+    let features = |test_id: i64,
+                    job: u32,
+                    cell: &Cell,
+                    next: Option<Option<bool>>|
+     -> Result<lone::Features> {
+        let pos = cell.failed_runs[0];
+        let vanished = match next {
+            Some(n) => n,
+            None => {
+                let lane = &lanes[&(job, runs[pos].branch.as_str())];
+                let at = lane.binary_search(&pos).unwrap_or(0);
+                neighbour_outcome(&h, lane, at, test_id, job, 1)
+            }
+        };
+        let mut twin_passed = None;
+        for &p in &commit_runs[&h.commit_of[pos]] {
+            if h.job_of[p] == job {
+                continue;
+            }
+            if let Some(r) = store.result(runs[p].run_key, test_id)? {
+                if r.attempts > 0 {
+                    let passed = r.failures == 0;
+                    twin_passed = Some(twin_passed.unwrap_or(false) || passed);
+                }
+            }
+        }
+        Ok(lone::Features {
+            crowded: h.failed_tests[pos]
+                .iter()
+                .any(|&t| t != test_id && !companions.contains(&(t.min(test_id), t.max(test_id)))),
+            trunk: runs[pos].branch == trunk,
+            vanished,
+            twin_passed,
+            words: cell
+                .fingerprints
+                .iter()
+                .filter_map(|f| fp_words.get(f))
+                .flatten()
+                .cloned()
+                .collect(),
+        })
+    };
     let mut classes_with_features = Vec::with_capacity(classes.len());
     for (key, class, lone) in classes {
         let (test_id, job) = key;
