@@ -72,6 +72,40 @@ pub(crate) fn window_days(runs: &[RunRow], since: i64, as_of: i64) -> f64 {
     span.max(1.0)
 }
 
+/// Pairs `(job, a, b)` of tests whose failures in one attempt are one failure: a Go parent
+/// test fails whenever one of its subtests does (`TestX` and `TestX/case`, same package), so
+/// neither is "another reason" for the other's retry, and fixing the subtest saves the
+/// parent's retries too.
+fn nested_tests(tests: &[TestScore], jobs: &[&str]) -> HashSet<(u32, i64, i64)> {
+    let keys: Vec<(&str, &str, &str, i64)> = tests
+        .iter()
+        .map(|t| {
+            let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
+            (t.job.as_str(), t.classname.as_str(), t.name.as_str(), id)
+        })
+        .collect();
+    nested_pairs(&keys, jobs)
+}
+
+/// [`nested_tests`] over `(job, classname, name, test id)`.
+fn nested_pairs(tests: &[(&str, &str, &str, i64)], jobs: &[&str]) -> HashSet<(u32, i64, i64)> {
+    let by_name: HashMap<(&str, &str, &str), i64> = tests
+        .iter()
+        .map(|&(job, class, name, id)| ((job, class, name), id))
+        .collect();
+    let mut pairs = HashSet::new();
+    for &(job, class, name, child) in tests.iter().filter(|t| t.2.contains('/')) {
+        let job_index = jobs.binary_search(&job).unwrap_or(0) as u32;
+        for (cut, _) in name.match_indices('/') {
+            if let Some(&parent) = by_name.get(&(job, class, &name[..cut])) {
+                pairs.insert((job_index, child, parent));
+                pairs.insert((job_index, parent, child));
+            }
+        }
+    }
+    pairs
+}
+
 fn g(p: f64, r: f64, max_attempts: u32) -> f64 {
     (1..max_attempts).map(|k| (p * r).powi(k as i32)).sum()
 }
@@ -92,6 +126,7 @@ pub(crate) fn estimate(
         let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
         flaky.entry(job).or_default().insert(id);
     }
+    let one_failure = nested_tests(tests, jobs);
     // The re-run of a failed attempt is the next run of the same job on the same commit:
     // the next attempt of the CI run, or a new run (providers such as CircleCI and Jenkins
     // give a re-run a new id). Runs are in start order already.
@@ -122,6 +157,19 @@ pub(crate) fn estimate(
     // after it are X's. An attempt failing for another reason too is retried anyway. X
     // failing every attempt of a chain is a breakage, not a flake: no retry is charged.
     let mut caused: HashMap<(u32, i64), u32> = HashMap::new();
+    // Flaky tests that failed an attempt that was retried: the window shows what their
+    // failures cost, so the count (even none, when others failed beside them) is the
+    // evidence, not the model.
+    let mut seen_retried: HashSet<(u32, i64)> = HashSet::new();
+    for (pos, failed) in failed_tests.iter().enumerate() {
+        if next_run[pos].is_some() {
+            if let Some(flaky_here) = flaky.get(&job_of[pos]) {
+                for &x in failed.iter().filter(|x| flaky_here.contains(x)) {
+                    seen_retried.insert((job_of[pos], x));
+                }
+            }
+        }
+    }
     for start in (0..runs.len()).filter(|&p| !is_retry[p]) {
         let mut chain = vec![start];
         while let Some(n) = next_run[*chain.last().unwrap_or(&start)] {
@@ -138,10 +186,13 @@ pub(crate) fn estimate(
             if chain.iter().all(|&p| failed_tests[p].contains(&x)) {
                 continue;
             }
-            if let Some(k) = chain
-                .iter()
-                .position(|&p| failed_tests[p].len() == 1 && failed_tests[p][0] == x)
-            {
+            let only_x = |p: usize| {
+                failed_tests[p].contains(&x)
+                    && failed_tests[p]
+                        .iter()
+                        .all(|&y| y == x || one_failure.contains(&(job, x, y)))
+            };
+            if let Some(k) = chain.iter().position(|&p| only_x(p)) {
                 let retries_after = (chain.len() - 1 - k) as u32;
                 if retries_after > 0 {
                     *caused.entry((job, x)).or_default() += retries_after;
@@ -204,8 +255,13 @@ pub(crate) fn estimate(
             if only_flaky {
                 wasted_retries[job as usize] += 1;
                 wasted_minutes[job as usize] += runs[next_pos].wall_time_s() / 60.0;
-                if failed.len() == 1 {
-                    *observed.entry((job, failed[0])).or_default() += 1;
+                for &x in failed {
+                    if failed
+                        .iter()
+                        .all(|&y| y == x || one_failure.contains(&(job, x, y)))
+                    {
+                        *observed.entry((job, x)).or_default() += 1;
+                    }
                 }
             }
         }
@@ -287,7 +343,7 @@ pub(crate) fn estimate(
             // Retries seen and charged by the counterfactual, as a rate; the model only
             // where the window saw none (a retry policy too rare to show them).
             let counted = caused.get(&(j as u32, id)).copied().unwrap_or(0);
-            let rate = if counted > 0 {
+            let rate = if counted > 0 || seen_retried.contains(&(j as u32, id)) {
                 f64::from(counted) / days
             } else {
                 saved.max(0.0)
@@ -347,7 +403,25 @@ pub(crate) fn round(x: f64, digits: i32) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::g;
+    use super::{g, nested_pairs};
+
+    #[test]
+    fn go_subtests_and_their_parents_are_one_failure() {
+        let jobs = ["linux", "mac"];
+        let tests = [
+            ("linux", "pkg/a", "TestX", 1),
+            ("linux", "pkg/a", "TestX/case_1", 2),
+            ("linux", "pkg/a", "TestX/case_1/deep", 3),
+            ("linux", "pkg/b", "TestX/case_1", 4), // another package: not nested
+            ("mac", "pkg/a", "TestX/case_1", 5),   // another job: not nested
+            ("linux", "pkg/a", "TestXY", 6),       // a prefix is not a parent
+        ];
+        let pairs = nested_pairs(&tests, &jobs);
+        for (a, b) in [(1, 2), (2, 1), (1, 3), (3, 1), (2, 3), (3, 2)] {
+            assert!(pairs.contains(&(0, a, b)), "{a} and {b}");
+        }
+        assert_eq!(pairs.len(), 6, "{pairs:?}");
+    }
 
     #[test]
     fn retries_follow_the_retry_chain() {
