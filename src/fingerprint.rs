@@ -4,13 +4,18 @@
 /// Longest normalised text kept; causes differ early in the message.
 const MAX_LEN: usize = 240;
 
-/// The normalised text of a failure: its type and message (or the first line of its body)
-/// with numbers, hex, UUIDs and paths masked, whitespace collapsed.
+/// The normalised text of a failure: its type and message (or the first meaningful line of
+/// its body, when the message is empty or generic) with numbers, hex, UUIDs and paths
+/// masked, whitespace collapsed.
 pub fn normalize(kind: Option<&str>, message: Option<&str>, body: Option<&str>) -> String {
-    let message = message
-        .filter(|m| !m.trim().is_empty())
-        .or_else(|| body.and_then(|b| b.lines().map(str::trim).find(|l| !l.is_empty())))
-        .unwrap_or("");
+    let message = message.filter(|m| !m.trim().is_empty());
+    let message = match message {
+        Some(m) if !is_generic(m) => m,
+        _ => body
+            .and_then(first_meaningful_line)
+            .or(message)
+            .unwrap_or(""),
+    };
     let mut out = String::with_capacity(64);
     if let Some(kind) = kind.filter(|k| !k.is_empty()) {
         out.push_str(kind);
@@ -25,6 +30,51 @@ pub fn normalize(kind: Option<&str>, message: Option<&str>, body: Option<&str>) 
         out.truncate(cut);
     }
     out
+}
+
+/// A message that names no cause: gotestsum writes "Failed" for every Go failure, some
+/// runners "exit status 1"; the cause is then in the body.
+fn is_generic(message: &str) -> bool {
+    let m = message
+        .trim()
+        .trim_end_matches(['.', '!', ':'])
+        .to_ascii_lowercase();
+    matches!(
+        m.as_str(),
+        "failed" | "fail" | "failure" | "error" | "test failed" | "assertion failed"
+    ) || m
+        .strip_prefix("exit status ")
+        .or_else(|| m.strip_prefix("exit code "))
+        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The body's first line that says something: Go's `=== RUN` / `--- FAIL` markers skipped,
+/// and a Go `file_test.go:12: ` location stripped (the same cause in another test or at
+/// another line is still the same cause).
+fn first_meaningful_line(body: &str) -> Option<&str> {
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !(l.starts_with("=== ") || l.starts_with("--- ")))
+        .map(strip_go_location)
+        .find(|l| !l.is_empty())
+}
+
+fn strip_go_location(line: &str) -> &str {
+    let Some((loc, rest)) = line.split_once(": ") else {
+        return line;
+    };
+    match loc.rsplit_once(':') {
+        Some((file, n))
+            if file.ends_with(".go")
+                && !file.contains(char::is_whitespace)
+                && !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            rest.trim()
+        }
+        _ => line,
+    }
 }
 
 /// The fingerprint id of a normalised text.
@@ -163,6 +213,37 @@ mod tests {
             Some("\n  AssertionError: job 3f2a9c1e-77aa-4b1c-9e0f-1234567890ab failed\n  at x"),
         );
         assert_eq!(n, "AssertionError: job <hex> failed");
+    }
+
+    #[test]
+    fn a_generic_go_message_gives_way_to_the_cause_in_the_body() {
+        let body = |msg: &str| {
+            format!("=== RUN   TestPay\n    pay_test.go:41: {msg}\n--- FAIL: TestPay (0.31s)\n")
+        };
+        let a = normalize(
+            Some(""),
+            Some("Failed"),
+            Some(&body("dial tcp 10.0.0.7:5432: connect: connection refused")),
+        );
+        assert_eq!(a, "dial tcp <n>:<n>: connect: connection refused");
+        let b = normalize(Some(""), Some("Failed"), Some(&body("expected 3, got 4")));
+        assert_ne!(a, b, "two causes behind one generic message stay apart");
+        // A body with nothing but markers (a Go parent whose subtest failed) keeps the message.
+        let parent = normalize(
+            None,
+            Some("Failed"),
+            Some("=== RUN   TestPay\n--- FAIL: TestPay (0.31s)\n"),
+        );
+        assert_eq!(parent, "Failed");
+        // A specific message is kept even with a body.
+        assert_eq!(
+            normalize(None, Some("connection reset"), Some(&body("x"))),
+            "connection reset"
+        );
+        assert_eq!(
+            normalize(None, Some("exit status 1"), Some("panic: nil map")),
+            "panic: nil map"
+        );
     }
 
     #[test]

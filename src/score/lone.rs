@@ -70,6 +70,28 @@ pub(crate) fn recurring_companions(
         .collect()
 }
 
+/// Fingerprints that say nothing about a test, per job: ones shared by many of the job's
+/// failing tests (a runner's "Failed", "exit status 1"), from (job, test, fingerprint) of
+/// every failure. A cause that strikes a few tests (a shared resource) stays specific.
+pub(crate) fn generic_fingerprints(
+    failures: impl Iterator<Item = (u32, i64, i64)>,
+) -> HashSet<(u32, i64)> {
+    const MIN_TESTS: usize = 5;
+    let mut tests_of: HashMap<(u32, i64), HashSet<i64>> = HashMap::new();
+    let mut failing: HashMap<u32, HashSet<i64>> = HashMap::new();
+    for (job, test, fp) in failures {
+        tests_of.entry((job, fp)).or_default().insert(test);
+        failing.entry(job).or_default().insert(test);
+    }
+    tests_of
+        .into_iter()
+        .filter(|((job, _), tests)| {
+            tests.len() >= MIN_TESTS && tests.len() * 4 >= failing[job].len()
+        })
+        .map(|(key, _)| key)
+        .collect()
+}
+
 /// Words (3+ letters) of a normalised message; masked numbers and ids are not words.
 pub(crate) fn words(normalized: &str) -> HashSet<String> {
     normalized
@@ -106,9 +128,10 @@ pub(crate) struct Learned {
     breakages: Vec<((i64, u32), HashSet<String>)>,
     /// (flake?, near) → count, leave-one-test-out.
     near: HashMap<(bool, Near), u32>,
-    /// Breakages per test run, and the share of tests confirmed flaky.
+    /// Breakages per test run, and the share of tests flaky: over the history and by job.
     breakage_rate: f64,
     flaky_prior: f64,
+    job_prior: HashMap<u32, f64>,
 }
 
 impl Learned {
@@ -140,18 +163,23 @@ impl Learned {
     }
 
     /// Finish learning. `breakages`: confirmed breakage commits (every attempt failed, or a
-    /// streak) over `test_runs` test runs; `flaky_tests` of `tests` confirmed flaky; and
-    /// the tests left to judge, as (key, runs, lone failures). The breakage rate and the
-    /// prior are estimated together with those tests' posteriors (EM): a lone failure
-    /// counts towards breakages by the probability that its test is not flaky.
+    /// streak) over `test_runs` test runs; `by_job`: job → (tests confirmed flaky, tests);
+    /// and the tests left to judge, as (key, runs, lone failures). The breakage rate and
+    /// the priors are estimated together with those tests' posteriors (EM): a lone failure
+    /// counts towards breakages by the probability that its test is not flaky. A job's
+    /// prior is its own share of flaky tests, shrunk towards the history's (empirical
+    /// Bayes): jobs differ (an end-to-end suite flakes more than unit tests).
     pub fn finish(
         &mut self,
         breakages: u32,
         test_runs: u64,
-        flaky_tests: u32,
-        tests: u32,
+        by_job: &HashMap<u32, (u32, u32)>,
         undecided: &[((i64, u32), u32, &[Features])],
     ) {
+        // How many tests' worth of the history's share a job's own share is weighed against.
+        const SHRINK: f64 = 20.0;
+        let flaky_tests: u32 = by_job.values().map(|v| v.0).sum();
+        let tests: u32 = by_job.values().map(|v| v.1).sum();
         let mut near = HashMap::new();
         for (flake, list) in [(true, &self.flakes), (false, &self.breakages)] {
             for (key, w) in list {
@@ -176,10 +204,27 @@ impl Learned {
                 (f64::from(breakages) + lone_breakages + 1.0) / (test_runs as f64 + 1.0);
             let flaky: f64 = f64::from(flaky_tests) + post.iter().sum::<f64>();
             self.flaky_prior = ((flaky + 1.0) / (f64::from(tests) + 2.0)).clamp(0.005, 0.5);
+            let mut job_flaky: HashMap<u32, f64> = by_job
+                .iter()
+                .map(|(&job, &(f, _))| (job, f64::from(f)))
+                .collect();
+            for (((_, job), _, _), p) in undecided.iter().zip(&post) {
+                *job_flaky.entry(*job).or_default() += p;
+            }
+            self.job_prior = job_flaky
+                .into_iter()
+                .map(|(job, f)| {
+                    let n = f64::from(by_job.get(&job).map_or(0, |v| v.1));
+                    let prior = (f + SHRINK * self.flaky_prior) / (n + SHRINK);
+                    (job, prior.clamp(0.005, 0.5))
+                })
+                .collect();
             let next: Vec<f64> = undecided
                 .iter()
                 .zip(&lrs)
-                .map(|((_, runs, lone), lr)| self.posterior_with(*runs, lone.len() as u32, *lr))
+                .map(|((key, runs, lone), lr)| {
+                    self.posterior_with(key.1, *runs, lone.len() as u32, *lr)
+                })
                 .collect();
             let moved = next
                 .iter()
@@ -194,6 +239,7 @@ impl Learned {
         tracing::debug!(
             breakage_rate = self.breakage_rate,
             flaky_prior = self.flaky_prior,
+            job_prior = ?self.job_prior,
             vanish = ?self.vanish,
             twin = ?self.twin,
             crowded = ?self.crowded,
@@ -271,17 +317,21 @@ impl Learned {
     /// Posterior probability that a test with these lone failures in `runs` runs is flaky.
     pub fn posterior(&self, key: (i64, u32), runs: u32, lone: &[Features]) -> f64 {
         let lr = lone.iter().map(|f| self.log_lr(key, f)).sum();
-        self.posterior_with(runs, lone.len() as u32, lr)
+        self.posterior_with(key.1, runs, lone.len() as u32, lr)
     }
 
-    fn posterior_with(&self, runs: u32, k: u32, log_lr: f64) -> f64 {
+    fn posterior_with(&self, job: u32, runs: u32, k: u32, log_lr: f64) -> f64 {
         if k == 0 {
             return 0.0;
         }
         let n = f64::from(runs.max(k));
-        let log_odds = (self.flaky_prior / (1.0 - self.flaky_prior)).ln()
-            + log_count_ratio(k, n, self.breakage_rate)
-            + log_lr;
+        let prior = self
+            .job_prior
+            .get(&job)
+            .copied()
+            .unwrap_or(self.flaky_prior);
+        let log_odds =
+            (prior / (1.0 - prior)).ln() + log_count_ratio(k, n, self.breakage_rate) + log_lr;
         1.0 / (1.0 + (-log_odds).exp())
     }
 }
@@ -367,6 +417,18 @@ mod tests {
     }
 
     #[test]
+    fn a_message_most_failing_tests_of_a_job_share_is_generic() {
+        // Job 0: tests 1–8 all fail with fingerprint 100 ("Failed"); tests 1 and 2 also
+        // with 200 (their own cause). Job 1: fingerprint 100 on two tests only.
+        let mut failures: Vec<(u32, i64, i64)> = (1..=8).map(|t| (0, t, 100)).collect();
+        failures.extend([(0, 1, 200), (0, 2, 200), (1, 1, 100), (1, 2, 100)]);
+        assert_eq!(
+            generic_fingerprints(failures.into_iter()),
+            HashSet::from([(0, 100)])
+        );
+    }
+
+    #[test]
     fn ln_gamma_matches_factorials() {
         assert!((ln_gamma(1.0)).abs() < 1e-10);
         assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-10);
@@ -404,7 +466,7 @@ mod tests {
                 ),
             );
         }
-        l.finish(40, 100_000, 20, 400, &[]);
+        l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
         l
     }
 
@@ -463,7 +525,7 @@ mod tests {
             b.twin_passed = Some(false);
             l.add((100 + i, 0), false, &b);
         }
-        l.finish(20, 10_000, 10, 100, &[]);
+        l.finish(20, 10_000, &HashMap::from([(0, (10, 100))]), &[]);
         let mut passed = lone(false, true, "");
         passed.twin_passed = Some(true);
         let mut failed = passed.clone();

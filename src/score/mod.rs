@@ -316,6 +316,11 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         .into_iter()
         .map(|(id, row)| (id, lone::words(&row.normalized)))
         .collect();
+    let generic = lone::generic_fingerprints(
+        h.cells
+            .iter()
+            .flat_map(|((test, job, _), c)| c.fingerprints.iter().map(|f| (*job, *test, *f))),
+    );
 
     let mut judged: Vec<Judged> = Vec::new();
     let mut stable_tests = 0u32;
@@ -332,11 +337,14 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     // Evidence per commit and classification, then what the confirmed cases teach about
     // lone failures (see [`lone`]).
     let mut learned = lone::Learned::default();
-    let (mut breakages, mut confirmed_flaky, mut test_runs) = (0u32, 0u32, 0u64);
+    let (mut breakages, mut test_runs) = (0u32, 0u64);
     // (test, job), its classification, and its lone failures to weigh.
     let mut classes: Vec<((i64, u32), Classified, Vec<LoneCell>)> = Vec::new();
     // Each run's failures outside breakage streaks: what recurring companions are found in.
     let mut episode_failures: Vec<Vec<i64>> = vec![Vec::new(); runs.len()];
+    // Tests seen flaking on one commit somewhere: their failures do not crowd a run.
+    let mut known_flaky: HashSet<i64> = HashSet::new();
+    let mut flaky_keys: Vec<(i64, u32)> = Vec::new();
     for key in keys_sorted {
         let (test_id, job) = key;
         let q_since = quarantined.get(&key).copied();
@@ -363,7 +371,10 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 }
             }
         }
-        confirmed_flaky += u32::from(class.flaky_commits > 0);
+        if class.flaky_commits > 0 {
+            known_flaky.insert(test_id);
+            flaky_keys.push(key);
+        }
         breakages += class.isolated_broken;
         // Lone failures next to another failure of the test in this job (any branch) belong
         // to a breakage episode, not to the statistics.
@@ -414,15 +425,18 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             }
         }
         Ok(lone::Features {
-            crowded: h.failed_tests[pos]
-                .iter()
-                .any(|&t| t != test_id && !companions.contains(&(t.min(test_id), t.max(test_id)))),
+            crowded: h.failed_tests[pos].iter().any(|&t| {
+                t != test_id
+                    && !known_flaky.contains(&t)
+                    && !companions.contains(&(t.min(test_id), t.max(test_id)))
+            }),
             trunk: runs[pos].branch == trunk,
             vanished,
             twin_passed,
             words: cell
                 .fingerprints
                 .iter()
+                .filter(|f| !generic.contains(&(job, **f)))
                 .filter_map(|f| fp_words.get(f))
                 .flatten()
                 .cloned()
@@ -453,13 +467,16 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         .filter(|(_, _, f)| !f.is_empty())
         .map(|(key, _, f)| (*key, h.accs.get(key).map_or(0, |a| a.runs), f.as_slice()))
         .collect();
-    learned.finish(
-        breakages,
-        test_runs,
-        confirmed_flaky,
-        h.accs.len() as u32,
-        &undecided,
-    );
+    let mut by_job: HashMap<u32, (u32, u32)> = HashMap::new();
+    for (_, job) in h.accs.keys() {
+        by_job.entry(*job).or_default().1 += 1;
+    }
+    for (test, job) in &flaky_keys {
+        if h.accs.contains_key(&(*test, *job)) {
+            by_job.entry(*job).or_default().0 += 1;
+        }
+    }
+    learned.finish(breakages, test_runs, &by_job, &undecided);
 
     // Statistical flakes, judged across all tests at once: the largest set, most certain
     // first, whose expected share of tests that are not flaky stays within `lone_alpha`,
