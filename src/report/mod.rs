@@ -304,6 +304,11 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
 
 /// [`build`], with owners and commit links.
 pub fn build_with(store: &Store, opts: &ReportOptions, links: &Links) -> Result<Report> {
+    // Both windows and the trend read one committed state.
+    store.read_snapshot(|| build_in(store, opts, links))
+}
+
+fn build_in(store: &Store, opts: &ReportOptions, links: &Links) -> Result<Report> {
     let as_of = match opts.as_of {
         Some(t) => t,
         None => store.newest_run_start()?.unwrap_or(0),

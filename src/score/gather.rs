@@ -244,11 +244,12 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         }
     };
 
-    // The raw scan, split over two connections: results dominate the cost.
-    let scan_part = |store: &Store, lo: usize, hi: usize| -> Result<Partial> {
+    // The raw scan, on this store's connection only: a second connection would read
+    // outside the caller's snapshot (`Store::read_snapshot`) and could see other runs.
+    let mut parts: Vec<Partial> = vec![{
         let mut part = new_part();
-        store.for_each_result(&raw_keys[lo..hi], |i, r| {
-            let pos = raw[lo + i];
+        store.for_each_result(&raw_keys, |i, r| {
+            let pos = raw[i];
             let job = job_of[pos];
             let started = runs[pos].started_at;
             let acc = part.accs.entry((r.test_id, job)).or_default();
@@ -276,24 +277,8 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
                 detail(&mut part, pos, r.test_id, &odd);
             }
         })?;
-        Ok(part)
-    };
-    let parallel = raw_keys.len() >= 64 && store.path() != std::path::Path::new(":memory:");
-    let mut parts: Vec<Partial> = if parallel {
-        let mid = raw_keys.len() / 2;
-        let path = store.path().to_path_buf();
-        let (a, b) = std::thread::scope(|scope| {
-            let b = scope.spawn(|| {
-                let other = Store::open_read_only(&path)?;
-                scan_part(&other, mid, raw_keys.len())
-            });
-            let a = scan_part(store, 0, mid);
-            (a, b.join().expect("scan thread panicked"))
-        });
-        vec![a?, b?]
-    } else {
-        vec![scan_part(store, 0, raw_keys.len())?]
-    };
+        part
+    }];
 
     // The aggregated days: counts from the rows; for a test that failed somewhere in the
     // window, each run of the job that day, clean unless its row lists it.

@@ -268,6 +268,11 @@ enum CellKind {
 /// ([`rates`]) → lifecycle status ([`lifecycle`], fixes judged across all tests at once)
 /// → impact ([`impact::estimate`]).
 pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
+    // Every stage reads one committed state, whatever is written meanwhile.
+    store.read_snapshot(|| score_in(store, opts))
+}
+
+fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     let h = gather::gather(store, opts)?;
     let runs = &h.runs;
 
@@ -398,6 +403,27 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         tests.sort_unstable();
     }
     let companions = lone::recurring_companions(&episode_failures, &h.commit_of);
+    // The twin runs (same commit, other jobs) of every cell whose features are taken,
+    // read in one batch: a read per run is a round trip each on PostgreSQL.
+    let mut twin_pairs: Vec<(i64, i64)> = Vec::new();
+    for ((test_id, job), class, lone) in &classes {
+        let featured = class
+            .kinds
+            .iter()
+            .filter(|(kind, _)| *kind != CellKind::Single)
+            .map(|(_, cell)| *cell)
+            .chain(lone.iter().map(|(i, _)| class.kinds[*i].1));
+        for cell in featured {
+            for &p in &commit_runs[&h.commit_of[cell.failed_runs[0]]] {
+                if h.job_of[p] != *job {
+                    twin_pairs.push((runs[p].run_key, *test_id));
+                }
+            }
+        }
+    }
+    twin_pairs.sort_unstable();
+    twin_pairs.dedup();
+    let twins = store.results_of(&twin_pairs)?;
     let features = |test_id: i64,
                     job: u32,
                     cell: &Cell,
@@ -417,7 +443,7 @@ pub fn score(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             if h.job_of[p] == job {
                 continue;
             }
-            if let Some(r) = store.result(runs[p].run_key, test_id)? {
+            if let Some(r) = twins.get(&(runs[p].run_key, test_id)) {
                 if r.attempts > 0 {
                     let passed = r.failures == 0;
                     twin_passed = Some(twin_passed.unwrap_or(false) || passed);

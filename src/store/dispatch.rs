@@ -163,6 +163,12 @@ impl Store {
         both!(self, s => s.branches())
     }
 
+    /// Run `f` (which reads through this store) inside one read transaction, so all its
+    /// reads see the same committed state. Nested calls share the outer one.
+    pub fn read_snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        both!(self, s => s.read_snapshot(f))
+    }
+
     /// Runs matching the filter, oldest first, in a stable order.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         both!(self, s => s.runs(filter))
@@ -177,6 +183,12 @@ impl Store {
     /// runs, run by run, each run's results by test id.
     pub fn for_each_result(&self, run_keys: &[i64], f: impl FnMut(usize, ResultRow)) -> Result<()> {
         both!(self, s => s.for_each_result(run_keys, f))
+    }
+
+    /// The results of the given (run key, test id) pairs that exist, keyed by the pair:
+    /// one batched read instead of a [`Store::result`] per pair.
+    pub fn results_of(&self, pairs: &[(i64, i64)]) -> Result<HashMap<(i64, i64), ResultRow>> {
+        both!(self, s => s.results_of(pairs))
     }
 
     /// Days of the daily aggregate written since their rollup (read those raw), or `None`

@@ -136,6 +136,29 @@ impl SqliteStore {
             .map_err(|e| self.err("cannot read the data version", e))
     }
 
+    /// Run `f` inside one read transaction, so every read in it sees the same committed
+    /// state (a scan must not count a run whose failures it read before another process
+    /// added them). Inside one already, just run `f`.
+    pub fn read_snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.conn.is_autocommit() {
+            return f();
+        }
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(|e| self.err("cannot start a read", e))?;
+        // Ends the read even when `f` fails or panics: an open read would pin old pages.
+        struct End<'c>(&'c rusqlite::Connection);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                if !self.0.is_autocommit() {
+                    let _ = self.0.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        let _end = End(&self.conn);
+        f()
+    }
+
     /// Runs matching the filter, oldest first, in a stable order.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = String::from(
@@ -310,6 +333,18 @@ impl SqliteStore {
                 .optional()
             })
             .map_err(|e| self.err("cannot read a result", e))
+    }
+
+    /// The results of the given (run key, test id) pairs that exist, keyed by the pair.
+    pub fn results_of(&self, pairs: &[(i64, i64)]) -> Result<HashMap<(i64, i64), ResultRow>> {
+        let mut out = HashMap::with_capacity(pairs.len());
+        // Indexed point lookups are cheap in-process; only PostgreSQL needs them batched.
+        for &(run_key, test_id) in pairs {
+            if let Some(r) = self.result(run_key, test_id)? {
+                out.insert((run_key, test_id), r);
+            }
+        }
+        Ok(out)
     }
 
     /// Every failed attempt in the given runs, ordered by run, test and attempt.

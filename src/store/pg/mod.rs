@@ -47,6 +47,8 @@ pub struct PgStore {
     statements: RefCell<HashMap<&'static str, postgres::Statement>>,
     /// Whether this connection's temporary staging tables exist.
     staged: std::cell::Cell<bool>,
+    /// Whether a read snapshot (one REPEATABLE READ transaction) is open.
+    snapshot: std::cell::Cell<bool>,
     writable: bool,
 }
 
@@ -85,6 +87,7 @@ impl PgStore {
             days: RefCell::new(HashSet::new()),
             statements: RefCell::new(HashMap::new()),
             staged: std::cell::Cell::new(false),
+            snapshot: std::cell::Cell::new(false),
             writable,
         })
     }

@@ -78,6 +78,31 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// As on SQLite: `f` reads one consistent state, in one REPEATABLE READ transaction.
+    pub fn read_snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.snapshot.get() {
+            return f();
+        }
+        self.client
+            .borrow_mut()
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| self.err("cannot start a read", e))?;
+        self.snapshot.set(true);
+        // Ends the read even when `f` fails or panics: a pooled connection must not go
+        // back inside a transaction.
+        struct End<'s>(&'s PgStore);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                self.0.snapshot.set(false);
+                if let Ok(mut client) = self.0.client.try_borrow_mut() {
+                    let _ = client.batch_execute("ROLLBACK");
+                }
+            }
+        }
+        let _end = End(self);
+        f()
+    }
+
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = String::from(
             "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s, run_url
@@ -233,6 +258,57 @@ impl PgStore {
                 duration_ms: i64::from(r.get::<_, i32>(2)),
             }
         }))
+    }
+
+    /// As on SQLite, in one query per chunk: a query per pair is a round trip and a
+    /// round of partition pruning each (most of `flaky`'s time on the demo).
+    pub fn results_of(&self, pairs: &[(i64, i64)]) -> Result<HashMap<(i64, i64), ResultRow>> {
+        let mut keys: Vec<i64> = pairs.iter().map(|p| p.0).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let days = self.run_days(&keys)?;
+        let mut client = self.client.borrow_mut();
+        let stmt = self
+            .statement(
+                &mut client,
+                "SELECT k.run_key, k.test_id, r.attempts, r.failures, r.duration_ms
+                 FROM unnest($1::int8[], $2::int4[], $3::int8[]) AS k(run_key, day, test_id)
+                 CROSS JOIN LATERAL (
+                   SELECT attempts, failures, duration_ms FROM result
+                   WHERE result.day = k.day AND result.run_key = k.run_key
+                     AND result.test_id = k.test_id
+                 ) r",
+            )
+            .map_err(|e| self.err("cannot read results", e))?;
+        let mut out = HashMap::with_capacity(pairs.len());
+        for chunk in pairs.chunks(FAILURE_RUNS_PER_QUERY) {
+            let run_keys: Vec<i64> = chunk.iter().map(|p| p.0).collect();
+            let chunk_days: Vec<i32> = chunk
+                .iter()
+                .map(|p| days.get(&p.0).copied().unwrap_or(i32::MIN))
+                .collect();
+            let test_ids: Vec<i64> = chunk.iter().map(|p| p.1).collect();
+            let rows = client
+                .query(&stmt, &[&run_keys, &chunk_days, &test_ids])
+                .map_err(|e| self.err("cannot read results", e))?;
+            for r in &rows {
+                let (run_key, test_id): (i64, i64) = (r.get(0), r.get(1));
+                let attempts = r.get::<_, i16>(2) as u32;
+                let failures = r.get::<_, i16>(3) as u32;
+                out.insert(
+                    (run_key, test_id),
+                    ResultRow {
+                        run_key,
+                        test_id,
+                        outcome: outcome(attempts, failures),
+                        attempts,
+                        failures,
+                        duration_ms: i64::from(r.get::<_, i32>(4)),
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 
     pub fn failures(&self, run_keys: &[i64]) -> Result<Vec<FailureRow>> {
