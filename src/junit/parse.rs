@@ -132,6 +132,11 @@ fn truncate_push(body: &mut String, text: &str) {
 /// An attribute's text, borrowed from the report when it is valid UTF-8 without entity
 /// references (the usual case), so that values only looked at (a `time`) cost no copy.
 fn attr_text(value: &[u8]) -> Cow<'_, str> {
+    if memchr::memchr(b'&', value).is_none() {
+        if let Ok(text) = std::str::from_utf8(value) {
+            return Cow::Borrowed(text);
+        }
+    }
     let raw = String::from_utf8_lossy(value);
     if !raw.contains('&') {
         return raw;

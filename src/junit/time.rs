@@ -10,6 +10,16 @@
 /// reports comes with a decimal point (`2,503.1`). Reading `1,288` as 1288 s would be a
 /// thousandfold error on the far more common case.
 pub fn parse_time(raw: &str) -> Option<f64> {
+    // Nearly every report writes plain `1.5`: digits and at most one dot need none of the
+    // normalising below, which would leave them as they are.
+    let bytes = raw.as_bytes();
+    if !bytes.is_empty()
+        && bytes.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+        && bytes.iter().filter(|&&b| b == b'.').count() <= 1
+    {
+        let value: f64 = raw.parse().ok()?;
+        return value.is_finite().then_some(value);
+    }
     let text = raw.trim();
     let text = text.strip_suffix('s').unwrap_or(text).trim_end();
     if text.is_empty() {

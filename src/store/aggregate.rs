@@ -148,31 +148,46 @@ pub fn decode_odd(bytes: &[u8]) -> Vec<OddRun> {
 /// order.
 pub(crate) struct DayBuilder {
     day: i64,
-    /// Per run (in run-key order): its key, job id, start and position among its job's runs.
-    runs: Vec<(i64, i64, i64, usize)>,
-    /// Per job id: its runs' keys, in run-key order.
-    job_runs: HashMap<i64, Vec<i64>>,
-    rows: HashMap<(i64, i64), (DayRow, Vec<OddRun>, usize)>,
+    /// Per run (in run-key order): its key, its job (index into `jobs`), start and
+    /// position among its job's runs.
+    runs: Vec<(i64, usize, i64, usize)>,
+    /// Per job: its id and its runs' keys, in run-key order.
+    jobs: Vec<(i64, Vec<i64>)>,
+    /// Per (job index, test id): the row's index in `rows`. Every result of the day goes
+    /// through it, and the keys are small integers: foldhash instead of SipHash.
+    index: HashMap<(usize, i64), usize, foldhash::fast::RandomState>,
+    /// Per row: the row, its odd runs so far, its job index and the position of the job's
+    /// next run it has not accounted for.
+    rows: Vec<(DayRow, Vec<OddRun>, usize, usize)>,
 }
 
 impl DayBuilder {
     /// `runs`: (run key, job id, started_at) of every run that started on `day`.
     pub(crate) fn new(day: i64, mut runs: Vec<(i64, i64, i64)>) -> DayBuilder {
         runs.sort_unstable();
-        let mut job_runs: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut jobs: Vec<(i64, Vec<i64>)> = Vec::new();
         let runs = runs
             .into_iter()
             .map(|(key, job, started)| {
-                let list = job_runs.entry(job).or_default();
+                // A day has a handful of jobs: a scan beats hashing.
+                let j = match jobs.iter().position(|(id, _)| *id == job) {
+                    Some(j) => j,
+                    None => {
+                        jobs.push((job, Vec::new()));
+                        jobs.len() - 1
+                    }
+                };
+                let list = &mut jobs[j].1;
                 list.push(key);
-                (key, job, started, list.len() - 1)
+                (key, j, started, list.len() - 1)
             })
             .collect();
         DayBuilder {
             day,
             runs,
-            job_runs,
-            rows: HashMap::new(),
+            jobs,
+            index: HashMap::default(),
+            rows: Vec::new(),
         }
     }
 
@@ -184,21 +199,23 @@ impl DayBuilder {
     /// One result of the run at `index` (into [`DayBuilder::run_keys`]).
     pub(crate) fn add(&mut self, index: usize, r: &ResultRow) {
         let (run_key, job, started, local) = self.runs[index];
-        let job_runs = &self.job_runs[&job];
-        let (row, odd, next) = self.rows.entry((job, r.test_id)).or_insert_with(|| {
-            (
+        let slot = *self.index.entry((job, r.test_id)).or_insert_with(|| {
+            self.rows.push((
                 DayRow {
                     day: self.day,
-                    job_id: job,
+                    job_id: self.jobs[job].0,
                     test_id: r.test_id,
                     ..DayRow::default()
                 },
                 Vec::new(),
+                job,
                 0,
-            )
+            ));
+            self.rows.len() - 1
         });
+        let (row, odd, _, next) = &mut self.rows[slot];
         // Runs of the job it did not appear in since its last result.
-        for &k in &job_runs[*next..local] {
+        for &k in &self.jobs[job].1[*next..local] {
             odd.push(absent(k));
         }
         *next = local + 1;
@@ -226,11 +243,12 @@ impl DayBuilder {
 
     /// The day's rows, by job id and test id.
     pub(crate) fn finish(self) -> Vec<DayRow> {
+        let jobs = self.jobs;
         let mut out: Vec<DayRow> = self
             .rows
-            .into_values()
-            .map(|(mut row, mut odd, next)| {
-                for &k in &self.job_runs[&row.job_id][next..] {
+            .into_iter()
+            .map(|(mut row, mut odd, job, next)| {
+                for &k in &jobs[job].1[next..] {
                     odd.push(absent(k));
                 }
                 row.odd = encode_odd(&odd);
