@@ -248,7 +248,7 @@ pub fn ingest(
     let mut summary = Summary::default();
     let mut rejections = Vec::new();
     let mut run_keys: Vec<Option<i64>> = vec![None; runs.len()];
-    let mut distinct: HashSet<i64> = HashSet::new();
+    let mut distinct: HashSet<i64, foldhash::fast::RandomState> = HashSet::default();
 
     std::thread::scope(|scope| -> Result<()> {
         // Parsing runs ahead of writing, on all cores, one chunk at a time so memory
@@ -288,13 +288,10 @@ pub fn ingest(
         }
 
         // Freeing a chunk's parsed reports is a good share of the writer's time with many
-        // small files: hand them to a thread of their own.
+        // small files, and with one big report (a CI post-step) it overlaps the commit:
+        // hand them to a thread of their own.
         let (spent_tx, spent_rx) = sync_channel::<Vec<(Report, Prepared)>>(4);
-        if single {
-            drop(spent_rx);
-        } else {
-            scope.spawn(move || spent_rx.into_iter().for_each(drop));
-        }
+        scope.spawn(move || spent_rx.into_iter().for_each(drop));
 
         let mut batch = store.batch()?;
         // A job attempt that left no report (an infrastructure failure, a crash before the
