@@ -454,6 +454,22 @@ fn refuses_to_listen_openly_without_tokens() {
 }
 
 #[test]
+fn a_body_over_max_body_gets_its_413_not_a_reset() {
+    // Refused from its Content-Length before it is read: the server must still let the
+    // client finish sending and read why, or a CI job sees "broken pipe" and no reason.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-body", "16KiB"]);
+    let big = vec![b'x'; 4 << 20];
+    for _ in 0..5 {
+        let a = post(&server, "commit=abc&job=unit&run_id=1", None, &big);
+        assert_eq!(a.status, 413, "{}", a.body);
+        assert!(a.body.contains("--max-body"), "{}", a.body);
+    }
+    assert!(runs(&db).is_empty());
+}
+
+#[test]
 fn limits_malformed_bodies_and_traversal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flakes.db");

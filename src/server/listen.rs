@@ -12,7 +12,8 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -73,12 +74,14 @@ pub async fn serve(
         let service = TowerToHyperService::new(app.clone());
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
+            let mut stream = stream;
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            // hyper borrows the stream, so that it is still ours to close gently below.
+            let conn = builder.serve_connection(TokioIo::new(&mut stream), service);
             tokio::pin!(conn);
             let mut stopping = false;
             loop {
@@ -96,6 +99,7 @@ pub async fn serve(
                     }
                 }
             }
+            linger(stream).await;
             drop(permit);
         });
     }
@@ -120,5 +124,33 @@ pub async fn serve(
         );
         conns.abort_all();
         while conns.join_next().await.is_some() {}
+    }
+}
+
+/// How long, and how much of a request body left unread, a closing connection still
+/// reads and discards (see `linger`).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_IDLE: Duration = Duration::from_millis(500);
+const LINGER_BYTES: u64 = 64 << 20;
+
+/// Close a connection without losing the answer. A refusal sent before the body was read
+/// (413 over `--max-body`) leaves the client still sending; closing a socket with unread
+/// data resets it, and the reset can reach the client before it reads the answer, so a
+/// CI job would see "connection reset" or "broken pipe" instead of the 413 that says why.
+/// Send FIN, then read and discard what the client still sends, within bounds.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut discarded = 0u64;
+    while discarded < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left.min(LINGER_IDLE), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n as u64,
+            _ => break, // the client closed, an error, or it went quiet
+        }
     }
 }
