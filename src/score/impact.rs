@@ -88,7 +88,10 @@ fn nested_tests(tests: &[TestScore], jobs: &[&str]) -> HashSet<(u32, i64, i64)> 
 }
 
 /// [`nested_tests`] over `(job, classname, name, test id)`.
-fn nested_pairs(tests: &[(&str, &str, &str, i64)], jobs: &[&str]) -> HashSet<(u32, i64, i64)> {
+pub(crate) fn nested_pairs(
+    tests: &[(&str, &str, &str, i64)],
+    jobs: &[&str],
+) -> HashSet<(u32, i64, i64)> {
     let by_name: HashMap<(&str, &str, &str), i64> = tests
         .iter()
         .map(|&(job, class, name, id)| ((job, class, name), id))

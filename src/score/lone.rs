@@ -70,6 +70,21 @@ pub(crate) fn recurring_companions(
         .collect()
 }
 
+/// Pairs of tests (lower id first) where one is a Go subtest of the other (`TestX/case` of
+/// `TestX` in one package), from `(test id, classname, name)`: the parent fails whenever its
+/// subtest does, so their failing together is one failure.
+pub(crate) fn nested_companions<'a>(
+    tests: impl Iterator<Item = (i64, &'a str, &'a str)>,
+) -> HashSet<(i64, i64)> {
+    let named: Vec<(&str, &str, &str, i64)> = tests
+        .map(|(id, class, name)| ("", class, name, id))
+        .collect();
+    super::impact::nested_pairs(&named, &[""])
+        .into_iter()
+        .map(|(_, a, b)| (a.min(b), a.max(b)))
+        .collect()
+}
+
 /// Fingerprints that say nothing about a test, per job: ones shared by many of the job's
 /// failing tests (a runner's "Failed", "exit status 1"), from (job, test, fingerprint) of
 /// every failure. A cause that strikes a few tests (a shared resource) stays specific.
@@ -249,6 +264,9 @@ impl Learned {
     }
 
     fn nearest(&self, key: (i64, u32), w: &HashSet<String>) -> Near {
+        // Below this Jaccard two messages share only a few common words ("got", "want",
+        // "expected"), which flakes and breakages of one language both use: no evidence.
+        const SIMILAR: f64 = 0.5;
         let best = |list: &[((i64, u32), HashSet<String>)]| {
             list.iter()
                 .filter(|(k, _)| *k != key)
@@ -256,7 +274,9 @@ impl Learned {
                 .fold(0.0, f64::max)
         };
         let (f, b) = (best(&self.flakes), best(&self.breakages));
-        if f > b + 0.1 {
+        if f.max(b) < SIMILAR {
+            Near::U
+        } else if f > b + 0.1 {
             Near::F
         } else if b > f + 0.1 {
             Near::B
@@ -417,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn a_go_subtest_and_its_parent_are_companions() {
+        let tests = [
+            (1, "pkg/a", "TestQueue"),
+            (2, "pkg/a", "TestQueue/empty_input"),
+            (3, "pkg/a", "TestQueue/empty_input/nil"),
+            (4, "pkg/a", "TestQueueClose"), // a prefix, not a parent
+            (5, "pkg/b", "TestQueue/empty_input"), // another package
+        ];
+        assert_eq!(
+            nested_companions(tests.into_iter()),
+            HashSet::from([(1, 2), (1, 3), (2, 3)])
+        );
+    }
+
+    #[test]
     fn a_message_most_failing_tests_of_a_job_share_is_generic() {
         // Job 0: tests 1–8 all fail with fingerprint 100 ("Failed"); tests 1 and 2 also
         // with 200 (their own cause). Job 1: fingerprint 100 on two tests only.
@@ -511,6 +546,38 @@ mod tests {
                         "TimeoutException: Timeout after <n> ms waiting"
                     )]
                 )
+        );
+    }
+
+    #[test]
+    fn a_message_sharing_only_common_words_with_flakes_is_no_evidence() {
+        // Go flakes say "unexpected count: got <n>, want <n>"; a breakage's "got status
+        // <n>, want <n>" shares two of its words (Jaccard 0.4) and no cause.
+        let mut l = Learned::default();
+        for i in 0..20 {
+            l.add(
+                (i, 0),
+                true,
+                &lone(false, true, "unexpected count: got <n>, want <n>"),
+            );
+            l.add(
+                (100 + i, 0),
+                false,
+                &lone(
+                    false,
+                    true,
+                    "Decode() error = unexpected EOF, wantErr false",
+                ),
+            );
+        }
+        l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
+        assert_eq!(
+            l.nearest((1000, 0), &words("got status <n>, want <n>")),
+            Near::U
+        );
+        assert_eq!(
+            l.nearest((1000, 0), &words("unexpected count: got <n>, want <n>")),
+            Near::F
         );
     }
 

@@ -402,7 +402,18 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     for tests in &mut episode_failures {
         tests.sort_unstable();
     }
-    let companions = lone::recurring_companions(&episode_failures, &h.commit_of);
+    let mut companions = lone::recurring_companions(&episode_failures, &h.commit_of);
+    // A Go parent test fails whenever its subtest does: the two failing together is one
+    // failure, no sign of a breaking change.
+    let mut failing: Vec<i64> = episode_failures.iter().flatten().copied().collect();
+    failing.sort_unstable();
+    failing.dedup();
+    let failing_names = store.tests_by_id(&failing)?;
+    companions.extend(lone::nested_companions(
+        failing_names
+            .iter()
+            .map(|(&id, t)| (id, t.classname.as_str(), t.name.as_str())),
+    ));
     // The twin runs (same commit, other jobs) of every cell whose features are taken,
     // read in one batch: a read per run is a round trip each on PostgreSQL.
     let mut twin_pairs: Vec<(i64, i64)> = Vec::new();
