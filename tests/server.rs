@@ -470,6 +470,68 @@ fn a_body_over_max_body_gets_its_413_not_a_reset() {
 }
 
 #[test]
+fn upload_over_max_body_says_why_at_once_and_fails_only_with_strict() {
+    // What a CI job sees when its reports outgrow the server's --max-body: the 413's
+    // reason, not "broken pipe" or "server unreachable" after retries that cannot succeed.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &["--max-body", "16KiB"]);
+    let reports = dir.path().join("r");
+    std::fs::create_dir_all(&reports).unwrap();
+    // Names that do not compress: the packed body stays far over 16 KiB.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut xml = String::from("<testsuite name=\"Big\">\n");
+    for _ in 0..20_000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        xml.push_str(&format!(
+            "<testcase classname=\"com.acme.Big\" name=\"t{x:016x}\" time=\"0.01\"/>\n"
+        ));
+    }
+    xml.push_str("</testsuite>\n");
+    std::fs::write(reports.join("TEST-big.xml"), xml).unwrap();
+    let upload = |strict: bool| {
+        let mut a = vec![
+            "upload",
+            "--server",
+            &server.base,
+            "--commit",
+            "abc",
+            "--job",
+            "unit",
+            "--run-id",
+            "7",
+            "--retries",
+            "3",
+            reports.to_str().unwrap(),
+        ];
+        if strict {
+            a.push("--strict");
+        }
+        let started = std::time::Instant::now();
+        let out = flakehound(&a);
+        (out, started.elapsed())
+    };
+    let (out, took) = upload(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("refused the upload") && err.contains("413"),
+        "{err}"
+    );
+    assert!(err.contains("--max-body"), "{err}");
+    // Refused is final: three retries would wait at least 0.25 + 0.5 + 1 s of backoff.
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "{took:?}: {err}"
+    );
+    let (out, _) = upload(true);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(runs(&db).is_empty());
+}
+
+#[test]
 fn limits_malformed_bodies_and_traversal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flakes.db");
