@@ -246,18 +246,7 @@ impl PgStore {
                 &[&run_key, &test_id],
             )
             .map_err(|e| self.err("cannot read a result", e))?;
-        Ok(row.map(|r| {
-            let attempts = r.get::<_, i16>(0) as u32;
-            let failures = r.get::<_, i16>(1) as u32;
-            ResultRow {
-                run_key,
-                test_id,
-                outcome: outcome(attempts, failures),
-                attempts,
-                failures,
-                duration_ms: i64::from(r.get::<_, i32>(2)),
-            }
-        }))
+        Ok(row.map(|r| result_row(run_key, test_id, &r, 0)))
     }
 
     /// As on SQLite, in one query per chunk: a query per pair is a round trip and a
@@ -293,19 +282,7 @@ impl PgStore {
                 .map_err(|e| self.err("cannot read results", e))?;
             for r in &rows {
                 let (run_key, test_id): (i64, i64) = (r.get(0), r.get(1));
-                let attempts = r.get::<_, i16>(2) as u32;
-                let failures = r.get::<_, i16>(3) as u32;
-                out.insert(
-                    (run_key, test_id),
-                    ResultRow {
-                        run_key,
-                        test_id,
-                        outcome: outcome(attempts, failures),
-                        attempts,
-                        failures,
-                        duration_ms: i64::from(r.get::<_, i32>(4)),
-                    },
-                );
+                out.insert((run_key, test_id), result_row(run_key, test_id, r, 2));
             }
         }
         Ok(out)
@@ -645,4 +622,18 @@ pub(super) fn full_commit_pg(
         [one] => one.clone(),
         _ => c,
     })
+}
+
+/// A result from `attempts, failures, duration_ms` at columns `at`, `at + 1`, `at + 2`.
+fn result_row(run_key: i64, test_id: i64, r: &postgres::Row, at: usize) -> ResultRow {
+    let attempts = r.get::<_, i16>(at) as u32;
+    let failures = r.get::<_, i16>(at + 1) as u32;
+    ResultRow {
+        run_key,
+        test_id,
+        outcome: outcome(attempts, failures),
+        attempts,
+        failures,
+        duration_ms: i64::from(r.get::<_, i32>(at + 2)),
+    }
 }
