@@ -585,3 +585,76 @@ fn big_reports_store_each_test_once_whatever_the_store_already_holds() {
         }
     }
 }
+
+/// A file-backed SQLite database and, when a test server is set, a PostgreSQL one: paths
+/// that two stores can open at once. The temporary folder must outlive the stores.
+fn shared_databases(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.join("shared.db")];
+    if let Some(url) = pg::test_server("store tests") {
+        out.push(pg::scratch_database(&url).unwrap());
+    }
+    out
+}
+
+fn store_run(store: &mut Store, attempt: u32) -> i64 {
+    let report = parse_bytes(REPORT.as_bytes()).unwrap();
+    let mut batch = store.batch().unwrap();
+    let (run_key, _) = batch.run(&meta(attempt)).unwrap();
+    batch
+        .add_file(run_key, "h1", "r.xml", &report.cases, 4, Some(1.5))
+        .unwrap();
+    batch.commit().unwrap();
+    run_key
+}
+
+#[test]
+fn results_of_reads_the_pairs_that_exist_as_single_reads_do() {
+    for mut store in stores() {
+        let keys = [store_run(&mut store, 1), store_run(&mut store, 2)];
+        let mut all = Vec::new();
+        store.for_each_result(&keys, |_, r| all.push(r)).unwrap();
+        assert_eq!(all.len(), 8);
+        let mut pairs: Vec<(i64, i64)> = all.iter().map(|r| (r.run_key, r.test_id)).collect();
+        // A test the run did not report and a run that does not exist: left out, no error.
+        pairs.push((keys[0], 0x7777));
+        pairs.push((keys[1] + 1000, all[0].test_id));
+        let got = store.results_of(&pairs).unwrap();
+        assert_eq!(got.len(), all.len());
+        for r in &all {
+            let one = store.result(r.run_key, r.test_id).unwrap().unwrap();
+            let batched = &got[&(r.run_key, r.test_id)];
+            assert_eq!(
+                (
+                    batched.outcome,
+                    batched.attempts,
+                    batched.failures,
+                    batched.duration_ms
+                ),
+                (one.outcome, one.attempts, one.failures, one.duration_ms)
+            );
+        }
+        assert!(store.results_of(&[]).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_read_snapshot_does_not_see_a_run_committed_during_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in shared_databases(dir.path()) {
+        let mut writer = Store::open(&db).unwrap();
+        store_run(&mut writer, 1);
+        let reader = Store::open(&db).unwrap();
+        let all = RunFilter::default();
+        let (before, during) = reader
+            .read_snapshot(|| {
+                let before = reader.runs(&all)?.len();
+                store_run(&mut writer, 2);
+                // Nested snapshots share the outer one.
+                let during = reader.read_snapshot(|| Ok(reader.runs(&all)?.len()))?;
+                Ok((before, during))
+            })
+            .unwrap();
+        assert_eq!((before, during), (1, 1), "{}", db.display());
+        assert_eq!(reader.runs(&all).unwrap().len(), 2, "{}", db.display());
+    }
+}
