@@ -737,6 +737,22 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
                 eprintln!("iteration {}: integrity_check failed", stats.iterations);
                 continue;
             }
+            // Killed before the schema's first commit: the file exists and holds nothing,
+            // which the next ingest migrates (seen once as "no such table: run").
+            let has_schema: bool = conn
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'run'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if !has_schema {
+                eprintln!(
+                    "iteration {}: killed after {delay:.1?}, before the schema was committed",
+                    stats.iterations
+                );
+                continue;
+            }
             let (runs, files, results) = assert_whole_files(&conn);
             if runs > 0 && runs < run_count as i64 {
                 stats.partial += 1;
