@@ -435,51 +435,48 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     twin_pairs.sort_unstable();
     twin_pairs.dedup();
     let twins = store.results_of(&twin_pairs)?;
-    let features = |test_id: i64,
-                    job: u32,
-                    cell: &Cell,
-                    next: Option<Option<bool>>|
-     -> Result<lone::Features> {
-        let pos = cell.failed_runs[0];
-        let vanished = match next {
-            Some(n) => n,
-            None => {
-                let lane = &lanes[&(job, runs[pos].branch.as_str())];
-                let at = lane.binary_search(&pos).unwrap_or(0);
-                neighbour_outcome(&h, lane, at, test_id, job, 1)
-            }
-        };
-        let mut twin_passed = None;
-        for &p in &commit_runs[&h.commit_of[pos]] {
-            if h.job_of[p] == job {
-                continue;
-            }
-            if let Some(r) = twins.get(&(runs[p].run_key, test_id)) {
-                if r.attempts > 0 {
-                    let passed = r.failures == 0;
-                    twin_passed = Some(twin_passed.unwrap_or(false) || passed);
+    let features =
+        |test_id: i64, job: u32, cell: &Cell, next: Option<Option<bool>>| -> lone::Features {
+            let pos = cell.failed_runs[0];
+            let vanished = match next {
+                Some(n) => n,
+                None => {
+                    let lane = &lanes[&(job, runs[pos].branch.as_str())];
+                    let at = lane.binary_search(&pos).unwrap_or(0);
+                    neighbour_outcome(&h, lane, at, test_id, job, 1)
+                }
+            };
+            let mut twin_passed = None;
+            for &p in &commit_runs[&h.commit_of[pos]] {
+                if h.job_of[p] == job {
+                    continue;
+                }
+                if let Some(r) = twins.get(&(runs[p].run_key, test_id)) {
+                    if r.attempts > 0 {
+                        let passed = r.failures == 0;
+                        twin_passed = Some(twin_passed.unwrap_or(false) || passed);
+                    }
                 }
             }
-        }
-        Ok(lone::Features {
-            crowded: h.failed_tests[pos].iter().any(|&t| {
-                t != test_id
-                    && !known_flaky.contains(&t)
-                    && !companions.contains(&(t.min(test_id), t.max(test_id)))
-            }),
-            trunk: runs[pos].branch == trunk,
-            vanished,
-            twin_passed,
-            words: cell
-                .fingerprints
-                .iter()
-                .filter(|f| !generic.contains(&(job, **f)))
-                .filter_map(|f| fp_words.get(f))
-                .flatten()
-                .cloned()
-                .collect(),
-        })
-    };
+            lone::Features {
+                crowded: h.failed_tests[pos].iter().any(|&t| {
+                    t != test_id
+                        && !known_flaky.contains(&t)
+                        && !companions.contains(&(t.min(test_id), t.max(test_id)))
+                }),
+                trunk: runs[pos].branch == trunk,
+                vanished,
+                twin_passed,
+                words: cell
+                    .fingerprints
+                    .iter()
+                    .filter(|f| !generic.contains(&(job, **f)))
+                    .filter_map(|f| fp_words.get(f))
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            }
+        };
     let mut classes_with_features = Vec::with_capacity(classes.len());
     for (key, class, lone) in classes {
         let (test_id, job) = key;
@@ -488,13 +485,13 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 learned.add(
                     key,
                     *kind == CellKind::Flaky,
-                    &features(test_id, job, cell, None)?,
+                    &features(test_id, job, cell, None),
                 );
             }
         }
         let mut lone_features = Vec::with_capacity(lone.len());
         for (i, next) in lone {
-            lone_features.push(features(test_id, job, class.kinds[i].1, Some(next))?);
+            lone_features.push(features(test_id, job, class.kinds[i].1, Some(next)));
         }
         classes_with_features.push((key, class, lone_features));
     }
