@@ -146,7 +146,8 @@ fn sparse_retries_keep_precision_and_recall() {
 /// Rare retries, the hard case (14 days, 10–20% of failed jobs re-run, no in-run reruns,
 /// no nightly): lone failures judged against the history's own confirmed flakes and
 /// breakages lift recall without calling a breakage flaky. (Measured over seeds 1–5: recall
-/// 0.68–0.91, mean 0.79, up from 0.61–0.88, mean 0.72; precision 1.00 on every seed.)
+/// 0.79–0.97, mean 0.89; at first 0.68–0.91, mean 0.79, and 0.61–0.88, mean 0.72, before
+/// the statistical judgement; precision 1.00 on every seed.)
 #[test]
 fn rare_retries_lone_failures_are_judged_without_false_flakes() {
     let mut recall = 0.0;
@@ -162,4 +163,15 @@ fn rare_retries_lone_failures_are_judged_without_false_flakes() {
     // breakage streaks counted as many one-off breakages (an overestimated breakage rate),
     // 0.91 and 0.81; with one-off breakages only, 0.97 and 0.81.
     assert!(recall / 2.0 >= 0.88, "mean recall {}", recall / 2.0);
+}
+
+/// Rare retries over 30 days with fixes and late onsets: a Go breakage whose messages share
+/// only "got" and "want" with a flaky template ("got status 500, want 200" against
+/// "unexpected count: got 3, want 4") was once called flaky on statistics (P = 0.947).
+/// Message likeness now needs a Jaccard of 0.5. (Seeds 1–5: precision 1.00 each.)
+#[test]
+fn rare_retries_over_a_month_call_no_breakage_flaky() {
+    let eval = evaluate_config(&SimConfig::churn(1).rare());
+    assert_eq!(eval.breakages_flagged, 0, "{eval:?}");
+    assert!(eval.recall >= 0.9, "{eval:?}");
 }
