@@ -747,6 +747,13 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
                 )
                 .unwrap();
             if !has_schema {
+                let objects: i64 = conn
+                    .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+                    .unwrap();
+                let version: i64 = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!((objects, version), (0, 0), "a partial schema");
                 eprintln!(
                     "iteration {}: killed after {delay:.1?}, before the schema was committed",
                     stats.iterations

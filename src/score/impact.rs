@@ -87,26 +87,45 @@ fn nested_tests(tests: &[TestScore], jobs: &[&str]) -> HashSet<(u32, i64, i64)> 
     nested_pairs(&keys, jobs)
 }
 
-/// [`nested_tests`] over `(job, classname, name, test id)`.
+/// [`nested_tests`] over `(job, classname, name, test id)`. Only Go names nest: the first
+/// segment is a Go test function (`TestX`, `FuzzX`, `ExampleX`, `BenchmarkX`), so that
+/// `GET /users` and `GET /users/{id}` of another framework are not taken for a parent and
+/// its subtest. One name may carry several test ids (the same test with and without a
+/// `file`): each is paired, whatever the input order.
 pub(crate) fn nested_pairs(
     tests: &[(&str, &str, &str, i64)],
     jobs: &[&str],
 ) -> HashSet<(u32, i64, i64)> {
-    let by_name: HashMap<(&str, &str, &str), i64> = tests
-        .iter()
-        .map(|&(job, class, name, id)| ((job, class, name), id))
-        .collect();
+    let mut by_name: HashMap<(&str, &str, &str), Vec<i64>> = HashMap::new();
+    for &(job, class, name, id) in tests {
+        by_name.entry((job, class, name)).or_default().push(id);
+    }
     let mut pairs = HashSet::new();
-    for &(job, class, name, child) in tests.iter().filter(|t| t.2.contains('/')) {
+    for &(job, class, name, child) in tests.iter().filter(|t| is_go_subtest(t.2)) {
         let job_index = jobs.binary_search(&job).unwrap_or(0) as u32;
         for (cut, _) in name.match_indices('/') {
-            if let Some(&parent) = by_name.get(&(job, class, &name[..cut])) {
+            for &parent in by_name
+                .get(&(job, class, &name[..cut]))
+                .into_iter()
+                .flatten()
+            {
                 pairs.insert((job_index, child, parent));
                 pairs.insert((job_index, parent, child));
             }
         }
     }
     pairs
+}
+
+/// `TestX/case…` with `TestX` a Go test, fuzz, example or benchmark function name.
+fn is_go_subtest(name: &str) -> bool {
+    let Some((top, _)) = name.split_once('/') else {
+        return false;
+    };
+    ["Test", "Fuzz", "Example", "Benchmark"]
+        .iter()
+        .any(|p| top.starts_with(p))
+        && top.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn g(p: f64, r: f64, max_attempts: u32) -> f64 {
@@ -418,12 +437,22 @@ mod tests {
             ("linux", "pkg/b", "TestX/case_1", 4), // another package: not nested
             ("mac", "pkg/a", "TestX/case_1", 5),   // another job: not nested
             ("linux", "pkg/a", "TestXY", 6),       // a prefix is not a parent
+            // Not Go: an HTTP route and its sub-route in one suite are two tests.
+            ("linux", "api", "GET /users", 7),
+            ("linux", "api", "GET /users/{id}", 8),
+            // The same parent under a second test id (written with a file): both nest.
+            ("linux", "pkg/a", "TestX", 9),
         ];
         let pairs = nested_pairs(&tests, &jobs);
-        for (a, b) in [(1, 2), (2, 1), (1, 3), (3, 1), (2, 3), (3, 2)] {
+        for (a, b) in [(1, 2), (1, 3), (2, 3), (9, 2), (9, 3)] {
             assert!(pairs.contains(&(0, a, b)), "{a} and {b}");
+            assert!(pairs.contains(&(0, b, a)), "{b} and {a}");
         }
-        assert_eq!(pairs.len(), 6, "{pairs:?}");
+        assert_eq!(pairs.len(), 10, "{pairs:?}");
+        // Whatever the order the tests come in.
+        let mut reversed = tests;
+        reversed.reverse();
+        assert_eq!(nested_pairs(&reversed, &jobs), pairs);
     }
 
     #[test]

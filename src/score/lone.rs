@@ -695,6 +695,14 @@ mod tests {
                     .map(|_| vocab[next(vocab.len())].to_string())
                     .collect();
                 let (f, b) = (brute(&flakes, key, &w), brute(&breakages, key, &w));
+                for (found, want) in [(l.flakes.best(key, &w), f), (l.breakages.best(key, &w), b)] {
+                    // Exact at CUT and above; below, never more than the truth.
+                    if want >= CUT {
+                        assert_eq!(found, want, "round {round}: {w:?}");
+                    } else {
+                        assert!(found <= want, "round {round}: {w:?}");
+                    }
+                }
                 let want = if f.max(b) < SIMILAR {
                     Near::U
                 } else if f > b + MARGIN {
@@ -707,6 +715,24 @@ mod tests {
                 assert_eq!(l.nearest(key, &w), want, "round {round}: {w:?} f {f} b {b}");
             }
         }
+    }
+
+    #[test]
+    fn a_message_exactly_at_the_cut_is_found() {
+        // A message sharing 6 of 15 words (Jaccard 0.4, exactly the cut) must be compared: the
+        // 9 words no message has fill the probe first, and one word fewer probed would miss
+        // it, so a flake at 0.5 would be called nearer than it is.
+        let w: HashSet<String> = (0..15)
+            .map(|i| format!("word{}", (b'a' + i) as char))
+            .collect();
+        let mut sorted: Vec<&String> = w.iter().collect();
+        sorted.sort();
+        let six: HashSet<String> = sorted[..6].iter().map(|s| s.to_string()).collect();
+        let mut l = Learned::default();
+        let mut f = lone(false, true, "");
+        f.words = six;
+        l.add((1, 0), false, &f);
+        assert_eq!(l.breakages.best((2, 0), &w), 0.4);
     }
 
     #[test]

@@ -634,6 +634,28 @@ fn results_of_reads_the_pairs_that_exist_as_single_reads_do() {
             );
         }
         assert!(store.results_of(&[]).unwrap().is_empty());
+        // What REPORT says, per test: (outcome, attempts, failures, duration).
+        let names = store
+            .tests_by_id(&all.iter().map(|r| r.test_id).collect::<Vec<_>>())
+            .unwrap();
+        let mut seen: Vec<(String, (u8, u32, u32, i64))> = all
+            .iter()
+            .filter(|r| r.run_key == keys[0])
+            .map(|r| {
+                let b = &got[&(r.run_key, r.test_id)];
+                (
+                    names[&r.test_id].name.clone(),
+                    (b.outcome, b.attempts, b.failures, b.duration_ms),
+                )
+            })
+            .collect();
+        seen.sort();
+        let of = |name: &str| seen.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(of("passes").1, 1);
+        assert_eq!((of("passes").2, of("passes").3), (0, 500));
+        assert_eq!((of("flakes").1, of("flakes").2), (2, 1));
+        assert_eq!((of("fails").1, of("fails").2), (2, 2));
+        assert_eq!((of("skips").1, of("skips").2), (0, 0));
     }
 }
 
