@@ -265,16 +265,7 @@ impl Learned {
     }
 
     fn nearest(&self, key: (i64, u32), w: &HashSet<String>) -> Near {
-        let (f, b) = (self.flakes.best(key, w), self.breakages.best(key, w));
-        if f.max(b) < SIMILAR {
-            Near::U
-        } else if f > b + MARGIN {
-            Near::F
-        } else if b > f + MARGIN {
-            Near::B
-        } else {
-            Near::U
-        }
+        near(self.flakes.best(key, w), self.breakages.best(key, w))
     }
 
     /// Log likelihood ratio (flake vs breakage) of one lone failure's features.
@@ -356,6 +347,19 @@ const MARGIN: f64 = 0.1;
 /// Similarities below this cannot change [`Learned::nearest`]: with one kind at least
 /// `SIMILAR`, the other matters only above `SIMILAR - MARGIN`.
 const CUT: f64 = SIMILAR - MARGIN;
+
+/// Which kind a message is nearer to, from its highest likeness to each kind's messages.
+fn near(flakes: f64, breakages: f64) -> Near {
+    if flakes.max(breakages) < SIMILAR {
+        Near::U
+    } else if flakes > breakages + MARGIN {
+        Near::F
+    } else if breakages > flakes + MARGIN {
+        Near::B
+    } else {
+        Near::U
+    }
+}
 
 /// A test in a job: (test id, job index).
 type TestKey = (i64, u32);
@@ -553,27 +557,26 @@ mod tests {
         assert!(similarity(&a, &c) < 0.2);
     }
 
-    /// A history whose breakages persist on the trunk and whose flakes vanish.
-    fn learned() -> Learned {
+    /// 20 confirmed flakes with message `flake` and 20 breakages with `breakage`, on the
+    /// trunk or not; flakes vanish on the next commit, breakage `i` when `vanishes(i)`.
+    fn taught(trunk: bool, flake: &str, breakage: &str, vanishes: impl Fn(i64) -> bool) -> Learned {
         let mut l = Learned::default();
         for i in 0..20 {
-            l.add(
-                (i, 0),
-                true,
-                &lone(true, true, "TimeoutException: Timeout after <n> ms waiting"),
-            );
-            l.add(
-                (100 + i, 0),
-                false,
-                &lone(
-                    true,
-                    i % 5 == 0,
-                    "AssertionFailedError: expected <n> but was <n>",
-                ),
-            );
+            l.add((i, 0), true, &lone(trunk, true, flake));
+            l.add((100 + i, 0), false, &lone(trunk, vanishes(i), breakage));
         }
         l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
         l
+    }
+
+    /// A history whose breakages persist on the trunk and whose flakes vanish.
+    fn learned() -> Learned {
+        taught(
+            true,
+            "TimeoutException: Timeout after <n> ms waiting",
+            "AssertionFailedError: expected <n> but was <n>",
+            |i| i % 5 == 0,
+        )
     }
 
     #[test]
@@ -624,24 +627,12 @@ mod tests {
     fn a_message_sharing_only_common_words_with_flakes_is_no_evidence() {
         // Go flakes say "unexpected count: got <n>, want <n>"; a breakage's "got status
         // <n>, want <n>" shares two of its words (Jaccard 0.4) and no cause.
-        let mut l = Learned::default();
-        for i in 0..20 {
-            l.add(
-                (i, 0),
-                true,
-                &lone(false, true, "unexpected count: got <n>, want <n>"),
-            );
-            l.add(
-                (100 + i, 0),
-                false,
-                &lone(
-                    false,
-                    true,
-                    "Decode() error = unexpected EOF, wantErr false",
-                ),
-            );
-        }
-        l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
+        let l = taught(
+            false,
+            "unexpected count: got <n>, want <n>",
+            "Decode() error = unexpected EOF, wantErr false",
+            |_| true,
+        );
         assert_eq!(
             l.nearest((1000, 0), &words("got status <n>, want <n>")),
             Near::U
@@ -703,16 +694,11 @@ mod tests {
                         assert!(found <= want, "round {round}: {w:?}");
                     }
                 }
-                let want = if f.max(b) < SIMILAR {
-                    Near::U
-                } else if f > b + MARGIN {
-                    Near::F
-                } else if b > f + MARGIN {
-                    Near::B
-                } else {
-                    Near::U
-                };
-                assert_eq!(l.nearest(key, &w), want, "round {round}: {w:?} f {f} b {b}");
+                assert_eq!(
+                    l.nearest(key, &w),
+                    near(f, b),
+                    "round {round}: {w:?} f {f} b {b}"
+                );
             }
         }
     }
