@@ -377,7 +377,7 @@ struct Messages {
 }
 
 impl Messages {
-    fn add(&mut self, key: (i64, u32), words: &HashSet<String>) {
+    fn add(&mut self, key: TestKey, words: &HashSet<String>) {
         let mut sorted: Vec<String> = words.iter().cloned().collect();
         sorted.sort_unstable();
         let at = match self.set_of.get(&sorted) {
@@ -405,7 +405,7 @@ impl Messages {
     /// of any `|w| − ⌈CUT·|w|⌉ + 1` of them (prefix filtering): only the sets holding the
     /// rarest words are compared, and words like "error" in every other message are not
     /// walked.
-    fn best(&self, key: (i64, u32), w: &HashSet<String>) -> f64 {
+    fn best(&self, key: TestKey, w: &HashSet<String>) -> f64 {
         let mut lists: Vec<&[usize]> = w
             .iter()
             .map(|word| self.index.get(word).map_or(&[][..], Vec::as_slice))

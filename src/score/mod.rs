@@ -650,9 +650,15 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         flagged.push((j.key, t));
     }
 
-    // Names and messages for the flagged tests only.
-    let ids: Vec<i64> = flagged.iter().map(|(k, _)| k.0).collect();
-    let names = store.tests_by_id(&ids)?;
+    // Names and messages for the flagged tests only; most failed somewhere, and their
+    // names were read above.
+    let missing: Vec<i64> = flagged
+        .iter()
+        .map(|(k, _)| k.0)
+        .filter(|id| !failing_names.contains_key(id))
+        .collect();
+    let mut names = failing_names;
+    names.extend(store.tests_by_id(&missing)?);
     let fp_ids: Vec<i64> = fingerprint_ids.into_iter().collect();
     let messages = store.fingerprints(&fp_ids)?;
     let mut tests: Vec<TestScore> = flagged
