@@ -4,6 +4,7 @@
 //! SQLite, [`score`] tells flaky from broken, [`impact`] estimates what a fix saves, and
 //! [`report`] and [`quarantine`] publish the results.
 
+pub mod alloc;
 pub mod api;
 pub mod backlog;
 pub mod ci_env;

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: flakehound::alloc::Hybrid = flakehound::alloc::Hybrid;
+
 fn main() -> ExitCode {
     let args = cli::Args::parse(); // clap exits 2 on bad usage
                                    // A server logs every request (info) by default; the other commands only warnings.

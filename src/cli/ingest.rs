@@ -8,6 +8,7 @@ use flakehound::error::{exit, Error, Result};
 use flakehound::ingest::{ingest, report_files, Rejection, RunInput, Summary};
 use flakehound::model::RunMeta;
 use flakehound::store::Store;
+use rayon::prelude::*;
 
 /// The run's metadata flags, shared by `ingest` and `upload`.
 #[derive(Debug, Clone, clap::Args)]
@@ -156,8 +157,8 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
             )));
         }
     }
-    let mut runs = Vec::new();
-    let mut rejected = Vec::new();
+    let listed_at = std::time::Instant::now();
+    let mut rows = Vec::new();
     for record in reader.deserialize::<ManifestRow>() {
         let row = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -192,20 +193,9 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
             })?),
         };
         let report_path = base.join(&row.path);
-        let paths = match report_files(&report_path) {
-            Ok(p) => p,
-            Err(e) => {
-                rejected.push(Rejection {
-                    path: report_path.display().to_string(),
-                    line: 0,
-                    column: 0,
-                    reason: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        runs.push(RunInput {
-            meta: RunMeta {
+        rows.push((
+            report_path,
+            RunMeta {
                 commit: flakehound::store::normalize_commit(&row.commit),
                 branch: row.branch,
                 job: row.job,
@@ -215,10 +205,36 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
                 duration_s: row.duration_s,
                 run_url,
             },
-            started_at_known: true,
-            paths,
-        });
+        ));
     }
+    // Listing thousands of job folders is thousands of directory reads: spread them over
+    // the cores (the order of the rows is kept).
+    let listed: Vec<_> = rows
+        .into_par_iter()
+        .map(|(report_path, meta)| (report_files(&report_path), report_path, meta))
+        .collect();
+    let mut runs = Vec::with_capacity(listed.len());
+    let mut rejected = Vec::new();
+    for (found, report_path, meta) in listed {
+        match found {
+            Ok(paths) => runs.push(RunInput {
+                meta,
+                started_at_known: true,
+                paths,
+            }),
+            Err(e) => rejected.push(Rejection {
+                path: report_path.display().to_string(),
+                line: 0,
+                column: 0,
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    tracing::debug!(
+        runs = runs.len(),
+        ms = listed_at.elapsed().as_millis() as u64,
+        "read the manifest and listed its report folders"
+    );
     Ok((runs, rejected))
 }
 
@@ -276,6 +292,7 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     };
     let total: u64 = runs.iter().map(|r| r.paths.len() as u64).sum();
     let mut store = Store::open(db)?;
+    store.bulk_ingest()?;
     let bar = super::progress_bar(total, "ingesting");
     let tick = |done: u64| {
         if let Some(b) = &bar {

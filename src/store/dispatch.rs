@@ -83,6 +83,15 @@ impl Store {
         Ok(Store { backend })
     }
 
+    /// Prepare for a bulk ingest (SQLite: fewer checkpoints, see
+    /// [`SqliteStore::checkpoint_less_often`]; PostgreSQL needs nothing).
+    pub fn bulk_ingest(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.checkpoint_less_often(),
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Open an existing database without ever writing to it.
     pub fn open_read_only(db: &Path) -> Result<Store> {
         let backend = if is_postgres_url(db) {

@@ -33,6 +33,8 @@ pub use write::{prepare, prepare_with_ids, FileTally, Prepared};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+/// WAL pages a bulk ingest lets accumulate before a checkpoint (256 MiB of 4 KiB pages).
+const BULK_WAL_PAGES: i64 = 65_536;
 
 /// A SQLite database file: the default backend.
 pub struct SqliteStore {
@@ -130,6 +132,16 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// For a bulk ingest: let the WAL grow to [`BULK_WAL_PAGES`] before it is copied back
+    /// into the database. The default (1,000 pages) checkpoints, with two `fsync`s, after
+    /// nearly every batch, and again after the rollup rewrites the same days; the last
+    /// connection's close checkpoints whatever is left.
+    pub fn checkpoint_less_often(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", BULK_WAL_PAGES)
+            .map_err(|e| self.err("cannot set wal_autocheckpoint", e))
     }
 
     /// Run `PRAGMA integrity_check`; `Ok(())` when the database is sound.
