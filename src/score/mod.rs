@@ -481,7 +481,10 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     for (key, class, lone) in classes {
         let (test_id, job) = key;
         for (kind, cell) in &class.kinds {
-            if *kind != CellKind::Single {
+            // A flaky test failing every attempt of a commit may be a flake that struck
+            // each retry: no clean example of a breakage.
+            let ambiguous = *kind != CellKind::Flaky && class.flaky_commits > 0;
+            if *kind != CellKind::Single && !ambiguous {
                 learned.add(
                     key,
                     *kind == CellKind::Flaky,
