@@ -25,8 +25,14 @@ const STREAM_CHUNK: usize = 20_000;
 /// Results per transaction during a backfill: large enough to amortise commits, small
 /// enough that a crash loses little work.
 const RESULTS_PER_COMMIT: u64 = 250_000;
-/// Files parsed ahead of the writer.
-const PARSE_CHUNK: usize = 64;
+/// Test cases parsed per chunk handed to the writer (about 20–40 MB once parsed): the
+/// chunk's number of files follows from the cases per file seen so far, so that many
+/// small reports go in few large chunks (each chunk is a pause for the parse workers)
+/// and big ones one or a few at a time (memory stays bounded, with two chunks queued).
+const CHUNK_CASES: usize = 100_000;
+/// The most files in a chunk. The first chunk has one file per core: nothing is known yet
+/// about their size.
+const MAX_CHUNK_FILES: usize = 512;
 
 /// One run's reports to ingest.
 #[derive(Debug, Clone)]
@@ -167,6 +173,23 @@ struct ParsedFile {
     run: usize,
     path: PathBuf,
     parsed: Parsed,
+}
+
+/// How many files the next chunk takes, from the cases of the files of the last one.
+fn next_chunk_files(cases: impl ExactSizeIterator<Item = usize>) -> usize {
+    let files = cases.len();
+    let cases: usize = cases.map(|c| c.max(1)).sum();
+    (CHUNK_CASES * files / cases.max(1)).clamp(1, MAX_CHUNK_FILES)
+}
+
+impl Parsed {
+    /// Test cases held in memory (a streamed report holds none until it is written).
+    fn cases(&self) -> usize {
+        match self {
+            Parsed::Whole { report, .. } => report.cases.len(),
+            Parsed::Huge { .. } | Parsed::Rejected(_) => 0,
+        }
+    }
 }
 
 fn reject(path: &Path, err: FileError) -> Parsed {
@@ -316,7 +339,11 @@ pub fn ingest(
             drop(tx);
         } else {
             scope.spawn(move || {
-                for chunk in files_ref.chunks(PARSE_CHUNK) {
+                let mut rest = &files_ref[..];
+                let mut take = rayon::current_num_threads().max(1);
+                while !rest.is_empty() {
+                    let (chunk, after) = rest.split_at(take.min(rest.len()));
+                    rest = after;
                     let parsed: Vec<ParsedFile> = chunk
                         .par_iter()
                         .map(|&(run, path)| ParsedFile {
@@ -325,6 +352,7 @@ pub fn ingest(
                             parsed: parse_one(path),
                         })
                         .collect();
+                    take = next_chunk_files(parsed.iter().map(|f| f.parsed.cases()));
                     if tx.send(parsed).is_err() {
                         return; // the writer stopped on an error
                     }
@@ -587,6 +615,17 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         let mut f = std::fs::File::open(&path).unwrap();
         assert!(read_whole(&mut f, 0).unwrap().is_empty());
+    }
+
+    /// Small reports go in large chunks, big ones one at a time (about 100,000 cases in
+    /// memory per chunk), and rejected or streamed files count as one case each.
+    #[test]
+    fn chunks_hold_about_the_same_number_of_cases() {
+        assert_eq!(next_chunk_files([20, 30].into_iter()), MAX_CHUNK_FILES);
+        assert_eq!(next_chunk_files([800; 64].into_iter()), 125);
+        assert_eq!(next_chunk_files([300_000, 300_000].into_iter()), 1);
+        assert_eq!(next_chunk_files([0, 0].into_iter()), MAX_CHUNK_FILES);
+        assert_eq!(next_chunk_files([50_000, 0].into_iter()), 3);
     }
 
     /// A file is taken as given (whatever its name), a folder is searched for reports in
