@@ -113,9 +113,7 @@ pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     // folder of a manifest (thousands of job folders).
     let top = match std::fs::read_dir(path) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return Ok(vec![path.to_path_buf()])
-        }
+        // Not `NotADirectory` alone: `report.xml/x` says so too, and is no file.
         Err(e) => {
             return match std::fs::metadata(path) {
                 Ok(meta) if !meta.is_dir() => Ok(vec![path.to_path_buf()]),
@@ -176,10 +174,19 @@ struct ParsedFile {
 }
 
 /// How many files the next chunk takes, from the cases of the files of the last one.
-fn next_chunk_files(cases: impl ExactSizeIterator<Item = usize>) -> usize {
-    let files = cases.len();
-    let cases: usize = cases.map(|c| c.max(1)).sum();
-    (CHUNK_CASES * files / cases.max(1)).clamp(1, MAX_CHUNK_FILES)
+/// Streamed and rejected files (no cases in memory) say nothing about the next files'
+/// size, and a chunk at most doubles: a run of tiny reports before big ones cannot make
+/// one chunk of 512 big ones.
+fn next_chunk_files(last: usize, cases: impl Iterator<Item = usize>) -> usize {
+    let (files, cases) = cases
+        .filter(|&c| c > 0)
+        .fold((0usize, 0usize), |(f, n), c| (f + 1, n + c));
+    if files == 0 {
+        return last.max(1);
+    }
+    (CHUNK_CASES * files / cases)
+        .min(last.max(1) * 2)
+        .clamp(1, MAX_CHUNK_FILES)
 }
 
 impl Parsed {
@@ -272,7 +279,9 @@ fn read_whole(file: &mut std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
                     file.read_to_end(&mut bytes)?;
                     return Ok(bytes);
                 }
-                if filled as u64 == size {
+                // Only a first read that returns the whole announced size is trusted as the
+                // end; after short reads (network file systems) read on to an empty one.
+                if filled == n && filled as u64 == size {
                     break;
                 }
             }
@@ -352,7 +361,7 @@ pub fn ingest(
                             parsed: parse_one(path),
                         })
                         .collect();
-                    take = next_chunk_files(parsed.iter().map(|f| f.parsed.cases()));
+                    take = next_chunk_files(take, parsed.iter().map(|f| f.parsed.cases()));
                     if tx.send(parsed).is_err() {
                         return; // the writer stopped on an error
                     }
@@ -618,14 +627,16 @@ mod tests {
     }
 
     /// Small reports go in large chunks, big ones one at a time (about 100,000 cases in
-    /// memory per chunk), and rejected or streamed files count as one case each.
+    /// memory per chunk).
     #[test]
     fn chunks_hold_about_the_same_number_of_cases() {
-        assert_eq!(next_chunk_files([20, 30].into_iter()), MAX_CHUNK_FILES);
-        assert_eq!(next_chunk_files([800; 64].into_iter()), 125);
-        assert_eq!(next_chunk_files([300_000, 300_000].into_iter()), 1);
-        assert_eq!(next_chunk_files([0, 0].into_iter()), MAX_CHUNK_FILES);
-        assert_eq!(next_chunk_files([50_000, 0].into_iter()), 3);
+        assert_eq!(next_chunk_files(512, [20, 30].into_iter()), MAX_CHUNK_FILES);
+        assert_eq!(next_chunk_files(64, [800; 64].into_iter()), 125);
+        assert_eq!(next_chunk_files(2, [300_000, 300_000].into_iter()), 1);
+        // Growth is at most twofold, and files without cases in memory do not count.
+        assert_eq!(next_chunk_files(2, [20, 30].into_iter()), 4);
+        assert_eq!(next_chunk_files(8, [0, 0].into_iter()), 8);
+        assert_eq!(next_chunk_files(8, [50_000, 0].into_iter()), 2);
     }
 
     /// A file is taken as given (whatever its name), a folder is searched for reports in
@@ -662,5 +673,6 @@ mod tests {
         assert_eq!(report_files(&txt).unwrap(), vec![txt]);
         let missing = report_files(&dir.path().join("nope")).unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        assert!(report_files(&dir.path().join("z.xml").join("x")).is_err());
     }
 }
