@@ -450,3 +450,98 @@ fn jest_junit_repeats_are_never_reruns() {
     assert_eq!(r.cases[0].run_outcome(), RunOutcome::Failed);
     assert_eq!(r.cases[1].run_outcome(), RunOutcome::Passed);
 }
+
+#[test]
+fn gotestsum_rerun_fails_real_output() {
+    use AttemptOutcome::*;
+    // --rerun-fails=2: every attempt is its own <testcase> with the same classname and
+    // name, in one <testsuite> per package; gotestsum writes a package's failed attempts
+    // first, then its passed ones, so each test's attempts still come in the order run.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/gotestsum/rerun-fails.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Generic);
+    assert_eq!(r.info.suites, 2);
+    assert_eq!(r.testcase_elements(), 14);
+    assert_eq!(r.cases.len(), 8, "{:#?}", r.cases);
+    assert!(r.cases.iter().all(|c| !c.name.contains("[#")));
+
+    let flaky = case(&r, "TestFlakyOnce");
+    assert_eq!(flaky.classname, "example.com/flaky");
+    assert_eq!(flaky.suite.as_deref(), Some("example.com/flaky"));
+    assert_eq!(outcomes(flaky), [Failed, Passed]);
+    assert_eq!(flaky.run_outcome(), RunOutcome::Flaky);
+    let f = flaky.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(f.message.as_deref(), Some("Failed"));
+    assert_eq!(f.kind, None, "type=\"\" is no type");
+    // The body is the test's `go test -v` output (its last newline trimmed, as any body).
+    assert_eq!(
+        f.body.as_deref(),
+        Some("=== RUN   TestFlakyOnce\n    flaky_test.go:25: fails on the first attempt\n--- FAIL: TestFlakyOnce (0.00s)")
+    );
+    assert!(flaky.attempts[1].failure.is_none());
+
+    let broken = case(&r, "TestAlwaysFails");
+    assert_eq!(outcomes(broken), [Failed, Failed, Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    assert_eq!(outcomes(case(&r, "TestPasses")), [Passed]);
+
+    // A failing subtest fails its parent too; gotestsum reruns only the failed subtest
+    // (`-test.run=^TestTable$/^flaky_case$`), so the parent runs again with it and the
+    // passing sibling does not. Go writes the space in `t.Run("flaky case")` as `_`.
+    let sub = case(&r, "TestTable/flaky_case");
+    assert_eq!(outcomes(sub), [Failed, Passed]);
+    assert_eq!(sub.run_outcome(), RunOutcome::Flaky);
+    let parent = case(&r, "TestTable");
+    assert_eq!(outcomes(parent), [Failed, Passed]);
+    assert_eq!(parent.run_outcome(), RunOutcome::Flaky);
+    assert_eq!(outcomes(case(&r, "TestTable/ok")), [Passed]);
+
+    // The second package is its own suite and classname.
+    let other = case(&r, "TestOtherFlaky");
+    assert_eq!(other.classname, "example.com/flaky/other");
+    assert_eq!(other.suite.as_deref(), Some("example.com/flaky/other"));
+    assert_eq!(outcomes(other), [Failed, Passed]);
+    assert_eq!(outcomes(case(&r, "TestOtherPasses")), [Passed]);
+
+    let flaky_tests: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.run_outcome() == RunOutcome::Flaky)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        flaky_tests,
+        [
+            "TestFlakyOnce",
+            "TestTable/flaky_case",
+            "TestTable",
+            "TestOtherFlaky"
+        ]
+    );
+}
+
+#[test]
+fn gotestsum_short_names_real_output() {
+    use AttemptOutcome::*;
+    // --junitfile-testcase-classname=short --junitfile-testsuite-name=short: the package's
+    // last path element as classname and suite name, the attempts as above.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/gotestsum/rerun-fails-short.xml"
+    ));
+    assert_eq!(r.testcase_elements(), 14);
+    assert_eq!(r.cases.len(), 8);
+    let flaky = case(&r, "TestFlakyOnce");
+    assert_eq!(flaky.classname, "flaky");
+    assert_eq!(flaky.suite.as_deref(), Some("flaky"));
+    assert_eq!(outcomes(flaky), [Failed, Passed]);
+    assert_eq!(
+        outcomes(case(&r, "TestAlwaysFails")),
+        [Failed, Failed, Failed]
+    );
+    assert_eq!(outcomes(case(&r, "TestTable/flaky_case")), [Failed, Passed]);
+    assert_eq!(outcomes(case(&r, "TestTable")), [Failed, Passed]);
+    let other = case(&r, "TestOtherFlaky");
+    assert_eq!(other.classname, "other");
+    assert_eq!(outcomes(other), [Failed, Passed]);
+}
