@@ -338,7 +338,7 @@ impl Merger {
                             attempt.failure = Some(Failure {
                                 kind: Some("rerun".into()),
                                 message: Some(
-                                    "failed attempt rerun by pytest-rerunfailures (no details recorded)"
+                                    "failed attempt, rerun (the report records no details: pytest-rerunfailures, flaky)"
                                         .into(),
                                 ),
                                 body: None,

@@ -545,3 +545,258 @@ fn gotestsum_short_names_real_output() {
     assert_eq!(other.classname, "other");
     assert_eq!(outcomes(other), [Failed, Passed]);
 }
+
+#[test]
+fn playwright_default_junit_records_no_retries() {
+    use AttemptOutcome::*;
+    // retries: 2 with the junit reporter's defaults: a test that passed on a retry is a plain
+    // passing <testcase> (only its <system-out> names the failed try's error-context.md
+    // attachment), and one failing every try is a single <failure> whose text holds every
+    // try's error ("Retry #1", "Retry #2"). Flakiness retried away is invisible here.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/playwright/retries.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Generic);
+    assert_eq!(r.testcase_elements(), 4);
+    assert_eq!(r.cases.len(), 4);
+    let flaky = case(&r, "flaky once");
+    assert_eq!(flaky.classname, "flaky.spec.js");
+    assert_eq!(flaky.suite.as_deref(), Some("flaky.spec.js"));
+    assert_eq!(outcomes(flaky), [Passed]);
+    assert_eq!(outcomes(case(&r, "group › flaky in describe")), [Passed]);
+    let broken = case(&r, "always fails");
+    assert_eq!(outcomes(broken), [Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    let f = broken.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(f.message.as_deref(), Some("fails every attempt"));
+    assert_eq!(f.kind.as_deref(), Some("expect.toBe"));
+    let body = f.body.as_deref().unwrap();
+    assert!(
+        body.starts_with("flaky.spec.js:19:1 › always fails"),
+        "{body}"
+    );
+    assert!(body.contains("Retry #2"), "{body}");
+    assert_eq!(outcomes(case(&r, "passes")), [Passed]);
+    assert!(r.cases.iter().all(|c| c.run_outcome() != RunOutcome::Flaky));
+}
+
+#[test]
+fn playwright_include_retries_real_output() {
+    use AttemptOutcome::*;
+    // includeRetries: true: a flaky pass is <flakyFailure> (its own time, a <stackTrace>
+    // and a nested <system-out>) in the passing <testcase>, whose time is the last try's; a
+    // test failing every try has one <rerunFailure> per retry written BEFORE the <failure>
+    // of the first try (the <testcase>'s time is the first try's).
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/playwright/include-retries.xml"
+    ));
+    assert_eq!(r.testcase_elements(), 4);
+    assert_eq!(r.cases.len(), 4);
+    let flaky = case(&r, "flaky once");
+    assert_eq!(outcomes(flaky), [Failed, Passed]);
+    assert_eq!(flaky.run_outcome(), RunOutcome::Flaky);
+    let durations: Vec<_> = flaky.attempts.iter().map(|a| a.duration_s).collect();
+    assert_eq!(durations, [Some(0.01), Some(0.011)]);
+    let f = flaky.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(f.message.as_deref(), Some("fails on the first attempt"));
+    assert_eq!(f.kind.as_deref(), Some("expect.toBeGreaterThan"));
+    // The <stackTrace> CDATA; the nested <system-out> attachment line stays out.
+    assert_eq!(
+        f.body.as_deref(),
+        Some("Error: fails on the first attempt\n\nexpect(received).toBeGreaterThan(expected)\n\nExpected: > 1\nReceived:   1\n    at /tmp/fh-cap/playwright/tests/flaky.spec.js:16:63")
+    );
+    let grouped = case(&r, "group › flaky in describe");
+    assert_eq!(outcomes(grouped), [Failed, Passed]);
+    assert_eq!(grouped.run_outcome(), RunOutcome::Flaky);
+
+    let broken = case(&r, "always fails");
+    assert_eq!(outcomes(broken), [Failed, Failed, Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    let durations: Vec<_> = broken.attempts.iter().map(|a| a.duration_s).collect();
+    assert_eq!(durations, [Some(0.035), Some(0.012), Some(0.013)]);
+    let first = broken.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(first.message.as_deref(), Some("fails every attempt"));
+    assert!(first
+        .body
+        .as_deref()
+        .unwrap()
+        .starts_with("flaky.spec.js:19:1 › always fails"));
+    let retry = broken.attempts[1].failure.as_ref().unwrap();
+    assert_eq!(retry.kind.as_deref(), Some("expect.toBe"));
+    assert!(retry
+        .body
+        .as_deref()
+        .unwrap()
+        .starts_with("Error: fails every attempt"));
+    assert_eq!(outcomes(case(&r, "passes")), [Passed]);
+}
+
+#[test]
+fn vitest_junit_records_no_passed_retries() {
+    use AttemptOutcome::*;
+    // retry: 2: a test that passed on a retry is a plain passing <testcase>; one failing
+    // every try gets one <failure> per try, all in its one <testcase>. Several results in
+    // one <testcase> are read as one failed attempt (Vitest writes several for one try too,
+    // with expect.soft), keeping the first: the test is failed, its message kept.
+    let r = fixture(include_bytes!("../../fixtures/junit/vitest/retry.xml"));
+    assert_eq!(r.info.dialect, Dialect::Generic);
+    assert_eq!(r.testcase_elements(), 4);
+    assert_eq!(r.cases.len(), 4);
+    let flaky = case(&r, "flaky once");
+    assert_eq!(flaky.classname, "test/flaky.test.js");
+    assert_eq!(flaky.suite.as_deref(), Some("test/flaky.test.js"));
+    assert_eq!(outcomes(flaky), [Passed]);
+    assert_eq!(outcomes(case(&r, "group > flaky in describe")), [Passed]);
+    let broken = case(&r, "always fails");
+    assert_eq!(outcomes(broken), [Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    let f = broken.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(
+        f.message.as_deref(),
+        Some("fails every attempt: expected 1 to be 2 // Object.is equality")
+    );
+    assert_eq!(f.kind.as_deref(), Some("AssertionError"));
+    let body = f.body.as_deref().unwrap();
+    assert!(
+        body.starts_with("AssertionError: fails every attempt"),
+        "{body}"
+    );
+    assert!(body.ends_with("❯ test/flaky.test.js:20:36"), "{body}");
+    assert_eq!(outcomes(case(&r, "passes")), [Passed]);
+}
+
+#[test]
+fn mocha_junit_reporter_records_no_retries() {
+    use AttemptOutcome::*;
+    // mocha --retries 2 (and this.retries(2) in a describe): Mocha emits `retry`, not
+    // `fail`, for a try it reruns, and mocha-junit-reporter listens only to pass/fail/
+    // pending, so a test that passed on a retry is a plain pass and one failing every try a
+    // single <failure>. Top-level tests are in <testsuite name="Root Suite">, a describe is
+    // its own suite with an absolute `file`; classname is the test's own title.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/mocha-junit-reporter/retries.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Generic);
+    assert_eq!(r.info.suites, 2);
+    assert_eq!(r.testcase_elements(), 4);
+    assert_eq!(r.cases.len(), 4);
+    let flaky = case(&r, "flaky once");
+    assert_eq!(flaky.classname, "flaky once");
+    assert_eq!(flaky.suite.as_deref(), Some("Root Suite"));
+    assert_eq!(flaky.file, None);
+    assert_eq!(outcomes(flaky), [Passed]);
+    let grouped = case(&r, "group flaky in describe");
+    assert_eq!(grouped.classname, "flaky in describe");
+    assert_eq!(grouped.suite.as_deref(), Some("group"));
+    assert_eq!(
+        grouped.file.as_deref(),
+        Some("/tmp/fh-cap/mocha/test/flaky.test.js")
+    );
+    assert_eq!(outcomes(grouped), [Passed]);
+    let broken = case(&r, "always fails");
+    assert_eq!(outcomes(broken), [Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    let f = broken.attempts[0].failure.as_ref().unwrap();
+    assert_eq!(f.kind.as_deref(), Some("AssertionError"));
+    // The message attribute holds raw newlines.
+    assert_eq!(
+        f.message.as_deref(),
+        Some("fails every attempt\n\n1 !== 2\n")
+    );
+    let body = f.body.as_deref().unwrap();
+    assert!(
+        body.starts_with("AssertionError [ERR_ASSERTION]: fails every attempt"),
+        "{body}"
+    );
+    assert_eq!(outcomes(case(&r, "passes")), [Passed]);
+}
+
+#[test]
+fn pytest_retry_records_no_retries() {
+    use AttemptOutcome::*;
+    // pytest-retry reruns the call inside one test protocol (tearing down by calling the
+    // hook, not reporting it), so junitxml keeps ONE <testcase> per test: a test that
+    // passed on a retry is a plain pass, one failing every try a single <failure> (the last
+    // try's).
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-retry/retries.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Pytest);
+    assert_eq!(r.testcase_elements(), 4);
+    assert_eq!(r.cases.len(), 4);
+    assert_eq!(outcomes(case(&r, "test_flaky_once")), [Passed]);
+    let grouped = case(&r, "test_flaky_in_class");
+    assert_eq!(grouped.classname, "test_flaky.TestGroup");
+    assert_eq!(outcomes(grouped), [Passed]);
+    let broken = case(&r, "test_always_fails");
+    assert_eq!(outcomes(broken), [Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    assert_eq!(
+        broken.attempts[0]
+            .failure
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("AssertionError: fails every attempt\nassert 1 == 2")
+    );
+    assert_eq!(outcomes(case(&r, "test_passes")), [Passed]);
+}
+
+#[test]
+fn pytest_retry_outcome_failed_writes_only_the_first_failure() {
+    use AttemptOutcome::*;
+    // --retry-outcome=failed: pytest-retry reports the first failed try as "failed" into the
+    // <testcase> that the final try then completes, and a pass adds nothing to it. So the
+    // test that PASSED on its second try is a <testcase> holding the first try's <failure>
+    // and no sign of the pass: the file says failed, and so do we. A test failing every try
+    // gets two <failure>s (the first try's and the last's, none for the middle one), read
+    // as one failed attempt. The suite says tests="7" failures="4" for 4 <testcase>s.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-retry/retry-outcome-failed.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Pytest);
+    assert_eq!(r.testcase_elements(), 4);
+    assert_eq!(r.cases.len(), 4);
+    let flaky = case(&r, "test_flaky_once");
+    assert_eq!(outcomes(flaky), [Failed]);
+    assert_eq!(
+        flaky.attempts[0].failure.as_ref().unwrap().message.as_deref(),
+        Some("AssertionError: fails on the first attempt\nassert 1 > 1\n +  where 1 = attempt('flaky_once')")
+    );
+    assert_eq!(outcomes(case(&r, "test_flaky_in_class")), [Failed]);
+    assert_eq!(outcomes(case(&r, "test_always_fails")), [Failed]);
+    assert_eq!(outcomes(case(&r, "test_passes")), [Passed]);
+}
+
+#[test]
+fn flaky_plugin_max_runs_real_output() {
+    use AttemptOutcome::*;
+    // @flaky(max_runs=3, min_passes=1): flaky does not log the call report of a try it
+    // reruns (only setup's and teardown's), so, as with pytest-rerunfailures, each such try
+    // is a bare <testcase/> and only the last carries <failure>.
+    let r = fixture(include_bytes!("../../fixtures/junit/flaky/max-runs.xml"));
+    assert_eq!(r.info.dialect, Dialect::Pytest);
+    assert_eq!(r.testcase_elements(), 8);
+    assert_eq!(r.cases.len(), 4);
+    let flaky = case(&r, "test_flaky_once");
+    assert_eq!(outcomes(flaky), [Failed, Passed]);
+    assert_eq!(flaky.run_outcome(), RunOutcome::Flaky);
+    let grouped = case(&r, "test_flaky_in_class");
+    assert_eq!(grouped.classname, "test_flaky.TestGroup");
+    assert_eq!(outcomes(grouped), [Failed, Passed]);
+    assert_eq!(grouped.run_outcome(), RunOutcome::Flaky);
+    let broken = case(&r, "test_always_fails");
+    assert_eq!(outcomes(broken), [Failed, Failed, Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    assert_eq!(
+        broken.attempts[2]
+            .failure
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("AssertionError: fails every attempt\nassert 1 == 2")
+    );
+    assert_eq!(outcomes(case(&r, "test_passes")), [Passed]);
+}
