@@ -50,6 +50,7 @@ fn write_runs(dir: &std::path::Path, runs: usize, tests: usize) -> Vec<RunInput>
                 },
                 started_at_known: true,
                 paths: vec![path],
+                found: Vec::new(),
             }
         })
         .collect()

@@ -41,7 +41,17 @@ pub struct RunInput {
     /// False when no flag, environment or manifest gave a start time: the reports' own
     /// timestamp is used, else the time of ingest.
     pub started_at_known: bool,
+    /// Report files named on their own: each must be a JUnit report.
     pub paths: Vec<PathBuf>,
+    /// Report files found by searching folders: another tool's XML among them is skipped.
+    pub found: Vec<PathBuf>,
+}
+
+impl RunInput {
+    /// The run's report files, named and found, with their count known up front.
+    pub fn files(&self) -> usize {
+        self.paths.len() + self.found.len()
+    }
 }
 
 /// What an ingest did. Counts are of what was newly stored.
@@ -65,14 +75,27 @@ pub struct Summary {
     pub rejected: u64,
     /// Files already stored for their run, skipped.
     pub unchanged: u64,
+    /// Files found in folders that are another tool's XML (`pom.xml`,
+    /// `testng-results.xml`), skipped.
+    pub not_junit: u64,
+    /// TestNG's copies of results that another report of the run holds (see
+    /// [`TestNgCopies`]), skipped.
+    pub duplicates: u64,
     /// Distinct test identities among the stored results.
     pub distinct_tests: u64,
 }
 
 impl Summary {
     pub fn line(&self) -> String {
+        let mut skipped = String::new();
+        if self.not_junit > 0 {
+            skipped += &format!("; {} not JUnit (skipped)", self.not_junit);
+        }
+        if self.duplicates > 0 {
+            skipped += &format!("; {} TestNG copies (skipped)", self.duplicates);
+        }
         format!(
-            "{} files, {} runs, {} tests ({} attempts): {} passed ({} flaky), {} failed, {} skipped; {} rejected, {} already stored",
+            "{} files, {} runs, {} tests ({} attempts): {} passed ({} flaky), {} failed, {} skipped; {} rejected, {} already stored{skipped}",
             self.files,
             self.runs,
             self.tests,
@@ -109,6 +132,21 @@ impl std::fmt::Display for Rejection {
 /// The report files under a path: the file itself, or every `*.xml`, `*.junit-xml` and
 /// `*.xml.gz` below a folder, sorted so that ingest order is deterministic.
 pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    list_reports(path).map(|l| l.files)
+}
+
+/// The report files a path stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub files: Vec<PathBuf>,
+    /// The path is a folder that was searched. A file found there whose root element is
+    /// not a JUnit one is another tool's XML (`pom.xml`, `testng-results.xml`) and is
+    /// skipped; a file named on its own must be a report.
+    pub searched: bool,
+}
+
+/// [`report_files`], saying whether the path was a folder.
+pub fn list_reports(path: &Path) -> std::io::Result<Listed> {
     // Listing first and asking what the path is only when that fails saves a `statx` per
     // folder of a manifest (thousands of job folders).
     let top = match std::fs::read_dir(path) {
@@ -116,7 +154,10 @@ pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         // Not `NotADirectory` alone: `report.xml/x` says so too, and is no file.
         Err(e) => {
             return match std::fs::metadata(path) {
-                Ok(meta) if !meta.is_dir() => Ok(vec![path.to_path_buf()]),
+                Ok(meta) if !meta.is_dir() => Ok(Listed {
+                    files: vec![path.to_path_buf()],
+                    searched: false,
+                }),
                 _ => Err(e),
             }
         }
@@ -144,7 +185,67 @@ pub fn report_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     out.sort();
-    Ok(out)
+    Ok(Listed {
+        files: out,
+        searched: true,
+    })
+}
+
+/// TestNG writes each result up to three times in JUnit form: Surefire's own report
+/// (`TEST-<class>.xml`, no TestNG comment) and TestNG's two reporters, one folder below
+/// TestNG's output folder (`junitreports/`, `<suite name>/`), which under Surefire is
+/// Surefire's report folder. A run keeps one copy: Surefire's where it wrote one in that
+/// output folder, else JUnitXMLReporter's (in the order run), else JUnitReportReporter's.
+/// The reporters are told apart by the comment they start with, not by path: the suite
+/// folder is named by the user's `testng.xml`.
+#[derive(Debug, Default)]
+pub struct TestNgCopies {
+    /// Folders holding a report that TestNG did not write.
+    plain_dirs: HashSet<PathBuf>,
+    /// TestNG's reports seen so far: output folder, reporter.
+    held: Vec<(Option<PathBuf>, junit::TestNgReporter)>,
+}
+
+impl TestNgCopies {
+    /// A report TestNG did not write (Surefire's, or any other tool's).
+    pub fn plain(&mut self, path: &Path) {
+        if let Some(dir) = path.parent() {
+            // Reports come sorted, so most share the last one's folder: no allocation.
+            if !self.plain_dirs.contains(dir) {
+                self.plain_dirs.insert(dir.to_path_buf());
+            }
+        }
+    }
+
+    /// A report written by one of TestNG's reporters; its keep-or-skip flag comes from
+    /// [`Self::resolve`], in the order held.
+    pub fn hold(&mut self, path: &Path, reporter: junit::TestNgReporter) {
+        let out_dir = path.parent().and_then(Path::parent).map(Path::to_path_buf);
+        self.held.push((out_dir, reporter));
+    }
+
+    /// Whether to keep each held report, once all the run's reports have been seen; the
+    /// copies are then forgotten for the next run.
+    pub fn resolve(&mut self) -> Vec<bool> {
+        let covered =
+            |dir: &Option<PathBuf>| dir.as_ref().is_some_and(|d| self.plain_dirs.contains(d));
+        let mut best: std::collections::HashMap<&Option<PathBuf>, junit::TestNgReporter> =
+            std::collections::HashMap::new();
+        for (dir, reporter) in &self.held {
+            if !covered(dir) {
+                let b = best.entry(dir).or_insert(*reporter);
+                *b = (*b).min(*reporter);
+            }
+        }
+        let keep = self
+            .held
+            .iter()
+            .map(|(dir, reporter)| !covered(dir) && best.get(dir) == Some(reporter))
+            .collect();
+        self.held.clear();
+        self.plain_dirs.clear();
+        keep
+    }
 }
 
 /// Whether a file name is one a folder's reports are picked by (`*.xml`, `*.junit-xml`,
@@ -164,6 +265,8 @@ enum Parsed {
     Huge {
         hash: String,
     },
+    /// Found in a folder, and another tool's XML: the reason, for the log.
+    NotJunit(Rejection),
     Rejected(Rejection),
 }
 
@@ -194,25 +297,31 @@ impl Parsed {
     fn cases(&self) -> usize {
         match self {
             Parsed::Whole { report, .. } => report.cases.len(),
-            Parsed::Huge { .. } | Parsed::Rejected(_) => 0,
+            Parsed::Huge { .. } | Parsed::NotJunit(_) | Parsed::Rejected(_) => 0,
         }
     }
 }
 
-fn reject(path: &Path, err: FileError) -> Parsed {
+fn rejection(path: &Path, err: FileError) -> Rejection {
     let (line, column, reason) = match err {
         FileError::Io(e) => (0, 0, format!("cannot read: {e}")),
         FileError::Parse(e) => (e.line, e.column, e.reason),
     };
-    Parsed::Rejected(Rejection {
+    Rejection {
         path: path.display().to_string(),
         line,
         column,
         reason,
-    })
+    }
 }
 
-fn parse_one(path: &Path) -> Parsed {
+fn reject(path: &Path, err: FileError) -> Parsed {
+    Parsed::Rejected(rejection(path, err))
+}
+
+/// Read, hash and parse one report. `found`: it was found by searching a folder, where
+/// another tool's XML is skipped instead of rejected.
+fn parse_one(path: &Path, found: bool) -> Parsed {
     use std::os::unix::fs::OpenOptionsExt;
     // One path lookup per file: open, then fstat the open file. Non-blocking, so that
     // opening a FIFO returns at once and is refused below instead of waiting for a writer.
@@ -257,7 +366,14 @@ fn parse_one(path: &Path) -> Parsed {
                 prepared,
             }
         }
-        Err(e) => reject(path, FileError::Parse(junit::located_in(&bytes, &e))),
+        Err(e) => {
+            let r = rejection(path, FileError::Parse(junit::located_in(&bytes, &e)));
+            if found && e.is_foreign_root() {
+                Parsed::NotJunit(r)
+            } else {
+                Parsed::Rejected(r)
+            }
+        }
     }
 }
 
@@ -317,10 +433,13 @@ pub fn ingest(
     runs: &[RunInput],
     progress: Option<Progress<'_>>,
 ) -> Result<(Summary, Vec<Rejection>)> {
-    let files: Vec<(usize, &Path)> = runs
+    let files: Vec<(usize, &Path, bool)> = runs
         .iter()
         .enumerate()
-        .flat_map(|(i, r)| r.paths.iter().map(move |p| (i, p.as_path())))
+        .flat_map(|(i, r)| {
+            let named = r.paths.iter().map(move |p| (i, p.as_path(), false));
+            named.chain(r.found.iter().map(move |p| (i, p.as_path(), true)))
+        })
         .collect();
     let mut summary = Summary::default();
     let mut rejections = Vec::new();
@@ -338,10 +457,10 @@ pub fn ingest(
         if single {
             let parsed = files
                 .iter()
-                .map(|&(run, path)| ParsedFile {
+                .map(|&(run, path, found)| ParsedFile {
                     run,
                     path: path.to_path_buf(),
-                    parsed: parse_one(path),
+                    parsed: parse_one(path, found),
                 })
                 .collect();
             let _ = tx.send(parsed);
@@ -355,10 +474,10 @@ pub fn ingest(
                     rest = after;
                     let parsed: Vec<ParsedFile> = chunk
                         .par_iter()
-                        .map(|&(run, path)| ParsedFile {
+                        .map(|&(run, path, found)| ParsedFile {
                             run,
                             path: path.to_path_buf(),
-                            parsed: parse_one(path),
+                            parsed: parse_one(path, found),
                         })
                         .collect();
                     take = next_chunk_files(take, parsed.iter().map(|f| f.parsed.cases()));
@@ -379,7 +498,7 @@ pub fn ingest(
         // A job attempt that left no report (an infrastructure failure, a crash before the
         // tests ran) is still an attempt: its retry counts towards the job's retries.
         for (i, input) in runs.iter().enumerate() {
-            if input.paths.is_empty() {
+            if input.files() == 0 {
                 let (k, _) = batch.run(&input.meta)?;
                 run_keys[i] = Some(k);
                 summary.runs += 1;
@@ -387,13 +506,60 @@ pub fn ingest(
         }
         let mut in_batch = 0u64;
         let mut done = 0u64;
-        for chunk in rx {
-            let mut spent = Vec::with_capacity(chunk.len());
+        // TestNG's reports wait for the last file of their run (runs' files come in
+        // order), then only the copies no other report holds are stored.
+        let mut copies = TestNgCopies::default();
+        let mut held: Vec<ParsedFile> = Vec::new();
+        let mut held_run = None;
+        let release = |held: &mut Vec<ParsedFile>,
+                       copies: &mut TestNgCopies,
+                       ready: &mut Vec<ParsedFile>,
+                       summary: &mut Summary| {
+            for (file, keep) in held.drain(..).zip(copies.resolve()) {
+                if keep {
+                    ready.push(file);
+                } else {
+                    tracing::info!(path = %file.path.display(), "skipped: TestNG's copy of results another report of the run holds");
+                    summary.files += 1;
+                    summary.duplicates += 1;
+                }
+            }
+        };
+        for chunk in rx.into_iter().map(Some).chain(std::iter::once(None)) {
+            let last = chunk.is_none();
+            let chunk = chunk.unwrap_or_default();
+            let mut ready = Vec::with_capacity(chunk.len());
             for file in chunk {
+                if held_run.is_some_and(|r| r != file.run) {
+                    release(&mut held, &mut copies, &mut ready, &mut summary);
+                }
+                held_run = Some(file.run);
+                if let Parsed::Whole { report, .. } = &file.parsed {
+                    match report.info.testng {
+                        Some(reporter) => {
+                            copies.hold(&file.path, reporter);
+                            held.push(file);
+                            continue;
+                        }
+                        None => copies.plain(&file.path),
+                    }
+                }
+                ready.push(file);
+            }
+            if last {
+                release(&mut held, &mut copies, &mut ready, &mut summary);
+            }
+            let mut spent = Vec::with_capacity(ready.len());
+            for file in ready {
                 done += 1;
                 summary.files += 1;
                 let input = &runs[file.run];
                 let (hash, report) = match file.parsed {
+                    Parsed::NotJunit(r) => {
+                        tracing::info!(%r, "skipped: not a JUnit report");
+                        summary.not_junit += 1;
+                        continue;
+                    }
                     Parsed::Rejected(r) => {
                         tracing::warn!(%r, "rejected report");
                         summary.rejected += 1;
@@ -624,6 +790,36 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         let mut f = std::fs::File::open(&path).unwrap();
         assert!(read_whole(&mut f, 0).unwrap().is_empty());
+    }
+
+    /// Per TestNG output folder: Surefire's report wins, else JUnitXMLReporter's files, else
+    /// JUnitReportReporter's; another output folder (another module) is judged on its own.
+    #[test]
+    fn one_copy_of_testng_results_is_kept_per_output_folder() {
+        use junit::TestNgReporter::{JUnitReport, JUnitXml};
+        let mut c = TestNgCopies::default();
+        c.plain(Path::new("a/surefire-reports/TEST-x.xml"));
+        c.hold(
+            Path::new("a/surefire-reports/junitreports/TEST-x.xml"),
+            JUnitReport,
+        );
+        c.hold(
+            Path::new("a/surefire-reports/Surefire suite/t.xml"),
+            JUnitXml,
+        );
+        c.hold(
+            Path::new("b/test-output/junitreports/TEST-y.xml"),
+            JUnitReport,
+        );
+        c.hold(Path::new("b/test-output/Suite/t.xml"), JUnitXml);
+        c.hold(Path::new("c/out/junitreports/TEST-z.xml"), JUnitReport);
+        assert_eq!(c.resolve(), [false, false, false, true, true]);
+        // Forgotten for the next run: the same files alone are kept.
+        c.hold(
+            Path::new("a/surefire-reports/junitreports/TEST-x.xml"),
+            JUnitReport,
+        );
+        assert_eq!(c.resolve(), [true]);
     }
 
     /// Small reports go in large chunks, big ones one at a time (about 100,000 cases in

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flakehound::error::{exit, Error, Result};
 use flakehound::gate::{judge, GateOptions, Verdict};
-use flakehound::ingest::{ingest, report_files, Rejection, RunInput};
+use flakehound::ingest::{ingest, list_reports, Rejection, RunInput, TestNgCopies};
 use flakehound::junit::{self, FileError};
 use flakehound::model::{RunMeta, TestCase};
 use flakehound::store::Store;
@@ -47,14 +47,38 @@ pub struct GateArgs {
     pub paths: Vec<PathBuf>,
 }
 
+/// A run's reports as the gate reads them.
+pub struct RunReports {
+    /// Report files named on their own.
+    pub paths: Vec<PathBuf>,
+    /// Report files found by searching folders.
+    pub found: Vec<PathBuf>,
+    /// The test cases judged: another tool's XML found in a folder, and TestNG's copies
+    /// of results another report holds, left out as `ingest` leaves them out.
+    pub cases: Vec<TestCase>,
+    pub rejected: Vec<Rejection>,
+    /// Files found in folders that are another tool's XML.
+    pub not_junit: usize,
+}
+
+impl RunReports {
+    /// No report at all: nothing found, or only other tools' XML.
+    pub fn is_empty(&self) -> bool {
+        self.paths.len() + self.found.len() == self.not_junit
+    }
+}
+
 /// The run's report files and their parsed cases; unreadable ones as rejections.
-pub fn read_reports(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<TestCase>, Vec<Rejection>) {
-    let mut files = Vec::new();
-    let mut cases = Vec::new();
+pub fn read_reports(args: &[PathBuf]) -> RunReports {
+    let mut paths = Vec::new();
+    let mut found = Vec::new();
     let mut rejected = Vec::new();
-    for p in paths {
-        match report_files(p) {
-            Ok(found) => files.extend(found),
+    for p in args {
+        match list_reports(p) {
+            Ok(listed) if listed.searched => {
+                found.extend(listed.files.into_iter().map(|f| (f, true)))
+            }
+            Ok(listed) => paths.extend(listed.files.into_iter().map(|f| (f, false))),
             Err(e) => rejected.push(Rejection {
                 path: p.display().to_string(),
                 line: 0,
@@ -63,9 +87,22 @@ pub fn read_reports(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<TestCase>, Vec<Reje
             }),
         }
     }
-    for f in &files {
+    let mut copies = TestNgCopies::default();
+    let mut parsed = Vec::new();
+    let mut not_junit = 0;
+    for (f, searched) in paths.iter().chain(found.iter()) {
         match junit::parse_file(f) {
-            Ok(report) => cases.extend(report.cases),
+            Ok(report) => {
+                match report.info.testng {
+                    Some(r) => copies.hold(f, r),
+                    None => copies.plain(f),
+                }
+                parsed.push((report.info.testng.is_some(), report.cases));
+            }
+            Err(FileError::Parse(e)) if *searched && junit::is_other_tools_xml(&e.reason) => {
+                tracing::info!(path = %f.display(), reason = %e.reason, "skipped: not a JUnit report");
+                not_junit += 1;
+            }
             Err(e) => {
                 let (line, column, reason) = match e {
                     FileError::Io(e) => (0, 0, format!("cannot read: {e}")),
@@ -80,7 +117,20 @@ pub fn read_reports(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<TestCase>, Vec<Reje
             }
         }
     }
-    (files, cases, rejected)
+    let mut keep = copies.resolve().into_iter();
+    let mut cases = Vec::new();
+    for (testng, c) in parsed {
+        if !testng || keep.next().unwrap_or(true) {
+            cases.extend(c);
+        }
+    }
+    RunReports {
+        paths: paths.into_iter().map(|(f, _)| f).collect(),
+        found: found.into_iter().map(|(f, _)| f).collect(),
+        cases,
+        rejected,
+        not_junit,
+    }
 }
 
 /// Print the verdict, write the summaries, and give the exit code.
@@ -148,11 +198,19 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
     let (meta, known) = run_meta(&args.meta)?;
     let window_s = flakehound::api::parse_duration(&args.window)
         .map_err(|e| Error::Usage(format!("--window: {e}")))?;
-    let (files, cases, rejected) = read_reports(&args.paths);
+    let reports = read_reports(&args.paths);
+    let empty = reports.is_empty();
+    let RunReports {
+        paths,
+        found,
+        cases,
+        rejected,
+        ..
+    } = reports;
     for r in &rejected {
         eprintln!("{r}");
     }
-    if files.is_empty() {
+    if empty {
         let verdict = no_reports(&meta, rejected, &args.paths);
         return publish(&verdict, args.json, args.summary.as_deref(), out);
     }
@@ -175,7 +233,8 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
         let input = RunInput {
             meta: meta.clone(),
             started_at_known: known,
-            paths: files,
+            paths,
+            found,
         };
         let (summary, _) = ingest(&mut store, &[input], None)?;
         // The ingest summary goes to stderr: stdout is the verdict.
@@ -201,11 +260,15 @@ pub fn upload_gate(
         .map_err(|e| Error::Usage(format!("--window: {e}")))?;
     // Read the reports here too: to refuse an empty run before asking, and to know what
     // failed should the server not answer.
-    let (files, cases, rejected) = read_reports(&args.paths);
+    let reports = read_reports(&args.paths);
+    let empty = reports.is_empty();
+    let RunReports {
+        cases, rejected, ..
+    } = reports;
     for r in &rejected {
         eprintln!("{r}");
     }
-    if files.is_empty() {
+    if empty {
         let verdict = no_reports(&meta, rejected, &args.paths);
         return publish(&verdict, args.json, args.summary.as_deref(), out);
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use flakehound::ci_env::{parse_timestamp, CiEnv};
 use flakehound::error::{exit, Error, Result};
-use flakehound::ingest::{ingest, report_files, Rejection, RunInput, Summary};
+use flakehound::ingest::{ingest, list_reports, Rejection, RunInput, Summary};
 use flakehound::model::RunMeta;
 use flakehound::store::Store;
 use rayon::prelude::*;
@@ -211,17 +211,25 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
     // the cores (the order of the rows is kept).
     let listed: Vec<_> = rows
         .into_par_iter()
-        .map(|(report_path, meta)| (report_files(&report_path), report_path, meta))
+        .map(|(report_path, meta)| (list_reports(&report_path), report_path, meta))
         .collect();
     let mut runs = Vec::with_capacity(listed.len());
     let mut rejected = Vec::new();
     for (found, report_path, meta) in listed {
         match found {
-            Ok(paths) => runs.push(RunInput {
-                meta,
-                started_at_known: true,
-                paths,
-            }),
+            Ok(listed) => {
+                let (paths, found) = if listed.searched {
+                    (Vec::new(), listed.files)
+                } else {
+                    (listed.files, Vec::new())
+                };
+                runs.push(RunInput {
+                    meta,
+                    started_at_known: true,
+                    paths,
+                    found,
+                })
+            }
             Err(e) => rejected.push(Rejection {
                 path: report_path.display().to_string(),
                 line: 0,
@@ -249,10 +257,12 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
         }
         let (meta, known) = run_meta(&args.meta)?;
         let mut paths = Vec::new();
+        let mut found = Vec::new();
         let mut rejected = Vec::new();
         for p in &args.paths {
-            match report_files(p) {
-                Ok(found) => paths.extend(found),
+            match list_reports(p) {
+                Ok(listed) if listed.searched => found.extend(listed.files),
+                Ok(listed) => paths.extend(listed.files),
                 Err(e) => rejected.push(Rejection {
                     path: p.display().to_string(),
                     line: 0,
@@ -261,7 +271,7 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
                 }),
             }
         }
-        if paths.is_empty() {
+        if paths.is_empty() && found.is_empty() {
             // A crashed job leaves no reports: storing a clean run would count it as a
             // pass forever. Store nothing and fail the step.
             for r in &rejected {
@@ -286,11 +296,12 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
                 meta,
                 started_at_known: known,
                 paths,
+                found,
             }],
             rejected,
         )
     };
-    let total: u64 = runs.iter().map(|r| r.paths.len() as u64).sum();
+    let total: u64 = runs.iter().map(|r| r.files() as u64).sum();
     let mut store = Store::open(db)?;
     store.bulk_ingest()?;
     let bar = super::progress_bar(total, "ingesting");
@@ -309,12 +320,23 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     for r in &rejected {
         eprintln!("{r}");
     }
+    let only_other_xml = summary.not_junit > 0 && summary.not_junit == summary.files;
+    if only_other_xml && args.manifest.is_none() {
+        // Like a folder without reports: a crashed job must not pass as a clean run.
+        eprintln!(
+            "error: no JUnit reports in {}: the {} XML file(s) found are other tools' (see -v); nothing stored (did the tests run?)",
+            shown_paths(&args.paths),
+            summary.not_junit
+        );
+    }
     print_summary(&summary, args.json, out)?;
-    Ok(if rejected.is_empty() {
-        exit::OK
-    } else {
-        exit::REJECTED
-    })
+    Ok(
+        if rejected.is_empty() && !(only_other_xml && args.manifest.is_none()) {
+            exit::OK
+        } else {
+            exit::REJECTED
+        },
+    )
 }
 
 /// Roll up the days that closed (see `flakehound compact`). The reports are stored

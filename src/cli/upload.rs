@@ -113,11 +113,8 @@ pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
         eprintln!(
             "warning: no report files found (*.xml, *.junit-xml, *.xml.gz); nothing uploaded"
         );
-        let summary = Summary {
-            rejected: packed.rejected.len() as u64,
-            files: packed.rejected.len() as u64,
-            ..Summary::default()
-        };
+        let mut summary = Summary::default();
+        packed.add_local(&mut summary);
         print_summary(&summary, args.json, out)?;
         return Ok(local_code);
     }
@@ -151,8 +148,7 @@ pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
     );
     let code = match client::upload(&options, &query, &packed.body) {
         Outcome::Stored(mut summary) => {
-            summary.rejected += packed.rejected.len() as u64;
-            summary.files += packed.rejected.len() as u64;
+            packed.add_local(&mut summary);
             print_summary(&summary, args.json, out)?;
             exit::OK
         }
@@ -163,8 +159,7 @@ pub fn run(args: UploadArgs, out: &mut dyn Write) -> Result<u8> {
                 eprintln!("{r}");
             }
             if let Some(mut s) = summary {
-                s.rejected += packed.rejected.len() as u64;
-                s.files += packed.rejected.len() as u64;
+                packed.add_local(&mut s);
                 print_summary(&s, args.json, out)?;
             }
             exit::REJECTED

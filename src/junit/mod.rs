@@ -22,8 +22,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 pub use parse::{
-    parse_slice_with, parse_stream, parse_stream_with, Dialect, ParseOptions, ReportInfo, BODY_CAP,
-    MAX_VALUE, SUITE_ERROR_CASE,
+    head, is_other_tools_xml, parse_slice_with, parse_stream, parse_stream_with, Dialect, Head,
+    ParseOptions, ReportInfo, TestNgReporter, BODY_CAP, MAX_VALUE, SUITE_ERROR_CASE,
 };
 pub use time::parse_time;
 

@@ -68,6 +68,7 @@ impl History {
             },
             started_at_known: true,
             paths: vec![path],
+            found: Vec::new(),
         });
         self
     }

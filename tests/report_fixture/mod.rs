@@ -186,6 +186,7 @@ pub fn ingest_history(
                         },
                         started_at_known: true,
                         paths: vec![path],
+                        found: Vec::new(),
                     });
                     if !failed || attempt == 3 {
                         break;
