@@ -1437,3 +1437,50 @@ fn token_list_and_revoke_and_concurrent_adds_both_survive() {
     }
     assert_eq!(get(&server, "/api/v1/flaky", Some(&made[1])).status, 200);
 }
+
+/// A tar of a whole TestNG `surefire-reports/` folder (as any client might pack it) is
+/// stored like `ingest` stores the folder: one copy of each result, other tools' XML
+/// skipped and counted, not rejected. The same XML sent alone is rejected.
+#[test]
+fn a_packed_testng_folder_is_stored_once_and_other_xml_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let server = Server::start(&db, &[]);
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/junit/testng/surefire/two-classes-forkCount-2/surefire-reports");
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for f in flakehound::ingest::report_files(&folder).unwrap() {
+        let name = format!(
+            "surefire-reports/{}",
+            f.strip_prefix(&folder).unwrap().to_string_lossy()
+        );
+        files.push((name, std::fs::read(&f).unwrap()));
+    }
+    assert_eq!(files.len(), 8);
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let query = "commit=abc1234&branch=main&job=unit&run_id=7&attempt=1";
+    let a = post(&server, query, None, &tgz(&entries));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let s = a.json();
+    assert_eq!(s["tests"], 9, "{s}");
+    assert_eq!(s["not_junit"], 3, "{s}");
+    assert_eq!(s["duplicates"], 3, "{s}");
+    assert_eq!(s["files"], 8, "{s}");
+
+    let results = std::fs::read(folder.join("testng-results.xml")).unwrap();
+    let a = post(
+        &server,
+        "commit=abc1234&branch=main&job=unit&run_id=8&attempt=1",
+        None,
+        &gz(&results),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body.contains("root element is <testng-results>"),
+        "{}",
+        a.body
+    );
+}

@@ -551,8 +551,10 @@ fn prepare(
     charge: Charge,
     cancel: &AtomicBool,
 ) -> Result<Upload, UnpackError> {
-    let mut files = Vec::new();
+    let mut files: Vec<Parsed> = Vec::new();
     let mut rejected = Vec::new();
+    let mut copies = crate::ingest::TestNgCopies::default();
+    let mut not_junit = 0u64;
     let mut refused: Option<UnpackError> = None;
     let mut parsed_bytes = 0u64;
     let meter = Meter::new(max_unpacked, Some(&charge));
@@ -605,6 +607,10 @@ fn prepare(
         }
         match parsed {
             Ok(report) => {
+                match report.info.testng {
+                    Some(r) => copies.hold(std::path::Path::new(&entry.name), r),
+                    None => copies.plain(std::path::Path::new(&entry.name)),
+                }
                 // The rows the writer binds, computed here (in parallel across uploads)
                 // and charged like the results they come from.
                 let file = Parsed::new(entry.name, entry.hash, report);
@@ -613,6 +619,10 @@ fn prepare(
                     return;
                 }
                 files.push(file);
+            }
+            Err(e) if entry.packed && e.is_foreign_root() => {
+                tracing::info!(name = entry.name, reason = %e, "skipped: not a JUnit report");
+                not_junit += 1;
             }
             Err(e) => {
                 let at = junit::located_in(&entry.xml, &e);
@@ -628,11 +638,18 @@ fn prepare(
     if let Some(e) = refused {
         return Err(e);
     }
+    // One copy of TestNG's results, as `ingest` keeps (the files are held in order).
+    let mut keep = copies.resolve().into_iter();
+    let before = files.len();
+    files.retain(|f| f.report.info.testng.is_none() || keep.next().unwrap_or(true));
+    let duplicates = (before - files.len()) as u64;
     Ok(Upload {
         meta,
         started_at_known: known,
         files,
         rejected,
+        not_junit,
+        duplicates,
         hold: Some(charge),
     })
 }

@@ -46,6 +46,9 @@ pub struct Entry<'a> {
     pub hash: String,
     /// The report, decompressed.
     pub xml: std::borrow::Cow<'a, [u8]>,
+    /// It came out of a tar (a folder's reports, as `upload` packs them), where another
+    /// tool's XML is skipped, not rejected.
+    pub packed: bool,
 }
 
 /// Gzip inside gzip (beyond the body's own) is undone this many times at most; deeper is
@@ -190,6 +193,7 @@ pub fn unpack(
             name: single_name.to_string(),
             hash: blake3::hash(body).to_hex().to_string(),
             xml: xml.into(),
+            packed: false,
         });
         return Ok(());
     }
@@ -203,6 +207,7 @@ pub fn unpack(
         name: single_name.to_string(),
         hash: blake3::hash(body).to_hex().to_string(),
         xml: body.into(),
+        packed: false,
     });
     Ok(())
 }
@@ -281,6 +286,7 @@ fn unpack_tar<R: Read>(
             name,
             hash,
             xml: xml.into(),
+            packed: true,
         });
     }
     Ok(())

@@ -54,6 +54,10 @@ pub struct Upload {
     pub files: Vec<Parsed>,
     /// Files that did not parse: they are answered, not stored.
     pub rejected: Vec<Rejection>,
+    /// Packed files that are another tool's XML, and TestNG's copies of results another
+    /// report holds: skipped, as `ingest` skips them in a folder.
+    pub not_junit: u64,
+    pub duplicates: u64,
     /// The upload's share of the server's memory budget, returned once it is stored.
     pub hold: Option<crate::server::limits::Charge>,
 }
@@ -212,8 +216,12 @@ fn write(store: &mut Store, uploads: &[Upload]) -> Result<Vec<Stored>> {
 /// Store one upload the way `ingest` stores one run's files.
 fn write_one(batch: &mut crate::store::Batch<'_>, upload: &Upload) -> Result<Stored> {
     let mut summary = Summary {
-        files: (upload.files.len() + upload.rejected.len()) as u64,
+        files: (upload.files.len() + upload.rejected.len()) as u64
+            + upload.not_junit
+            + upload.duplicates,
         rejected: upload.rejected.len() as u64,
+        not_junit: upload.not_junit,
+        duplicates: upload.duplicates,
         ..Summary::default()
     };
     let mut run_key = None;
@@ -290,6 +298,8 @@ mod tests {
                 crate::junit::parse_bytes(xml.as_bytes()).unwrap(),
             )],
             rejected: Vec::new(),
+            not_junit: 0,
+            duplicates: 0,
             hold: None,
         }
     }
