@@ -261,9 +261,11 @@ enum Parsed {
         report: Report,
         prepared: Prepared,
     },
-    /// Too big to hold: hashed now, parsed by the writer as a stream.
+    /// Too big to hold: hashed now, parsed by the writer as a stream. Also a TestNG copy
+    /// held until its run's last file: its parse is dropped, and redone if it is kept.
     Huge {
         hash: String,
+        testng: Option<junit::TestNgReporter>,
     },
     /// Found in a folder, and another tool's XML: the reason, for the log.
     NotJunit(Rejection),
@@ -346,8 +348,26 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
         Err(e) => return reject(path, FileError::Io(e.to_string())),
     };
     if size >= STREAM_THRESHOLD {
+        // Its start says whether it is a report, and whose, before it is streamed.
+        let mut start = vec![0u8; 64 * 1024];
+        let head = match read_start(&mut file, &mut start) {
+            Ok(n) if junit::is_plain(&start[..n]) => junit::head(&start[..n]),
+            Ok(_) => junit::Head::default(),
+            Err(e) => return reject(path, FileError::Io(e.to_string())),
+        };
+        if let (true, Some(root)) = (found, &head.foreign_root) {
+            return Parsed::NotJunit(Rejection {
+                path: path.display().to_string(),
+                line: 0,
+                column: 0,
+                reason: format!("not a JUnit report: root element is <{root}>"),
+            });
+        }
         return match hash_file(path) {
-            Ok(hash) => Parsed::Huge { hash },
+            Ok(hash) => Parsed::Huge {
+                hash,
+                testng: head.testng,
+            },
             Err(e) => reject(path, FileError::Io(e.to_string())),
         };
     }
@@ -407,6 +427,20 @@ fn read_whole(file: &mut std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
     }
     bytes.truncate(filled);
     Ok(bytes)
+}
+
+/// Fill `buf` from the start of a file as far as it goes; the bytes read.
+fn read_start(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {
@@ -507,14 +541,18 @@ pub fn ingest(
         let mut in_batch = 0u64;
         let mut done = 0u64;
         // TestNG's reports wait for the last file of their run (runs' files come in
-        // order), then only the copies no other report holds are stored.
+        // order), then only the copies no other report holds are stored. A held copy keeps
+        // only its hash: one that is kept is parsed again, as a stream.
         let mut copies = TestNgCopies::default();
         let mut held: Vec<ParsedFile> = Vec::new();
         let mut held_run = None;
+        // Per run, files that are other tools' XML: a run with nothing else has no report.
+        let mut not_junit = vec![0usize; runs.len()];
         let release = |held: &mut Vec<ParsedFile>,
                        copies: &mut TestNgCopies,
                        ready: &mut Vec<ParsedFile>,
-                       summary: &mut Summary| {
+                       summary: &mut Summary,
+                       done: &mut u64| {
             for (file, keep) in held.drain(..).zip(copies.resolve()) {
                 if keep {
                     ready.push(file);
@@ -522,6 +560,7 @@ pub fn ingest(
                     tracing::info!(path = %file.path.display(), "skipped: TestNG's copy of results another report of the run holds");
                     summary.files += 1;
                     summary.duplicates += 1;
+                    *done += 1;
                 }
             }
         };
@@ -529,25 +568,40 @@ pub fn ingest(
             let last = chunk.is_none();
             let chunk = chunk.unwrap_or_default();
             let mut ready = Vec::with_capacity(chunk.len());
-            for file in chunk {
+            for mut file in chunk {
                 if held_run.is_some_and(|r| r != file.run) {
-                    release(&mut held, &mut copies, &mut ready, &mut summary);
+                    release(&mut held, &mut copies, &mut ready, &mut summary, &mut done);
                 }
                 held_run = Some(file.run);
-                if let Parsed::Whole { report, .. } = &file.parsed {
-                    match report.info.testng {
-                        Some(reporter) => {
-                            copies.hold(&file.path, reporter);
-                            held.push(file);
-                            continue;
-                        }
-                        None => copies.plain(&file.path),
+                let testng = match &file.parsed {
+                    Parsed::Whole { report, .. } => Some(report.info.testng),
+                    Parsed::Huge { testng, .. } => Some(*testng),
+                    Parsed::NotJunit(_) => {
+                        not_junit[file.run] += 1;
+                        None
                     }
+                    Parsed::Rejected(_) => None,
+                };
+                match testng {
+                    Some(Some(reporter)) => {
+                        copies.hold(&file.path, reporter);
+                        if let Parsed::Whole { hash, .. } = &mut file.parsed {
+                            let hash = std::mem::take(hash);
+                            file.parsed = Parsed::Huge {
+                                hash,
+                                testng: Some(reporter),
+                            };
+                        }
+                        held.push(file);
+                        continue;
+                    }
+                    Some(None) => copies.plain(&file.path),
+                    None => {}
                 }
                 ready.push(file);
             }
             if last {
-                release(&mut held, &mut copies, &mut ready, &mut summary);
+                release(&mut held, &mut copies, &mut ready, &mut summary, &mut done);
             }
             let mut spent = Vec::with_capacity(ready.len());
             for file in ready {
@@ -571,7 +625,7 @@ pub fn ingest(
                         report,
                         prepared,
                     } => (hash, Some((report, prepared))),
-                    Parsed::Huge { hash } => (hash, None),
+                    Parsed::Huge { hash, .. } => (hash, None),
                 };
                 // A streamed report is stored inside a savepoint taken before its run
                 // may be created, so that rejecting it halfway leaves no empty run.
@@ -656,12 +710,48 @@ pub fn ingest(
             let _ = spent_tx.send(spent);
         }
         drop(spent_tx);
+        // A run whose folder held only other tools' XML has no report: like a missing
+        // folder, an error, not a clean run.
+        for (i, input) in runs.iter().enumerate() {
+            let n = not_junit[i];
+            if n > 0 && n == input.files() && run_keys[i].is_none() {
+                let r = Rejection {
+                    path: common_folder(input.paths.iter().chain(&input.found)),
+                    line: 0,
+                    column: 0,
+                    reason: format!(
+                        "no JUnit reports: the {n} XML file(s) found are other tools' (see -v); nothing stored for this run (did the tests run?)"
+                    ),
+                };
+                tracing::warn!(%r, "rejected run");
+                summary.rejected += 1;
+                rejections.push(r);
+            }
+        }
         distinct.extend(batch.tests_seen());
         batch.commit()?;
         Ok(())
     })?;
     summary.distinct_tests = distinct.len() as u64;
     Ok((summary, rejections))
+}
+
+/// The deepest folder that holds all the paths, for messages.
+fn common_folder<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> String {
+    let mut common: Option<PathBuf> = None;
+    for p in paths {
+        let dir = p.parent().unwrap_or(Path::new(""));
+        common = Some(match common {
+            None => dir.to_path_buf(),
+            Some(c) => c
+                .components()
+                .zip(dir.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    common.map(|c| c.display().to_string()).unwrap_or_default()
 }
 
 /// Stream a huge report into the batch in chunks of cases, inside the savepoint the

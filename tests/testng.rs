@@ -104,8 +104,12 @@ fn other_xml_named_or_alone_is_an_error() {
     let (code, s, err) = ingest(&db, &[&only]);
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(s["not_junit"], 1, "{s}");
+    assert_eq!(s["rejected"], 1, "{s}");
     assert_eq!(s["runs"], 0, "{s}");
-    assert!(err.contains("no JUnit reports in"), "{err}");
+    assert!(
+        err.contains("target:0:0: no JUnit reports: the 1 XML file(s) found are other tools'"),
+        "{err}"
+    );
 
     // An HTML page saved as a report (a failed artifact download) is never skipped.
     std::fs::write(
@@ -154,4 +158,73 @@ fn the_gate_reads_a_testng_folder_like_ingest() {
         Some(1),
         "a real failure fails the gate: {err}"
     );
+}
+
+/// A manifest row whose folder holds only other tools' XML is rejected (exit 1), not
+/// dropped silently; the other rows are stored.
+#[test]
+fn a_manifest_row_of_only_other_xml_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let only = dir.path().join("crashed");
+    std::fs::create_dir_all(&only).unwrap();
+    std::fs::write(only.join("pom.xml"), "<project/>").unwrap();
+    let good = fixture("surefire/default/surefire-reports");
+    let manifest = dir.path().join("runs.csv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "path,commit,branch,job,run_id,attempt,started_at\n{},abc1234,main,unit,1,1,2026-11-20T10:00:00Z\ncrashed,abc1234,main,unit,2,1,2026-11-20T11:00:00Z\n",
+            good.display()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("f.db");
+    let out = flakehound(
+        &db,
+        &["ingest", "--json", "--manifest", manifest.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (s["runs"].as_u64(), s["tests"].as_u64()),
+        (Some(1), Some(5)),
+        "{s}"
+    );
+    assert_eq!(s["rejected"], 1, "{s}");
+    assert!(err.contains("crashed:0:0: no JUnit reports"), "{err}");
+}
+
+/// Reports too big to hold (streamed) follow the same rules: a huge TestNG copy is left
+/// out when Surefire's report is there, and a huge `testng-results.xml` is skipped.
+#[test]
+fn huge_testng_copies_and_other_xml_follow_the_same_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("surefire-reports");
+    let src = fixture("surefire/default/surefire-reports");
+    for f in flakehound::ingest::report_files(&src).unwrap() {
+        let to = folder.join(f.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+    let pad = flakehound::ingest::STREAM_THRESHOLD as usize + 1024;
+    for big in ["Surefire suite/Surefire test.xml", "testng-results.xml"] {
+        let p = folder.join(big);
+        let mut text = std::fs::read(&p).unwrap();
+        text.resize(text.len() + pad, b'\n');
+        std::fs::write(&p, text).unwrap();
+    }
+    let db = dir.path().join("f.db");
+    let (code, s, err) = ingest(&db, &[&folder]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(s["tests"], 5, "{s}");
+    assert_eq!(s["not_junit"], 3, "{s}");
+    assert_eq!(s["duplicates"], 2, "{s}");
+    // Without Surefire's report the huge JUnitXMLReporter copy is the one kept, streamed.
+    std::fs::remove_file(folder.join("TEST-example.FlakyTest.xml")).unwrap();
+    let db = dir.path().join("g.db");
+    let (code, s, err) = ingest(&db, &[&folder]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(s["tests"], 5, "{s}");
+    assert_eq!(s["duplicates"], 1, "{s}");
 }

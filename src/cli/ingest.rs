@@ -320,23 +320,12 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     for r in &rejected {
         eprintln!("{r}");
     }
-    let only_other_xml = summary.not_junit > 0 && summary.not_junit == summary.files;
-    if only_other_xml && args.manifest.is_none() {
-        // Like a folder without reports: a crashed job must not pass as a clean run.
-        eprintln!(
-            "error: no JUnit reports in {}: the {} XML file(s) found are other tools' (see -v); nothing stored (did the tests run?)",
-            shown_paths(&args.paths),
-            summary.not_junit
-        );
-    }
     print_summary(&summary, args.json, out)?;
-    Ok(
-        if rejected.is_empty() && !(only_other_xml && args.manifest.is_none()) {
-            exit::OK
-        } else {
-            exit::REJECTED
-        },
-    )
+    Ok(if rejected.is_empty() {
+        exit::OK
+    } else {
+        exit::REJECTED
+    })
 }
 
 /// Roll up the days that closed (see `flakehound compact`). The reports are stored

@@ -87,11 +87,17 @@ impl ParseError {
 /// `testng-results.xml`, a checkstyle report), not a broken report. An HTML page is not
 /// one of those: it is what a failed download saves as `report.xml`.
 pub fn is_other_tools_xml(reason: &str) -> bool {
-    reason.strip_prefix(FOREIGN_ROOT).is_some_and(|rest| {
-        !rest
-            .get(..5)
-            .is_some_and(|r| r.eq_ignore_ascii_case("html>"))
-    })
+    let Some(rest) = reason.strip_prefix(FOREIGN_ROOT) else {
+        return false;
+    };
+    let name = rest.split('>').next().unwrap_or_default();
+    !is_html(name.as_bytes())
+}
+
+/// `html`, `HTML`, `h:html`: a web page, whatever its namespace prefix.
+fn is_html(name: &[u8]) -> bool {
+    let local = name.rsplit(|&b| b == b':').next().unwrap_or_default();
+    local.eq_ignore_ascii_case(b"html")
 }
 
 /// What the start of a plain (UTF-8) report says about it, read up to its root element
@@ -105,8 +111,10 @@ pub struct Head {
     pub testng: Option<TestNgReporter>,
 }
 
-/// Read a report's prolog and root element name.
+/// Read a plain report's prolog and root element name (a streamed report's first bytes:
+/// its full parse comes later).
 pub fn head(bytes: &[u8]) -> Head {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = Reader::from_reader(bytes);
     let mut out = Head::default();
     loop {
@@ -118,12 +126,14 @@ pub fn head(bytes: &[u8]) -> Head {
             }
             Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
                 let name = e.local_name();
-                let html = name.as_ref().eq_ignore_ascii_case(b"html");
-                if name.as_ref() != b"testsuites" && name.as_ref() != b"testsuite" && !html {
+                let junit = name.as_ref() == b"testsuites" || name.as_ref() == b"testsuite";
+                if !junit && !is_html(e.name().as_ref()) {
                     out.foreign_root = Some(String::from_utf8_lossy(e.name().as_ref()).into());
                 }
                 return out;
             }
+            // Text before the root: not a well-formed document, for the parse to reject.
+            Ok(Event::Text(t)) if !t.iter().all(u8::is_ascii_whitespace) => return Head::default(),
             Ok(Event::Eof) | Err(_) => return out,
             Ok(_) => {}
         }

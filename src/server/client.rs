@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::ingest::{list_reports, Rejection, Summary, TestNgCopies};
-use crate::junit;
+use crate::ingest::{report_files, Rejection, Summary};
 
 /// Report files packed for one upload.
 pub struct Packed {
@@ -17,20 +16,14 @@ pub struct Packed {
     pub names: Vec<String>,
     /// Paths that could not be read (printed like `ingest` prints them).
     pub rejected: Vec<Rejection>,
-    /// Files found in folders that are another tool's XML, not sent.
-    pub not_junit: u64,
-    /// TestNG's copies of results another report holds, not sent.
-    pub duplicates: u64,
 }
 
 impl Packed {
-    /// Count what was decided here, before sending, into the server's summary.
+    /// Count the files that could not be read here into the server's summary.
     pub fn add_local(&self, summary: &mut Summary) {
         let rejected = self.rejected.len() as u64;
         summary.rejected += rejected;
-        summary.not_junit += self.not_junit;
-        summary.duplicates += self.duplicates;
-        summary.files += rejected + self.not_junit + self.duplicates;
+        summary.files += rejected;
     }
 }
 
@@ -63,19 +56,18 @@ pub fn pack(paths: &[PathBuf]) -> std::io::Result<Packed> {
         column: 0,
         reason: format!("cannot read: {e}"),
     };
-    // Read first, send after: which of TestNG's copies to keep depends on all the files.
-    let mut read: Vec<(PathBuf, Vec<u8>, bool)> = Vec::new();
-    let mut copies = TestNgCopies::default();
-    let mut not_junit = 0u64;
+    // Every file found is sent: the server skips other tools' XML and TestNG's copies
+    // as `ingest` does, from the same full parse (a quick look here could not tell a
+    // truncated Surefire report, whose TestNG copy is then the one to keep).
     for arg in paths {
-        let listed = match list_reports(arg) {
-            Ok(l) => l,
+        let files = match report_files(arg) {
+            Ok(f) => f,
             Err(e) => {
                 rejected.push(cannot_read(arg, e));
                 continue;
             }
         };
-        for file in listed.files {
+        for file in files {
             let data = match std::fs::read(&file) {
                 Ok(d) => d,
                 Err(e) => {
@@ -83,44 +75,19 @@ pub fn pack(paths: &[PathBuf]) -> std::io::Result<Packed> {
                     continue;
                 }
             };
-            // gzip'd and UTF-16 reports are sent as they are; the server reads them.
-            let head = if junit::is_plain(&data) {
-                junit::head(&data)
-            } else {
-                junit::Head::default()
-            };
-            if let (true, Some(root)) = (listed.searched, &head.foreign_root) {
-                tracing::info!(path = %file.display(), %root, "skipped: not a JUnit report");
-                not_junit += 1;
-                continue;
+            let mut name = entry_name(&file);
+            if names.contains(&name) {
+                // Two arguments led to the same relative name: keep both.
+                name = format!("{}/{name}", names.len());
             }
-            match head.testng {
-                Some(r) => copies.hold(&file, r),
-                None => copies.plain(&file),
-            }
-            read.push((file, data, head.testng.is_some()));
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, &name, data.as_slice())?;
+            names.push(name);
         }
-    }
-    let mut keep = copies.resolve().into_iter();
-    let mut duplicates = 0u64;
-    for (file, data, testng) in read {
-        if testng && !keep.next().unwrap_or(true) {
-            tracing::info!(path = %file.display(), "skipped: TestNG's copy of results another report holds");
-            duplicates += 1;
-            continue;
-        }
-        let mut name = entry_name(&file);
-        if names.contains(&name) {
-            // Two arguments led to the same relative name: keep both.
-            name = format!("{}/{name}", names.len());
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, &name, data.as_slice())?;
-        names.push(name);
     }
     let gz = tar.into_inner()?;
     let body = gz.finish()?;
@@ -128,8 +95,6 @@ pub fn pack(paths: &[PathBuf]) -> std::io::Result<Packed> {
         body,
         names,
         rejected,
-        not_junit,
-        duplicates,
     })
 }
 
@@ -409,34 +374,6 @@ pub fn upload_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An upload sends what `ingest` would store: Surefire's report, not TestNG's copies
-    /// nor `testng-results.xml`; a file named on its own is sent whatever it is (the
-    /// server then rejects it, naming it).
-    #[test]
-    fn a_folder_upload_leaves_out_other_xml_and_testng_copies() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/junit/testng/surefire/two-classes-forkCount-2/surefire-reports");
-        let packed = pack(std::slice::from_ref(&folder)).unwrap();
-        let names: Vec<&str> = packed
-            .names
-            .iter()
-            .map(|n| n.rsplit('/').next().unwrap())
-            .collect();
-        assert_eq!(
-            names,
-            ["TEST-example.FlakyTest.xml", "TEST-example.RepeatTest.xml"]
-        );
-        assert!(packed.names.iter().all(|n| !n.contains("junitreports")));
-        assert_eq!((packed.not_junit, packed.duplicates), (3, 3));
-        let mut s = Summary::default();
-        packed.add_local(&mut s);
-        assert_eq!((s.files, s.not_junit, s.duplicates), (6, 3, 3));
-
-        let named = pack(&[folder.join("testng-results.xml")]).unwrap();
-        assert_eq!(named.names.len(), 1);
-        assert_eq!(named.not_junit, 0);
-    }
 
     #[test]
     fn entry_names_are_relative() {

@@ -724,10 +724,15 @@ async fn upload(
         }
     };
     if upload.files.is_empty() && upload.rejected.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the upload holds no report files (*.xml, *.junit-xml, *.xml.gz)",
-        );
+        let why = if upload.not_junit > 0 {
+            format!(
+                "the upload holds no JUnit reports: its {} XML file(s) are other tools' (root element not <testsuites> or <testsuite>)",
+                upload.not_junit
+            )
+        } else {
+            "the upload holds no report files (*.xml, *.junit-xml, *.xml.gz)".into()
+        };
+        return error(StatusCode::BAD_REQUEST, why);
     }
     let (reply, answer) = oneshot::channel();
     if state.0.writer.send(Job { upload, reply }).await.is_err() {
