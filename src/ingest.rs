@@ -198,15 +198,24 @@ pub fn list_reports(path: &Path) -> std::io::Result<Listed> {
 /// output folder, else JUnitXMLReporter's (in the order run), else JUnitReportReporter's.
 /// The reporters are told apart by the comment they start with, not by path: the suite
 /// folder is named by the user's `testng.xml`.
-#[derive(Debug, Default)]
-pub struct TestNgCopies {
+#[derive(Debug)]
+pub struct TestNgCopies<T> {
     /// Folders holding a report that TestNG did not write.
     plain_dirs: HashSet<PathBuf>,
-    /// TestNG's reports seen so far: output folder, reporter.
-    held: Vec<(Option<PathBuf>, junit::TestNgReporter)>,
+    /// TestNG's reports seen so far, in order: output folder, reporter, the report.
+    held: Vec<(Option<PathBuf>, junit::TestNgReporter, T)>,
 }
 
-impl TestNgCopies {
+impl<T> Default for TestNgCopies<T> {
+    fn default() -> Self {
+        TestNgCopies {
+            plain_dirs: HashSet::new(),
+            held: Vec::new(),
+        }
+    }
+}
+
+impl<T> TestNgCopies<T> {
     /// A report TestNG did not write (Surefire's, or any other tool's).
     pub fn plain(&mut self, path: &Path) {
         if let Some(dir) = path.parent() {
@@ -217,34 +226,34 @@ impl TestNgCopies {
         }
     }
 
-    /// A report written by one of TestNG's reporters; its keep-or-skip flag comes from
-    /// [`Self::resolve`], in the order held.
-    pub fn hold(&mut self, path: &Path, reporter: junit::TestNgReporter) {
+    /// A report written by one of TestNG's reporters, held until [`Self::resolve`].
+    pub fn hold(&mut self, path: &Path, reporter: junit::TestNgReporter, report: T) {
         let out_dir = path.parent().and_then(Path::parent).map(Path::to_path_buf);
-        self.held.push((out_dir, reporter));
+        self.held.push((out_dir, reporter, report));
     }
 
-    /// Whether to keep each held report, once all the run's reports have been seen; the
-    /// copies are then forgotten for the next run.
-    pub fn resolve(&mut self) -> Vec<bool> {
-        let covered =
-            |dir: &Option<PathBuf>| dir.as_ref().is_some_and(|d| self.plain_dirs.contains(d));
-        let mut best: std::collections::HashMap<&Option<PathBuf>, junit::TestNgReporter> =
+    /// Once all the run's reports have been seen: the held reports to keep and those
+    /// to skip, each in the order held. The copies are then forgotten for the next run.
+    pub fn resolve(&mut self) -> (Vec<T>, Vec<T>) {
+        let plain_dirs = std::mem::take(&mut self.plain_dirs);
+        let covered = |dir: &Option<PathBuf>| dir.as_ref().is_some_and(|d| plain_dirs.contains(d));
+        let mut best: std::collections::HashMap<Option<PathBuf>, junit::TestNgReporter> =
             std::collections::HashMap::new();
-        for (dir, reporter) in &self.held {
+        for (dir, reporter, _) in &self.held {
             if !covered(dir) {
-                let b = best.entry(dir).or_insert(*reporter);
+                let b = best.entry(dir.clone()).or_insert(*reporter);
                 *b = (*b).min(*reporter);
             }
         }
-        let keep = self
-            .held
-            .iter()
-            .map(|(dir, reporter)| !covered(dir) && best.get(dir) == Some(reporter))
-            .collect();
-        self.held.clear();
-        self.plain_dirs.clear();
-        keep
+        let (mut keep, mut skip) = (Vec::new(), Vec::new());
+        for (dir, reporter, report) in self.held.drain(..) {
+            if !covered(&dir) && best.get(&dir) == Some(&reporter) {
+                keep.push(report);
+            } else {
+                skip.push(report);
+            }
+        }
+        (keep, skip)
     }
 }
 
@@ -350,10 +359,15 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
     if size >= STREAM_THRESHOLD {
         // Its start says whether it is a report, and whose, before it is streamed.
         let mut start = vec![0u8; 64 * 1024];
-        let head = match read_start(&mut file, &mut start) {
-            Ok(n) if junit::is_plain(&start[..n]) => junit::head(&start[..n]),
-            Ok(_) => junit::Head::default(),
+        let n = match read_start(&mut file, &mut start) {
+            Ok(n) => n,
             Err(e) => return reject(path, FileError::Io(e.to_string())),
+        };
+        let start = &start[..n];
+        let head = if junit::is_plain(start) {
+            junit::head(start)
+        } else {
+            junit::Head::default()
         };
         if let (true, Some(root)) = (found, &head.foreign_root) {
             return Parsed::NotJunit(Rejection {
@@ -363,7 +377,7 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
                 reason: format!("not a JUnit report: root element is <{root}>"),
             });
         }
-        return match hash_file(path) {
+        return match hash_file(start, &mut file) {
             Ok(hash) => Parsed::Huge {
                 hash,
                 testng: head.testng,
@@ -443,9 +457,10 @@ fn read_start(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
     Ok(filled)
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+/// blake3 of a file whose `start` was read already, reading the rest from `file`.
+fn hash_file(start: &[u8], file: &mut std::fs::File) -> std::io::Result<String> {
     let mut hasher = blake3::Hasher::new();
-    let mut file = std::fs::File::open(path)?;
+    hasher.update(start);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
@@ -543,25 +558,21 @@ pub fn ingest(
         // TestNG's reports wait for the last file of their run (runs' files come in
         // order), then only the copies no other report holds are stored. A held copy keeps
         // only its hash: one that is kept is parsed again, as a stream.
-        let mut copies = TestNgCopies::default();
-        let mut held: Vec<ParsedFile> = Vec::new();
+        let mut copies = TestNgCopies::<ParsedFile>::default();
         let mut held_run = None;
         // Per run, files that are other tools' XML: a run with nothing else has no report.
         let mut not_junit = vec![0usize; runs.len()];
-        let release = |held: &mut Vec<ParsedFile>,
-                       copies: &mut TestNgCopies,
+        let release = |copies: &mut TestNgCopies<ParsedFile>,
                        ready: &mut Vec<ParsedFile>,
                        summary: &mut Summary,
                        done: &mut u64| {
-            for (file, keep) in held.drain(..).zip(copies.resolve()) {
-                if keep {
-                    ready.push(file);
-                } else {
-                    tracing::info!(path = %file.path.display(), "skipped: TestNG's copy of results another report of the run holds");
-                    summary.files += 1;
-                    summary.duplicates += 1;
-                    *done += 1;
-                }
+            let (keep, skip) = copies.resolve();
+            ready.extend(keep);
+            for file in skip {
+                tracing::info!(path = %file.path.display(), "skipped: TestNG's copy of results another report of the run holds");
+                summary.files += 1;
+                summary.duplicates += 1;
+                *done += 1;
             }
         };
         for chunk in rx.into_iter().map(Some).chain(std::iter::once(None)) {
@@ -570,38 +581,43 @@ pub fn ingest(
             let mut ready = Vec::with_capacity(chunk.len());
             for mut file in chunk {
                 if held_run.is_some_and(|r| r != file.run) {
-                    release(&mut held, &mut copies, &mut ready, &mut summary, &mut done);
+                    release(&mut copies, &mut ready, &mut summary, &mut done);
                 }
                 held_run = Some(file.run);
-                let testng = match &file.parsed {
-                    Parsed::Whole { report, .. } => Some(report.info.testng),
-                    Parsed::Huge { testng, .. } => Some(*testng),
-                    Parsed::NotJunit(_) => {
-                        not_junit[file.run] += 1;
-                        None
-                    }
-                    Parsed::Rejected(_) => None,
-                };
-                match testng {
-                    Some(Some(reporter)) => {
-                        copies.hold(&file.path, reporter);
-                        if let Parsed::Whole { hash, .. } = &mut file.parsed {
+                let testng = match &mut file.parsed {
+                    Parsed::Whole { report, hash, .. } => match report.info.testng {
+                        // Held by its hash alone, so that memory stays bounded.
+                        Some(reporter) => {
                             let hash = std::mem::take(hash);
                             file.parsed = Parsed::Huge {
                                 hash,
                                 testng: Some(reporter),
                             };
+                            Some(reporter)
                         }
-                        held.push(file);
+                        None => None,
+                    },
+                    Parsed::Huge { testng, .. } => *testng,
+                    Parsed::NotJunit(_) => {
+                        not_junit[file.run] += 1;
+                        ready.push(file);
                         continue;
                     }
-                    Some(None) => copies.plain(&file.path),
-                    None => {}
+                    Parsed::Rejected(_) => {
+                        ready.push(file);
+                        continue;
+                    }
+                };
+                match testng {
+                    Some(reporter) => copies.hold(&file.path.clone(), reporter, file),
+                    None => {
+                        copies.plain(&file.path);
+                        ready.push(file);
+                    }
                 }
-                ready.push(file);
             }
             if last {
-                release(&mut held, &mut copies, &mut ready, &mut summary, &mut done);
+                release(&mut copies, &mut ready, &mut summary, &mut done);
             }
             let mut spent = Vec::with_capacity(ready.len());
             for file in ready {
@@ -892,24 +908,28 @@ mod tests {
         c.hold(
             Path::new("a/surefire-reports/junitreports/TEST-x.xml"),
             JUnitReport,
+            0,
         );
         c.hold(
             Path::new("a/surefire-reports/Surefire suite/t.xml"),
             JUnitXml,
+            1,
         );
         c.hold(
             Path::new("b/test-output/junitreports/TEST-y.xml"),
             JUnitReport,
+            2,
         );
-        c.hold(Path::new("b/test-output/Suite/t.xml"), JUnitXml);
-        c.hold(Path::new("c/out/junitreports/TEST-z.xml"), JUnitReport);
-        assert_eq!(c.resolve(), [false, false, false, true, true]);
+        c.hold(Path::new("b/test-output/Suite/t.xml"), JUnitXml, 3);
+        c.hold(Path::new("c/out/junitreports/TEST-z.xml"), JUnitReport, 4);
+        assert_eq!(c.resolve(), (vec![3, 4], vec![0, 1, 2]));
         // Forgotten for the next run: the same files alone are kept.
         c.hold(
             Path::new("a/surefire-reports/junitreports/TEST-x.xml"),
             JUnitReport,
+            5,
         );
-        assert_eq!(c.resolve(), [true]);
+        assert_eq!(c.resolve(), (vec![5], vec![]));
     }
 
     /// Small reports go in large chunks, big ones one at a time (about 100,000 cases in

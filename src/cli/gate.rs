@@ -88,17 +88,17 @@ pub fn read_reports(args: &[PathBuf]) -> RunReports {
         }
     }
     let mut copies = TestNgCopies::default();
-    let mut parsed = Vec::new();
+    let mut cases = Vec::new();
     let mut not_junit = 0;
     for (f, searched) in paths.iter().chain(found.iter()) {
         match junit::parse_file(f) {
-            Ok(report) => {
-                match report.info.testng {
-                    Some(r) => copies.hold(f, r),
-                    None => copies.plain(f),
+            Ok(report) => match report.info.testng {
+                Some(r) => copies.hold(f, r, report.cases),
+                None => {
+                    copies.plain(f);
+                    cases.extend(report.cases);
                 }
-                parsed.push((report.info.testng.is_some(), report.cases));
-            }
+            },
             Err(FileError::Parse(e)) if *searched && junit::is_other_tools_xml(&e.reason) => {
                 tracing::info!(path = %f.display(), reason = %e.reason, "skipped: not a JUnit report");
                 not_junit += 1;
@@ -117,13 +117,7 @@ pub fn read_reports(args: &[PathBuf]) -> RunReports {
             }
         }
     }
-    let mut keep = copies.resolve().into_iter();
-    let mut cases = Vec::new();
-    for (testng, c) in parsed {
-        if !testng || keep.next().unwrap_or(true) {
-            cases.extend(c);
-        }
-    }
+    cases.extend(copies.resolve().0.into_iter().flatten());
     RunReports {
         paths: paths.into_iter().map(|(f, _)| f).collect(),
         found: found.into_iter().map(|(f, _)| f).collect(),

@@ -553,7 +553,7 @@ fn prepare(
 ) -> Result<Upload, UnpackError> {
     let mut files: Vec<Parsed> = Vec::new();
     let mut rejected = Vec::new();
-    let mut copies = crate::ingest::TestNgCopies::default();
+    let mut copies = crate::ingest::TestNgCopies::<Parsed>::default();
     let mut not_junit = 0u64;
     let mut refused: Option<UnpackError> = None;
     let mut parsed_bytes = 0u64;
@@ -607,10 +607,6 @@ fn prepare(
         }
         match parsed {
             Ok(report) => {
-                match report.info.testng {
-                    Some(r) => copies.hold(std::path::Path::new(&entry.name), r),
-                    None => copies.plain(std::path::Path::new(&entry.name)),
-                }
                 // The rows the writer binds, computed here (in parallel across uploads)
                 // and charged like the results they come from.
                 let file = Parsed::new(entry.name, entry.hash, report);
@@ -618,7 +614,14 @@ fn prepare(
                     refused = Some(memory_error(e, charge.limit()));
                     return;
                 }
-                files.push(file);
+                let name = std::path::PathBuf::from(&file.name);
+                match file.report.info.testng {
+                    Some(r) => copies.hold(&name, r, file),
+                    None => {
+                        copies.plain(&name);
+                        files.push(file);
+                    }
+                }
             }
             Err(e) if entry.packed && e.is_foreign_root() => {
                 tracing::info!(name = entry.name, reason = %e, "skipped: not a JUnit report");
@@ -638,11 +641,10 @@ fn prepare(
     if let Some(e) = refused {
         return Err(e);
     }
-    // One copy of TestNG's results, as `ingest` keeps (the files are held in order).
-    let mut keep = copies.resolve().into_iter();
-    let before = files.len();
-    files.retain(|f| f.report.info.testng.is_none() || keep.next().unwrap_or(true));
-    let duplicates = (before - files.len()) as u64;
+    // One copy of TestNG's results, as `ingest` keeps.
+    let (keep, skip) = copies.resolve();
+    files.extend(keep);
+    let duplicates = skip.len() as u64;
     Ok(Upload {
         meta,
         started_at_known: known,
