@@ -1,5 +1,6 @@
 //! Ingest keeps the history honest: separate calls are separate runs, one commit is one
-//! commit however it is spelt, and a runner's broken clock cannot move "now".
+//! commit however it is spelt, one test is one test whichever CI checkout folder ran it,
+//! and a runner's broken clock cannot move "now".
 
 mod common;
 
@@ -143,4 +144,79 @@ fn one_run_from_the_far_future_does_not_set_now() {
     let table = flakehound(&h.db(), &["flaky"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("to 2025-11-20T01:53:20Z"), "{text}");
+}
+
+/// PHPUnit writes absolute paths. Jenkins ran attempt 1 in `workspace/shop` and the retry in
+/// `workspace/shop@2`; a self-hosted GitHub runner pool runs in per-runner folders. Each is
+/// one test, and its fail-then-pass on one commit is a flake.
+#[test]
+fn a_test_is_one_test_in_every_ci_checkout_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let phpunit = |root: &str, failed: bool| {
+        let failure = if failed {
+            "<failure type=\"AssertionFailedError\">timeout</failure>"
+        } else {
+            ""
+        };
+        format!(
+            r#"<testsuites><testsuite name="Cart" file="{root}/tests/CartTest.php" tests="1">
+<testcase name="testTotal" class="Tests\\CartTest" classname="Tests.CartTest" file="{root}/tests/CartTest.php" line="12" time="0.1">{failure}</testcase>
+</testsuite></testsuites>"#
+        )
+    };
+    let roots = [
+        (
+            "jenkins",
+            "/var/lib/jenkins/workspace/shop",
+            "/var/lib/jenkins/workspace/shop@2",
+        ),
+        (
+            "gha",
+            "/opt/runner-1/_work/shop/shop",
+            "/opt/runner-2/_work/shop/shop",
+        ),
+    ];
+    for (job, first, retry) in roots {
+        for (attempt, root, failed) in [(1, first, true), (2, retry, false)] {
+            let report = dir.path().join(format!("{job}-{attempt}.xml"));
+            std::fs::write(&report, phpunit(root, failed)).unwrap();
+            let attempt = attempt.to_string();
+            let out = flakehound(
+                &db,
+                &[
+                    "ingest",
+                    "--commit",
+                    "abc1234",
+                    "--job",
+                    job,
+                    "--run-id",
+                    "7",
+                    "--attempt",
+                    &attempt,
+                    "--started-at",
+                    "2026-11-20T10:00:00Z",
+                    report.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(out.status.code(), Some(0), "{out:?}");
+        }
+    }
+    let out = flakehound(&db, &["tests", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let tests: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tests = tests.as_array().unwrap();
+    assert_eq!(tests.len(), 1, "{tests:?}");
+    assert_eq!(tests[0]["file"], "tests/CartTest.php");
+    let out = flakehound(&db, &["flaky", "--format", "json", "--window", "3650d"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let flaky: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs: Vec<&str> = flaky
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "flaky")
+        .map(|t| t["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["gha", "jenkins"], "{flaky}");
 }

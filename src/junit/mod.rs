@@ -13,6 +13,7 @@
 //! rerun attempts are bare `<testcase/>`s). jest-junit records no retries at all. The real
 //! outputs behind these readings are in `fixtures/junit/` (see its README).
 
+mod checkout;
 mod parse;
 mod time;
 
@@ -21,6 +22,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+pub use checkout::strip_checkout;
 pub use parse::{
     head, is_other_tools_xml, parse_slice_with, parse_stream, parse_stream_with, Dialect, Head,
     ParseOptions, ReportInfo, TestNgReporter, BODY_CAP, MAX_VALUE, SUITE_ERROR_CASE,

@@ -859,7 +859,11 @@ fn finish_case(mut b: CaseBuilder, suites: &[SuiteFrame]) -> TestCase {
     let suite = suites.iter().rev().find_map(|s| s.name.clone());
     let file = b
         .file
-        .or_else(|| suites.iter().rev().find_map(|s| s.file.clone()));
+        .or_else(|| suites.iter().rev().find_map(|s| s.file.clone()))
+        .map(|f| match super::strip_checkout(&f) {
+            Cow::Borrowed(_) => f,
+            Cow::Owned(relative) => relative,
+        });
     // Without a classname, the suite names the test (Jest, Catch2, some converters).
     let classname = b
         .classname

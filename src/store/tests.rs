@@ -355,6 +355,131 @@ fn v3_database_upgrades_keeping_its_data() {
     assert_eq!(indexes, vec!["run_by_time", "sqlite_autoindex_run_1"]);
 }
 
+/// A database at schema v6 whose tests carry CI checkout folders in their files upgrades to
+/// stripped files: one test seen in two Jenkins workspace copies becomes one test with both
+/// runs (a failed attempt in `shop` and its passing retry in `shop@2` on one commit: a
+/// flake that was invisible before), its quarantine moves with it, and its daily rows are
+/// rebuilt from the results.
+#[test]
+fn v6_database_drops_checkout_folders_and_merges_the_copies_of_a_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let id = |c: &str, n: &str, f: &str| crate::model::TestIdentity::new(c, n, Some(f)).0;
+    let (jenkins, copy) = (
+        "/var/lib/jenkins/workspace/shop/t/ATest.php",
+        "/var/lib/jenkins/workspace/shop@2/t/ATest.php",
+    );
+    let github = "/home/runner/work/shop/shop/t/BTest.php";
+    // A third copy that, impossibly, ran in the same run as the second: one result stays.
+    let third = "/var/lib/jenkins/workspace/shop@3/t/ATest.php";
+    let a3 = id("A", "a", third);
+    let (a1, a2, b, c) = (
+        id("A", "a", jenkins),
+        id("A", "a", copy),
+        id("B", "b", github),
+        id("C", "c", "t/CTest.php"),
+    );
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (_, sql) in &migrate::MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO run (run_key, commit_sha, branch, job, ci_run_id, attempt, started_at)
+             VALUES (5, 'abc123', 'main', 'unit', '77', 1, 1700000000),
+                    (9, 'abc123', 'main', 'unit', '77', 2, 1700000100);
+             INSERT INTO test (test_key, test_id, classname, name, file) VALUES
+                 (1, {a1}, 'A', 'a', '{jenkins}'), (2, {a2}, 'A', 'a', '{copy}'),
+                 (3, {b}, 'B', 'b', '{github}'), (4, {c}, 'C', 'c', 't/CTest.php'),
+                 (5, {a3}, 'A', 'a', '{third}');
+             INSERT INTO result VALUES (5, 1, 2, 1, 1, 30), (9, 2, 0, 1, 0, 20),
+                                       (5, 3, 0, 1, 0, 5), (9, 3, 0, 1, 0, 5), (9, 4, 0, 1, 0, 5),
+                                       (9, 5, 2, 1, 1, 9);
+             INSERT INTO failure VALUES (5, 1, 1, 0, 11, 'T', 'boom'), (9, 5, 1, 0, 11, 'T', 'boom');
+             INSERT INTO fingerprint VALUES (11, 'boom', 'boom');
+             INSERT INTO job_name (job_id, job) VALUES (1, 'unit');
+             INSERT INTO result_day VALUES (19675, 1, 1, 1, 1, 1, 1, 30, 1700000000, NULL),
+                                           (19675, 1, 2, 1, 1, 0, 0, 20, 1700000100, NULL);
+             DELETE FROM day_pending;
+             INSERT INTO quarantine (test_id, job, classname, name, file, since, until, reason,
+                                     retries_per_day, flake_rate)
+             VALUES ({a1}, 'unit', 'A', 'a', '{jenkins}', 100, 900, 'flaky', 1, 0.5),
+                    ({a2}, 'unit', 'A', 'a', '{copy}', 200, 900, 'flaky', 1, 0.5);
+             INSERT INTO quarantine_event (at, test_id, job, classname, name, action, reason)
+             VALUES (100, {a1}, 'unit', 'A', 'a', 'added', 'flaky');"
+        ))
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let (a, b) = (id("A", "a", "t/ATest.php"), id("B", "b", "t/BTest.php"));
+    let mut rows = Vec::new();
+    store
+        .for_each_result(&[5, 9], |_, r| {
+            rows.push((r.run_key, r.test_id, r.outcome, r.failures))
+        })
+        .unwrap();
+    rows.sort();
+    let mut want = vec![
+        (5, a, 2, 1),
+        (9, a, 0, 0),
+        (5, b, 0, 0),
+        (9, b, 0, 0),
+        (9, c, 0, 0),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+    let failures: Vec<_> = store
+        .failures(&[5, 9])
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.run_key, f.test_id, f.attempt))
+        .collect();
+    assert_eq!(failures, vec![(5, a, 1)]);
+    let mut tests: Vec<_> = store
+        .test_counts()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.classname, t.file, t.runs))
+        .collect();
+    tests.sort();
+    assert_eq!(
+        tests,
+        vec![
+            ("A".into(), Some("t/ATest.php".into()), 2),
+            ("B".into(), Some("t/BTest.php".into()), 2),
+            ("C".into(), Some("t/CTest.php".into()), 1),
+        ]
+    );
+    // The merged test's day is read from its results until it is rolled up again.
+    assert_eq!(store.pending_days().unwrap(), Some(vec![19675]));
+    let quarantine: Vec<_> = store
+        .quarantine_rows()
+        .unwrap()
+        .into_iter()
+        .map(|q| (q.test_id, q.file, q.released_at, q.release_reason))
+        .collect();
+    assert_eq!(
+        quarantine,
+        vec![
+            (a, Some("t/ATest.php".into()), None, None),
+            (
+                a,
+                Some("t/ATest.php".into()),
+                Some(200),
+                Some("merged".into())
+            ),
+        ]
+    );
+    let events: Vec<_> = store
+        .quarantine_events()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.test_id)
+        .collect();
+    assert_eq!(events, vec![a]);
+}
+
 /// A database at schema v5 (hashed test ids in every result, failure and aggregate row;
 /// whole paths in report_file) upgrades to small test keys and split paths with every row
 /// kept: reads give the same test ids, in the same order, and the same paths.
@@ -678,5 +803,138 @@ fn a_read_snapshot_does_not_see_a_run_committed_during_it() {
             .unwrap();
         assert_eq!((before, during), (1, 1), "{}", db.display());
         assert_eq!(reader.runs(&all).unwrap().len(), 2, "{}", db.display());
+    }
+}
+
+/// Results stored before checkout folders were stripped (absolute files in test ids), then
+/// migrated, on both backends: a failed attempt in Jenkins' `workspace/shop` and its passing
+/// retry in `workspace/shop@2` on one commit become one test with both results, its
+/// quarantine follows, and its daily rows are rebuilt from the results.
+#[test]
+fn stored_checkout_folders_are_stripped_by_the_migration_on_both_backends() {
+    use crate::model::{Attempt, AttemptOutcome, Failure, TestCase, TestIdentity};
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![dir.path().join("old.db")];
+    if let Some(url) = pg::test_server("stored_checkout_folders_are_stripped") {
+        dbs.push(pg::scratch_database(&url).unwrap());
+    }
+    let jenkins = "/var/lib/jenkins/workspace/shop/t/ATest.php";
+    let copy = "/var/lib/jenkins/workspace/shop@2/t/ATest.php";
+    let case = |file: &str, outcome: AttemptOutcome| TestCase {
+        classname: "A".into(),
+        name: "a".into(),
+        file: Some(file.into()),
+        suite: None,
+        attempts: vec![Attempt {
+            outcome,
+            duration_s: Some(0.5),
+            failure: (outcome == AttemptOutcome::Failed).then(|| Failure {
+                kind: None,
+                message: Some("boom".into()),
+                body: None,
+            }),
+        }],
+    };
+    let (old, old_copy) = (
+        TestIdentity::new("A", "a", Some(jenkins)).0,
+        TestIdentity::new("A", "a", Some(copy)).0,
+    );
+    let new = TestIdentity::new("A", "a", Some("t/ATest.php")).0;
+    let day = 1_700_000_000 / 86_400;
+    for db in dbs {
+        let pg = !db.to_string_lossy().ends_with(".db");
+        {
+            let mut store = Store::open(&db).unwrap();
+            let mut batch = store.batch().unwrap();
+            for (attempt, file, outcome) in [
+                (1, jenkins, AttemptOutcome::Failed),
+                (2, copy, AttemptOutcome::Passed),
+            ] {
+                let (run, _) = batch.run(&meta(attempt)).unwrap();
+                batch
+                    .add_file(
+                        run,
+                        &format!("{attempt:064}"),
+                        "r.xml",
+                        &[case(file, outcome)],
+                        1,
+                        None,
+                    )
+                    .unwrap();
+            }
+            batch.commit().unwrap();
+            store.rollup(day).unwrap();
+            assert_eq!(store.pending_days().unwrap(), Some(vec![]));
+            let undo = format!(
+                "INSERT INTO quarantine (test_id, job, classname, name, file, since, until, reason,
+                                         retries_per_day, flake_rate)
+                 VALUES ({old}, 'unit', 'A', 'a', '{jenkins}', 100, 900, 'flaky', 1, 0.5),
+                        ({old_copy}, 'unit', 'A', 'a', '{copy}', 200, 900, 'flaky', 1, 0.5);"
+            );
+            drop(store);
+            if pg {
+                let mut c =
+                    postgres::Client::connect(db.to_str().unwrap(), postgres::NoTls).unwrap();
+                c.batch_execute(&undo).unwrap();
+                c.execute(
+                    "DELETE FROM flakehound_migrations WHERE name = '0006_checkout_relative_files.sql'",
+                    &[],
+                )
+                .unwrap();
+            } else {
+                let c = rusqlite::Connection::open(&db).unwrap();
+                c.execute_batch(&undo).unwrap();
+                c.pragma_update(None, "user_version", 6).unwrap();
+            }
+        }
+        let mut store = Store::open(&db).unwrap();
+        let runs: Vec<i64> = store
+            .runs(&RunFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.run_key)
+            .collect();
+        let mut rows = Vec::new();
+        store
+            .for_each_result(&runs, |_, r| rows.push((r.test_id, r.outcome, r.failures)))
+            .unwrap();
+        rows.sort();
+        assert_eq!(rows, vec![(new, 0, 0), (new, 2, 1)], "{db:?}");
+        let failures: Vec<i64> = store
+            .failures(&runs)
+            .unwrap()
+            .iter()
+            .map(|f| f.test_id)
+            .collect();
+        assert_eq!(failures, vec![new]);
+        assert_eq!(store.pending_days().unwrap(), Some(vec![day]), "{db:?}");
+        let quarantine: Vec<_> = store
+            .quarantine_rows()
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.test_id, q.file, q.released_at, q.release_reason))
+            .collect();
+        assert_eq!(
+            quarantine,
+            vec![
+                (new, Some("t/ATest.php".into()), None, None),
+                (
+                    new,
+                    Some("t/ATest.php".into()),
+                    Some(200),
+                    Some("merged".into())
+                ),
+            ],
+            "{db:?}"
+        );
+        // The rebuilt day holds both runs of the one test.
+        store.rollup(day).unwrap();
+        let mut day_rows = Vec::new();
+        store
+            .for_each_day_row(day, day, None, |d| {
+                day_rows.push((d.test_id, d.runs, d.failures))
+            })
+            .unwrap();
+        assert_eq!(day_rows, vec![(new, 2, 1)], "{db:?}");
     }
 }

@@ -8,6 +8,7 @@ use postgres::Client;
 
 use super::pg_error;
 use crate::error::{Error, Result};
+use crate::model::TestIdentity;
 
 /// Forward-only migrations, in order.
 pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
@@ -30,6 +31,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_compact_results.sql",
         include_str!("../../../schema/postgres/0005_compact_results.sql"),
+    ),
+    (
+        "0006_checkout_relative_files.sql",
+        include_str!("../../../schema/postgres/0006_checkout_relative_files.sql"),
     ),
 ];
 
@@ -101,6 +106,10 @@ pub(crate) fn migrate(client: &mut Client, shown: &Path) -> Result<()> {
             continue;
         }
         tx.batch_execute(sql)
+            .and_then(|()| match *name {
+                "0006_checkout_relative_files.sql" => strip_checkout_folders(&mut tx),
+                _ => Ok(()),
+            })
             .map_err(|e| pg_error(shown, &format!("migration {name} failed"), e))?;
         tx.execute(
             "INSERT INTO flakehound_migrations (name) VALUES ($1)",
@@ -111,6 +120,78 @@ pub(crate) fn migrate(client: &mut Client, shown: &Path) -> Result<()> {
     }
     tx.commit()
         .map_err(|e| pg_error(shown, "cannot finish migrations", e))
+}
+
+/// Migration 0006's data step (see the SQL file).
+fn strip_checkout_folders(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    let tests = tx.query(
+        "SELECT test_id, classname, name, file FROM test
+         WHERE file LIKE '/%' OR file LIKE '_:%' ORDER BY test_id",
+        &[],
+    )?;
+    let mut taken = std::collections::HashSet::new();
+    let insert = tx.prepare(
+        "INSERT INTO checkout_rename (old_id, new_id, file, merged) VALUES ($1, $2, $3, $4)",
+    )?;
+    let exists = tx.prepare("SELECT 1 FROM test WHERE test_id = $1")?;
+    for row in &tests {
+        let (old_id, classname, name, file): (i64, &str, &str, &str) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let stripped = crate::junit::strip_checkout(file);
+        if stripped == file {
+            continue;
+        }
+        let new_id = TestIdentity::new(classname, name, Some(&stripped)).0;
+        let merged = !taken.insert(new_id) || !tx.query(&exists, &[&new_id])?.is_empty();
+        tx.execute(&insert, &[&old_id, &new_id, &stripped.as_ref(), &merged])?;
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    // A run keeps one result of a test: the survivor's, else the copy with the lowest old id.
+    tx.batch_execute(
+        "INSERT INTO test (test_id, classname, name, file, suite)
+             SELECT m.new_id, t.classname, t.name, m.file, t.suite
+             FROM checkout_rename m JOIN test t ON t.test_id = m.old_id
+             WHERE NOT m.merged;
+         DELETE FROM test t USING checkout_rename m WHERE t.test_id = m.old_id;
+         DELETE FROM failure x USING checkout_rename m
+             WHERE x.test_id = m.old_id AND EXISTS (
+                 SELECT 1 FROM result r LEFT JOIN checkout_rename m2 ON m2.old_id = r.test_id
+                 WHERE r.day = x.day AND r.run_key = x.run_key
+                 AND (r.test_id = m.new_id OR (m2.new_id = m.new_id AND r.test_id < x.test_id)));
+         DELETE FROM result x USING checkout_rename m
+             WHERE x.test_id = m.old_id AND EXISTS (
+                 SELECT 1 FROM result r LEFT JOIN checkout_rename m2 ON m2.old_id = r.test_id
+                 WHERE r.day = x.day AND r.run_key = x.run_key
+                 AND (r.test_id = m.new_id OR (m2.new_id = m.new_id AND r.test_id < x.test_id)));
+         UPDATE failure x SET test_id = m.new_id FROM checkout_rename m WHERE x.test_id = m.old_id;
+         UPDATE result x SET test_id = m.new_id FROM checkout_rename m WHERE x.test_id = m.old_id;
+         INSERT INTO day_pending (day)
+             SELECT DISTINCT d.day FROM result_day d JOIN checkout_rename m ON d.test_id = m.old_id
+             WHERE m.merged
+             ON CONFLICT DO NOTHING;
+         DELETE FROM result_day d USING checkout_rename m WHERE d.test_id = m.old_id AND m.merged;
+         UPDATE result_day d SET test_id = m.new_id FROM checkout_rename m WHERE d.test_id = m.old_id;
+         UPDATE quarantine x SET released_at = x.since, release_reason = 'merged'
+             FROM checkout_rename m
+             WHERE x.test_id = m.old_id AND x.released_at IS NULL AND EXISTS (
+                 SELECT 1 FROM quarantine q LEFT JOIN checkout_rename m2 ON m2.old_id = q.test_id
+                 WHERE q.job = x.job AND q.released_at IS NULL
+                 AND q.quarantine_id <> x.quarantine_id
+                 AND (q.test_id = m.new_id
+                      OR (m2.new_id = m.new_id AND q.quarantine_id < x.quarantine_id)));
+         UPDATE quarantine x SET test_id = m.new_id, file = m.file
+             FROM checkout_rename m WHERE x.test_id = m.old_id;
+         UPDATE quarantine_event x SET test_id = m.new_id
+             FROM checkout_rename m WHERE x.test_id = m.old_id;
+         UPDATE flakehound_generation SET n = n + 1;",
+    )?;
+    tracing::info!(
+        tests = taken.len(),
+        "test files without their CI checkout folder"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
