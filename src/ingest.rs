@@ -267,7 +267,8 @@ pub fn is_report_name(name: &str) -> bool {
 enum Parsed {
     Whole {
         hash: String,
-        report: Report,
+        // Boxed so that a rejection or a skipped file does not take a whole report's room.
+        report: Box<Report>,
         prepared: Prepared,
     },
     /// Too big to hold: hashed now, parsed by the writer as a stream. Also a TestNG copy
@@ -396,7 +397,7 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
             let prepared = prepare_with_ids(&report.cases, &report.ids);
             Parsed::Whole {
                 hash,
-                report,
+                report: Box::new(report),
                 prepared,
             }
         }
@@ -631,7 +632,8 @@ pub fn ingest(
                         continue;
                     }
                     Parsed::Rejected(r) => {
-                        tracing::warn!(%r, "rejected report");
+                        // The caller prints every rejection as `path:line:column: reason`.
+                        tracing::info!(%r, "rejected report");
                         summary.rejected += 1;
                         rejections.push(r);
                         continue;
@@ -640,7 +642,7 @@ pub fn ingest(
                         hash,
                         report,
                         prepared,
-                    } => (hash, Some((report, prepared))),
+                    } => (hash, Some((*report, prepared))),
                     Parsed::Huge { hash, .. } => (hash, None),
                 };
                 // A streamed report is stored inside a savepoint taken before its run
@@ -739,7 +741,7 @@ pub fn ingest(
                         "no JUnit reports: the {n} XML file(s) found are other tools' (see -v); nothing stored for this run (did the tests run?)"
                     ),
                 };
-                tracing::warn!(%r, "rejected run");
+                tracing::info!(%r, "rejected run");
                 summary.rejected += 1;
                 rejections.push(r);
             }

@@ -272,3 +272,86 @@ fn backlog_snapshot() {
     assert!(text.contains("\"Fix flaky com.acme.CartTest.total, with \"\"quotes\"\" (it)\""));
     assert!(text.contains("\r\n"));
 }
+
+/// `show` on a test that broke and was fixed: stable, but not "no failures"; the text lists
+/// each failed run's messages like the JSON does.
+#[test]
+fn show_tells_a_fixed_breakage_from_no_failures_and_prints_messages() {
+    let mut h = History::new();
+    for (i, o) in [O::Pass, O::Fail, O::Fail, O::Pass].into_iter().enumerate() {
+        let commit = format!("c{i}");
+        let run = format!("{i}");
+        h.run(
+            "unit",
+            "main",
+            &commit,
+            &run,
+            1,
+            i as f64,
+            &[("C", "x", o), ("C", "y", O::Pass)],
+        );
+    }
+    h.ingest();
+    let out = flakehound(&h.db(), &["show", "C.x"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stable in every job: 2 failed run(s) in the window"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("attempt 1: AssertionError: expected 1 but was 2")
+            .count(),
+        2,
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&flakehound(&h.db(), &["show", "C.x", "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(json["window_failed_runs"], 2);
+    let out = flakehound(&h.db(), &["show", "C.y"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stable in every job: no failures in the window"),
+        "{text}"
+    );
+}
+
+/// Logs written to a CI log file or a pipe carry no colour codes, and a rejected report is
+/// printed once, as `path:line:column: reason`, not again as a warning.
+#[test]
+fn logs_to_a_pipe_have_no_colour_and_a_rejection_is_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(&bad, "<testsuite><testcase name=\"a\">").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "ingest",
+            "--commit",
+            "abc1234",
+            "--job",
+            "unit",
+        ])
+        .arg(&bad)
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let name = bad.to_str().unwrap();
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with(name)).count(),
+        1,
+        "{err}"
+    );
+    let quiet = flakehound(
+        &db,
+        &["ingest", "--commit", "abc1234", "--job", "unit", name],
+    );
+    assert_eq!(stderr(&quiet).lines().count(), 1, "{}", stderr(&quiet));
+}

@@ -31,7 +31,7 @@ pub struct RunMetaArgs {
     /// When the run started, RFC 3339 (default: CI environment, else the reports' timestamp, else now)
     #[arg(long)]
     pub started_at: Option<String>,
-    /// The job's wall time in seconds (default: the sum of the reports' times)
+    /// The job's wall time in seconds (default: the sum of the reports' times: a report's root time, else its suites', else its test cases')
     #[arg(long)]
     pub duration_s: Option<f64>,
     /// Link to the run's page on the CI provider, http(s) (default: from the CI environment)

@@ -249,6 +249,12 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
     let scored = score::score(&store, &opts)?;
     let hex = test.identity().hex();
     let scores: Vec<_> = scored.tests.iter().filter(|t| t.test_id == hex).collect();
+    // A stable test may still have failed (a breakage that was fixed): say so.
+    let window_failed_runs = scored
+        .failed_tests()
+        .iter()
+        .filter(|failed| failed.contains(&test.test_id))
+        .count();
 
     // Recent history of the test, per job, newest first.
     let runs = store.runs(&RunFilter {
@@ -316,6 +322,7 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
             "file": test.file,
             "owners": owners,
             "scores": scores,
+            "window_failed_runs": window_failed_runs,
             "history": history,
         });
         let text = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -337,7 +344,12 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
         text.push_str(&format!("  owners {}\n", owners.join(" ")));
     }
     if scores.is_empty() {
-        text.push_str("\n  stable in every job: no failures in the window\n");
+        text.push_str(&match window_failed_runs {
+            0 => "\n  stable in every job: no failures in the window\n".to_string(),
+            n => format!(
+                "\n  stable in every job: {n} failed run(s) in the window, none on a commit where it also passed in that job (breakages, not flakes)\n"
+            ),
+        });
     }
     for s in &scores {
         text.push_str(&format!(
@@ -394,9 +406,26 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
         if let Some(url) = h["run_url"].as_str() {
             text.push_str(&format!("      {url}\n"));
         }
+        for m in h["failure_messages"].as_array().into_iter().flatten() {
+            text.push_str(&format!(
+                "      {}\n",
+                one_line(m.as_str().unwrap_or(""), 160)
+            ));
+        }
     }
     write(out, text)?;
     Ok(exit::OK)
+}
+
+/// The first line of `text`, at most `max` characters, marked when cut.
+fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let cut: String = first.chars().take(max).collect();
+    if cut.len() < text.trim_end().len() {
+        format!("{cut} …")
+    } else {
+        cut
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

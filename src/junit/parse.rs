@@ -46,10 +46,15 @@ pub struct ReportInfo {
     /// `<testsuite>` elements that hold `<testcase>`s directly or no other suite: the
     /// suites a reader of the report sees (nested wrappers are not counted).
     pub leaf_suites: u64,
-    /// Sum of the `time` of the outermost suites, when they give one.
+    /// The root's `time`, else the sum of the outermost suites' times, else of the test
+    /// cases' times.
     pub time_s: Option<f64>,
     /// Sum of the outermost suites' times; `time_s` falls back to it.
     pub suites_time_s: Option<f64>,
+    /// Sum of the test cases' own times (every attempt), the last fallback of `time_s`: Bazel
+    /// and some hand-rolled reporters give no suite time, and a run's wall time of 0 would
+    /// make every CI-minutes figure 0.
+    pub cases_time_s: Option<f64>,
     /// Suites with their own `<error>` or `<failure>` (Ant writes one when the test class
     /// cannot load): each is handed over as a failed test case named [`SUITE_ERROR_CASE`].
     pub suite_errors: u64,
@@ -430,7 +435,7 @@ impl Machine {
     fn finish(mut self) -> ReportInfo {
         // A root <testsuites time> is the whole; without it, the suites' times add up.
         if self.info.time_s.is_none() {
-            self.info.time_s = self.info.suites_time_s;
+            self.info.time_s = self.info.suites_time_s.or(self.info.cases_time_s);
         }
         self.info
     }
@@ -830,7 +835,11 @@ where
         }
         Elem::Case | Elem::SuiteError => {
             if let Some(builder) = case.take() {
-                on_case(finish_case(builder, suites), info.dialect)?;
+                let case = finish_case(builder, suites);
+                for t in case.attempts.iter().filter_map(|a| a.duration_s) {
+                    *info.cases_time_s.get_or_insert(0.0) += t;
+                }
+                on_case(case, info.dialect)?;
             }
         }
         _ => {}

@@ -428,6 +428,26 @@ fn root_time_is_not_added_to_the_suites_times() {
 }
 
 #[test]
+fn without_suite_times_the_cases_times_add_up() {
+    // Bazel's test.xml and hand-rolled reporters: no suite time. Every attempt counts,
+    // a bare rerun repeat included; a case without a time adds nothing.
+    let r = parse(
+        r#"<testsuites><testsuite name="a"><testcase classname="A" name="t1" time="2.5"/>
+        <testcase classname="A" name="t2" time="1,000.5"><flakyFailure time="0.5"/></testcase>
+        <testcase classname="A" name="t3"/><testcase classname="A" name="t1" time="1"/>
+        </testsuite></testsuites>"#,
+    );
+    assert_eq!(r.info.time_s, Some(1004.5));
+    // A suite's own time still wins over its cases'.
+    let r = parse(
+        r#"<testsuite name="a" time="9"><testcase classname="A" name="t" time="2"/></testsuite>"#,
+    );
+    assert_eq!(r.info.time_s, Some(9.0));
+    let r = parse(r#"<testsuite name="a"><testcase classname="A" name="t"/></testsuite>"#);
+    assert_eq!(r.info.time_s, None);
+}
+
+#[test]
 fn a_repeat_after_a_pass_is_another_test_not_a_rerun() {
     // Two tests share a title; a runner reruns only after a failure, so this is no flake.
     let r = parse(

@@ -976,7 +976,7 @@ fn lifecycle(j: &Judged, runs: &[RunRow]) -> Option<(Status, String)> {
         return Some((
             Status::Suspect,
             format!(
-                "{} lone failure(s) with no retry on their commit and passes around them; not enough to call it flaky{}",
+                "{} lone failure(s) with no retry on their commit and no failure in the runs just before or after; not enough to call it flaky{}",
                 c.isolated_total,
                 j.lone_posterior
                     .map(|p| format!(" (P(flaky) = {p:.3})"))
