@@ -86,8 +86,9 @@ pub fn check_filters(
             "the database has no runs yet".to_string()
         } else {
             let shown: Vec<String> = known.iter().take(30).map(|k| format!("{k:?}")).collect();
+            let plural = if what.ends_with("ch") { "es" } else { "s" };
             format!(
-                "{what}s in the database: {}{}",
+                "{what}{plural} in the database: {}{}",
                 shown.join(", "),
                 if known.len() > 30 { ", …" } else { "" }
             )

@@ -16,8 +16,14 @@ pub fn parse_started_at(text: &str, now: i64) -> Result<i64, String> {
         format!("{e} (expected RFC 3339, e.g. 2026-01-02T03:04:05Z, or Unix seconds)")
     })?;
     if secs > now.saturating_add(MAX_AHEAD_S) {
+        // A bare number that far ahead is most likely milliseconds; a date, a wrong clock.
+        let hint = if text.trim().bytes().all(|b| b.is_ascii_digit()) {
+            "milliseconds? expected Unix seconds"
+        } else {
+            "check the runner's clock and the time zone"
+        };
         return Err(format!(
-            "{:?} is more than a day in the future ({}); milliseconds? expected Unix seconds",
+            "{:?} is more than a day in the future ({}); {hint}",
             text.trim(),
             crate::score::rfc3339(secs)
         ));

@@ -104,3 +104,49 @@ fn show_takes_format_json_and_keeps_json_as_an_alias() {
         "{help}"
     );
 }
+
+#[test]
+fn attempt_zero_and_an_empty_job_are_refused_on_the_command_line_and_in_a_manifest() {
+    let h = history();
+    let report = h.dir.path().join("r1.xml");
+    let report = report.to_str().unwrap();
+    let err = usage_error(
+        &h,
+        &[
+            "ingest",
+            "--commit",
+            "abc1234",
+            "--job",
+            "unit",
+            "--attempt",
+            "0",
+            report,
+        ],
+    );
+    assert!(err.contains("--attempt"), "{err}");
+    let err = usage_error(&h, &["ingest", "--commit", "abc1234", "--job", " ", report]);
+    assert!(err.contains("no job"), "{err}");
+    for (row, why) in [
+        (
+            "r1.xml,abc1234,main,unit,9,0,2026-11-20T10:00:00Z",
+            "attempt 0",
+        ),
+        (
+            "r1.xml,abc1234,main,,9,1,2026-11-20T10:00:00Z",
+            "empty commit or job",
+        ),
+    ] {
+        let manifest = h.dir.path().join("runs.csv");
+        std::fs::write(
+            &manifest,
+            format!("path,commit,branch,job,run_id,attempt,started_at\n{row}\n"),
+        )
+        .unwrap();
+        let err = usage_error(&h, &["ingest", "--manifest", manifest.to_str().unwrap()]);
+        assert!(err.contains(why), "{err}");
+    }
+    // Nothing was stored by the refused calls.
+    let out = flakehound(&h.db(), &["runs", "--format", "json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 3);
+}

@@ -26,7 +26,7 @@ pub struct RunMetaArgs {
     #[arg(long)]
     pub run_id: Option<String>,
     /// Attempt of the run: 1, then 2, 3, … for job re-runs (default: from the CI environment, else 1)
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub attempt: Option<u32>,
     /// When the run started, RFC 3339 (default: CI environment, else the reports' timestamp, else now)
     #[arg(long)]
@@ -71,10 +71,13 @@ pub fn run_meta(args: &RunMetaArgs) -> Result<(RunMeta, bool)> {
         .map(|c| flakehound::store::normalize_commit(&c))
         .filter(|c| !c.is_empty())
         .ok_or_else(|| missing("commit", "--commit"))?;
+    // An empty job would pool every unnamed pipeline's runs into one environment.
     let job = args
         .job
         .clone()
         .or(env.job)
+        .map(|j| j.trim().to_string())
+        .filter(|j| !j.is_empty())
         .ok_or_else(|| missing("job", "--job"))?;
     let branch = args.branch.clone().or(env.branch).unwrap_or_default();
     let (started_at, known) = match (&args.started_at, env.started_at) {
@@ -192,13 +195,20 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
                 ))
             })?),
         };
+        let bad = |what: &str| Error::Usage(format!("{}: {what} for {}", path.display(), row.path));
+        if row.attempt == 0 {
+            return Err(bad("attempt 0 (attempts count from 1)"));
+        }
+        if row.commit.trim().is_empty() || row.job.trim().is_empty() {
+            return Err(bad("an empty commit or job"));
+        }
         let report_path = base.join(&row.path);
         rows.push((
             report_path,
             RunMeta {
                 commit: flakehound::store::normalize_commit(&row.commit),
                 branch: row.branch,
-                job: row.job,
+                job: row.job.trim().to_string(),
                 run_id: row.run_id,
                 attempt: row.attempt,
                 started_at,

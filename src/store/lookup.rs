@@ -125,5 +125,21 @@ mod tests {
         assert_eq!(normalize_commit("r1234"), "r1234");
         assert_eq!(s.jobs().unwrap(), vec!["unit".to_string()]);
         assert_eq!(s.branches().unwrap(), vec!["main".to_string()]);
+        // A short SHA stored before its full form arrives becomes that commit, in its job only.
+        let other = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+        assert_eq!(run(&mut s, "unit", "9F8E7D6"), "9f8e7d6");
+        assert_eq!(run(&mut s, "lint", "9f8e7d6c"), "9f8e7d6c");
+        assert_eq!(run(&mut s, "unit", "9f8e7d6c5b"), "9f8e7d6c5b");
+        assert_eq!(run(&mut s, "unit", other), other);
+        let commits = |job: &str| -> Vec<String> {
+            s.runs(&Default::default())
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.job == job && r.commit.starts_with("9f8e"))
+                .map(|r| r.commit)
+                .collect()
+        };
+        assert_eq!(commits("unit"), [other; 3]);
+        assert_eq!(commits("lint"), ["9f8e7d6c"]);
     }
 }

@@ -938,3 +938,29 @@ fn stored_checkout_folders_are_stripped_by_the_migration_on_both_backends() {
         assert_eq!(day_rows, vec![(new, 2, 1)], "{db:?}");
     }
 }
+
+/// A run stored under a short SHA joins the commit when its full SHA arrives, on both
+/// backends: attempt 1 failed under `9f8e7d6`, attempt 2 passed under the full SHA.
+#[test]
+fn a_short_sha_stored_first_joins_its_full_sha() {
+    let full = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+    for mut store in stores() {
+        let mut batch = store.batch().unwrap();
+        for (attempt, commit) in [(1, "9F8E7D6"), (2, full)] {
+            batch
+                .run(&RunMeta {
+                    commit: commit.into(),
+                    ..meta(attempt)
+                })
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        let commits: Vec<String> = store
+            .runs(&RunFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.commit)
+            .collect();
+        assert_eq!(commits, [full, full]);
+    }
+}

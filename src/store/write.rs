@@ -250,6 +250,25 @@ impl SqliteBatch<'_> {
             })
             .map_err(|e| self.err("cannot store the run", e))?;
         let key = self.tx.last_insert_rowid();
+        if super::lookup::is_full_sha(&meta.commit) {
+            // Runs stored earlier under a short form of this SHA are this commit too: an
+            // attempt that failed under `1a2b3c4` and its retry under the full SHA are one
+            // commit's pass and fail. (A run the same as this one under both forms stays.)
+            self.tx
+                .prepare_cached(
+                    "UPDATE OR IGNORE run SET commit_sha = ?1
+                     WHERE job = ?2 AND commit_sha >= ?3 AND commit_sha < ?1
+                     AND substr(?1, 1, length(commit_sha)) = commit_sha",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        meta.commit,
+                        meta.job,
+                        &meta.commit[..super::lookup::MIN_PREFIX]
+                    ])
+                })
+                .map_err(|e| self.err("cannot store the run", e))?;
+        }
         self.flush_fresh()?;
         self.mark(key)?;
         self.fresh = Some(FreshRun {

@@ -272,6 +272,25 @@ impl PgBatch<'_> {
             .map_err(|e| store.err("cannot store the run", e))?;
         if let Some(row) = created {
             let key: i64 = row.get(0);
+            if crate::store::lookup::is_full_sha(&commit) {
+                // As on SQLite (`SqliteBatch::run`): runs stored under a short form of this
+                // SHA are this commit.
+                client
+                    .execute(
+                        "UPDATE run SET commit_sha = $1
+                         WHERE job = $2 AND commit_sha >= $3 AND commit_sha < $1
+                         AND substr($1, 1, length(commit_sha)) = commit_sha
+                         AND NOT EXISTS (SELECT 1 FROM run r WHERE r.job = run.job
+                             AND r.ci_run_id = run.ci_run_id AND r.attempt = run.attempt
+                             AND r.commit_sha = $1)",
+                        &[
+                            &commit,
+                            &meta.job,
+                            &&commit[..crate::store::lookup::MIN_PREFIX],
+                        ],
+                    )
+                    .map_err(|e| store.err("cannot store the run", e))?;
+            }
             drop(client);
             self.run_days.insert(key, day_of(meta.started_at));
             self.written_days.insert(day_of(meta.started_at));
