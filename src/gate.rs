@@ -7,12 +7,16 @@
 //! A failed test (every executed attempt in this run failed; a test that passed on an
 //! in-run rerun did not fail the run) is **forgiven** when, in order:
 //! 1. it is *not* broken here: on this commit in this job no attempt ever passed (this run
-//!    and the stored runs) and there were at least two attempts (in-run reruns or job
-//!    re-runs) — the scorer's broken-commit rule. A broken test is never forgiven;
+//!    and the stored runs before it) and there were at least two attempts (in-run reruns
+//!    or job re-runs) — the scorer's broken-commit rule. A broken test is never forgiven;
 //! 2. it is not `broken` in this job by the stored history either;
 //! 3. it is actively quarantined in this job (`quarantine --apply`) and the quarantine has
 //!    not expired at this run's start; or its status in this job, scored from the history
 //!    *before* this run, is `flaky`.
+//!
+//! "Before this run" is the window ending at the run's start, without the run itself and
+//! its later attempts even when they are stored already: asking again for the same run
+//! (a step run twice, a retried request) gives the same verdict.
 //!
 //! Everything else is **not forgiven**: a new failure, a `suspect`, `fixed` or `stable`
 //! test, a test never seen before. A report that cannot be read fails the gate too, and so
@@ -26,7 +30,7 @@ use crate::error::Result;
 use crate::ingest::Rejection;
 use crate::model::{readable_name, RunMeta, RunOutcome, TestCase};
 use crate::score::{self, rfc3339, ScoreOptions, Status};
-use crate::store::{RunFilter, Store};
+use crate::store::{RunFilter, RunRow, Store};
 
 /// The gate's knobs; each is a flag of `flakehound gate`.
 #[derive(Debug, Clone)]
@@ -169,8 +173,10 @@ fn first_message(case: &TestCase) -> Option<String> {
     .map(|m| m.chars().take(300).collect())
 }
 
-/// Judge one run. `store` is the history *before* this run is stored (`None`: no
-/// database yet, so nothing is known flaky). `cases` are the run's parsed test cases.
+/// Judge one run. `store` holds the history (`None`: no database yet, so nothing is
+/// known flaky); whatever of this run it holds already, from an earlier call or an
+/// `ingest`, is left out, so the verdict does not depend on it. `meta.started_at` is the
+/// start this run is (or will be) stored with. `cases` are the run's parsed test cases.
 pub fn judge(
     store: Option<&Store>,
     meta: &RunMeta,
@@ -193,11 +199,32 @@ pub fn judge(
         None => meta.commit.clone(),
     };
     if let (Some(store), false) = (store, failed.is_empty()) {
+        let runs = store.runs(&RunFilter {
+            job: Some(meta.job.clone()),
+            ..RunFilter::default()
+        })?;
+        // This run, and its later attempts, may be stored already (the gate stored it on
+        // an earlier call, or an `ingest` did): they are not history before it. Once
+        // stored, the run's start is the one in the store, whatever this call was given.
+        let own: Vec<&RunRow> = runs
+            .iter()
+            .filter(|r| r.commit == commit && r.run_id == meta.run_id && r.attempt >= meta.attempt)
+            .collect();
+        let started_at = own
+            .iter()
+            .find(|r| r.attempt == meta.attempt)
+            .map_or(meta.started_at, |r| r.started_at);
+        let exclude_runs: Vec<i64> = own.iter().map(|r| r.run_key).collect();
+        let before = |r: &RunRow| r.started_at <= started_at && !exclude_runs.contains(&r.run_key);
         let scored = score::score(
             store,
             &ScoreOptions {
                 job: Some(meta.job.clone()),
                 window_s: opts.window_s,
+                // Runs after this one were not there to judge it by: the verdict for a
+                // run stays the same however often and however late it is asked for.
+                as_of: Some(started_at),
+                exclude_runs: exclude_runs.clone(),
                 ..ScoreOptions::default()
             },
         )?;
@@ -206,18 +233,12 @@ pub fn judge(
             scores.insert(t.test_id.clone(), t);
         }
         for q in store.quarantine_rows()? {
-            if q.job == meta.job && q.released_at.is_none() && q.until >= meta.started_at {
+            if q.job == meta.job && q.released_at.is_none() && q.until >= started_at {
                 quarantined.insert(q.test_id, q);
             }
         }
-        // This commit's earlier runs of the job (not this run itself, if stored before).
-        let runs = store.runs(&RunFilter {
-            job: Some(meta.job.clone()),
-            ..RunFilter::default()
-        })?;
-        for run in runs.iter().filter(|r| {
-            r.commit == commit && !(r.run_id == meta.run_id && r.attempt == meta.attempt)
-        }) {
+        // The broken-commit rule reads this commit's runs from the same history.
+        for run in runs.iter().filter(|r| r.commit == commit && before(r)) {
             for case in &failed {
                 let id = case.identity().0;
                 if let Some(r) = store.result(run.run_key, id)? {
