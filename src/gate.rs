@@ -27,8 +27,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::escape;
 use crate::ingest::Rejection;
 use crate::model::{readable_name, RunMeta, RunOutcome, TestCase};
+use crate::report::markdown::code;
 use crate::score::{self, rfc3339, ScoreOptions, Status};
 use crate::store::{RunFilter, RunRow, Store};
 
@@ -427,14 +429,16 @@ impl Verdict {
     }
 
     /// The Markdown summary (GitHub's `$GITHUB_STEP_SUMMARY`, a merge-request note).
+    /// Names, jobs and failure messages come from the uploaded reports: each is a code
+    /// span or escaped text, so that nothing in them renders (a `<!--` in a message would
+    /// hide every row after it) or splits a table cell.
     pub fn to_markdown(&self) -> String {
-        let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
         let mut out = format!(
-            "### flakehound gate: {}\n\nJob `{}` · commit `{}` · run `{}` attempt {} — {} test(s), {} failed: **{} forgiven**, **{} not forgiven**.\n",
+            "### flakehound gate: {}\n\nJob {} · commit {} · run {} attempt {} — {} test(s), {} failed: **{} forgiven**, **{} not forgiven**.\n",
             if self.pass { "passed" } else { "failed" },
-            cell(&self.job),
-            cell(short(&self.commit)),
-            cell(&self.run_id),
+            code(&self.job),
+            code(short(&self.commit)),
+            code(&self.run_id),
             self.attempt,
             self.tests,
             self.failed,
@@ -444,7 +448,9 @@ impl Verdict {
         if !self.rejected.is_empty() {
             out.push_str("\n#### Unreadable reports (the gate fails)\n\n");
             for r in &self.rejected {
-                out.push_str(&format!("- `{}`\n", cell(&r.to_string())));
+                // Escaped, not a code span: a code span is cut to fit a table cell, and
+                // the reason comes last.
+                out.push_str(&format!("- {}\n", escape::markdown(&r.to_string())));
             }
         }
         let table = |out: &mut String, title: &str, tests: &[GateTest]| {
@@ -456,10 +462,10 @@ impl Verdict {
             ));
             for t in tests {
                 out.push_str(&format!(
-                    "| `{}` | {} | {} |\n",
-                    cell(&t.readable()),
-                    cell(&t.reason),
-                    cell(t.message.as_deref().unwrap_or(""))
+                    "| {} | {} | {} |\n",
+                    code(&t.readable()),
+                    escape::markdown(&t.reason),
+                    t.message.as_deref().map(code).unwrap_or_default()
                 ));
             }
         };
@@ -534,6 +540,60 @@ mod tests {
         assert!(v.to_markdown().contains("boom \\| 42"));
         let ok = judge(None, &meta(), &cases[..2], vec![], &GateOptions::default()).unwrap();
         assert!(ok.pass && ok.failed == 0);
+    }
+
+    #[test]
+    fn the_markdown_summary_renders_nothing_from_the_reports() {
+        let hostile = TestCase {
+            classname: "ui.Page".into(),
+            name: "renders `header`".into(),
+            file: None,
+            suite: None,
+            attempts: vec![Attempt {
+                outcome: AttemptOutcome::Failed,
+                duration_s: None,
+                failure: Some(Failure {
+                    kind: Some("AssertionError".into()),
+                    message: Some("expected <!-- comment --> got <div>".into()),
+                    body: None,
+                }),
+            }],
+        };
+        let mut m = meta();
+        m.job = "ui <b>`tests`</b> | all".into();
+        let rejected = vec![Rejection {
+            path: "TEST-x.xml".into(),
+            line: 3,
+            column: 1,
+            reason: "expected </testsuite>, found <!--".into(),
+        }];
+        let v = judge(
+            None,
+            &m,
+            &[hostile, case("other", &[AttemptOutcome::Failed])],
+            rejected,
+            &GateOptions::default(),
+        )
+        .unwrap();
+        let md = v.to_markdown();
+        let name = code("ui.Page.renders `header`");
+        let message = code("AssertionError: expected <!-- comment --> got <div>");
+        assert_eq!(name, "`` ui.Page.renders `header` ``");
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row for the test: {md}"));
+        assert!(row.ends_with(&format!(" | {message} |")), "{row}");
+        assert!(md.contains("\n| `C.other` | "), "{md}");
+        let job = code("ui <b>`tests`</b> | all");
+        assert!(md.contains(&format!("Job {job} ·")), "{md}");
+        // Outside the code spans nothing is HTML (the reasons name the job too, and the
+        // rejection quotes the parser), and every pipe is a cell's or escaped.
+        let outside = md.replace(&message, "").replace(&job, "");
+        assert!(!outside.contains('<'), "{outside}");
+        for line in md.lines().filter(|l| l.starts_with("| ")) {
+            assert_eq!(line.matches(" | ").count(), 2, "{line}");
+        }
     }
 
     #[test]
