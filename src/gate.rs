@@ -119,6 +119,8 @@ pub struct Verdict {
     /// Reports that could not be read (each fails the gate).
     pub rejected: Vec<Rejection>,
     /// The scored history that decided "known flaky": `since` .. `as_of` (RFC 3339).
+    /// `None` when nothing was scored: nothing failed, or there was no history (no run
+    /// of the job in the window before this run, or no database).
     pub since: Option<String>,
     pub as_of: Option<String>,
 }
@@ -230,7 +232,11 @@ pub fn judge(
                 ..ScoreOptions::default()
             },
         )?;
-        window = (Some(scored.since.clone()), Some(scored.as_of.clone()));
+        // An empty window has bounds but no history: saying it was scored would claim
+        // evidence that is not there.
+        if !scored.runs().is_empty() {
+            window = (Some(scored.since.clone()), Some(scored.as_of.clone()));
+        }
         for t in scored.tests {
             scores.insert(t.test_id.clone(), t);
         }
@@ -475,10 +481,15 @@ impl Verdict {
             "Forgiven (known flaky or quarantined)",
             &self.forgiven,
         );
-        if let (Some(since), Some(as_of)) = (&self.since, &self.as_of) {
-            out.push_str(&format!(
+        match (&self.since, &self.as_of) {
+            (Some(since), Some(as_of)) => out.push_str(&format!(
                 "\nKnown flaky: scored from the history {since} .. {as_of}.\n"
-            ));
+            )),
+            _ if self.failed > 0 => out.push_str(&format!(
+                "\nKnown flaky: there was no history of job {} before this run to score, so no failure is known flaky.\n",
+                code(&self.job)
+            )),
+            _ => {}
         }
         out
     }

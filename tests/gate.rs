@@ -451,3 +451,48 @@ fn without_a_start_the_run_is_judged_at_its_reports_timestamp_as_ingest_stores_i
     assert_eq!(v["as_of"], "2025-11-20T22:00:00Z", "{v}");
     assert_eq!(ask(), first);
 }
+
+#[test]
+fn without_history_the_window_is_null_and_the_summary_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let r = dir.path().join("r");
+    std::fs::create_dir_all(&r).unwrap();
+    std::fs::write(
+        r.join("TEST-C.xml"),
+        surefire_xml(&[("C", "t", O::Fail), ("C", "u", O::Pass)]),
+    )
+    .unwrap();
+    let summary = dir.path().join("summary.md");
+    let summary_arg = summary.to_str().unwrap();
+    // A new database, then one that holds only another job's run (the first call's).
+    for job in ["unit", "lint"] {
+        let out = gate(
+            &db,
+            job,
+            "c1",
+            "1",
+            &["--json", "--summary", summary_arg],
+            &r,
+        );
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        for key in ["since", "as_of"] {
+            assert!(v.get(key).is_some_and(|x| x.is_null()), "{key}: {v}");
+        }
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert!(
+            md.contains(&format!(
+                "Known flaky: there was no history of job `{job}` before this run to score"
+            )),
+            "{md}"
+        );
+        assert!(!md.contains("1970") && !md.contains("1969"), "{md}");
+    }
+    // With a run of the job before it, the window is the history's.
+    let out = gate(&db, "unit", "c2", "2", &["--json"], &r);
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v["as_of"], "2025-11-21T00:00:00Z", "{v}");
+    assert_eq!(v["since"], "2025-10-22T00:00:00Z", "{v}");
+}
