@@ -181,6 +181,7 @@ pub fn score_options(p: &Params<'_>, default_window_s: i64) -> Result<ScoreOptio
             .fraction("lone_posterior")?
             .unwrap_or(defaults.lone_posterior),
         lone_alpha: p.fraction("lone_alpha")?.unwrap_or(defaults.lone_alpha),
+        exclude_runs: Vec::new(),
     })
 }
 

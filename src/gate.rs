@@ -7,12 +7,16 @@
 //! A failed test (every executed attempt in this run failed; a test that passed on an
 //! in-run rerun did not fail the run) is **forgiven** when, in order:
 //! 1. it is *not* broken here: on this commit in this job no attempt ever passed (this run
-//!    and the stored runs) and there were at least two attempts (in-run reruns or job
-//!    re-runs) — the scorer's broken-commit rule. A broken test is never forgiven;
+//!    and the stored runs before it) and there were at least two attempts (in-run reruns
+//!    or job re-runs) — the scorer's broken-commit rule. A broken test is never forgiven;
 //! 2. it is not `broken` in this job by the stored history either;
 //! 3. it is actively quarantined in this job (`quarantine --apply`) and the quarantine has
 //!    not expired at this run's start; or its status in this job, scored from the history
 //!    *before* this run, is `flaky`.
+//!
+//! "Before this run" is the window ending at the run's start, without the run itself and
+//! its later attempts even when they are stored already: asking again for the same run
+//! (a step run twice, a retried request) gives the same verdict.
 //!
 //! Everything else is **not forgiven**: a new failure, a `suspect`, `fixed` or `stable`
 //! test, a test never seen before. A report that cannot be read fails the gate too, and so
@@ -23,10 +27,12 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::escape;
 use crate::ingest::Rejection;
 use crate::model::{readable_name, RunMeta, RunOutcome, TestCase};
+use crate::report::markdown::code;
 use crate::score::{self, rfc3339, ScoreOptions, Status};
-use crate::store::{RunFilter, Store};
+use crate::store::{RunFilter, RunRow, Store};
 
 /// The gate's knobs; each is a flag of `flakehound gate`.
 #[derive(Debug, Clone)]
@@ -113,6 +119,8 @@ pub struct Verdict {
     /// Reports that could not be read (each fails the gate).
     pub rejected: Vec<Rejection>,
     /// The scored history that decided "known flaky": `since` .. `as_of` (RFC 3339).
+    /// `None` when nothing was scored: nothing failed, or there was no history (no run
+    /// of the job in the window before this run, or no database).
     pub since: Option<String>,
     pub as_of: Option<String>,
 }
@@ -169,8 +177,10 @@ fn first_message(case: &TestCase) -> Option<String> {
     .map(|m| m.chars().take(300).collect())
 }
 
-/// Judge one run. `store` is the history *before* this run is stored (`None`: no
-/// database yet, so nothing is known flaky). `cases` are the run's parsed test cases.
+/// Judge one run. `store` holds the history (`None`: no database yet, so nothing is
+/// known flaky); whatever of this run it holds already, from an earlier call or an
+/// `ingest`, is left out, so the verdict does not depend on it. `meta.started_at` is the
+/// start this run is (or will be) stored with. `cases` are the run's parsed test cases.
 pub fn judge(
     store: Option<&Store>,
     meta: &RunMeta,
@@ -193,31 +203,50 @@ pub fn judge(
         None => meta.commit.clone(),
     };
     if let (Some(store), false) = (store, failed.is_empty()) {
+        let runs = store.runs(&RunFilter {
+            job: Some(meta.job.clone()),
+            ..RunFilter::default()
+        })?;
+        // This run, and its later attempts, may be stored already (the gate stored it on
+        // an earlier call, or an `ingest` did): they are not history before it. Once
+        // stored, the run's start is the one in the store, whatever this call was given.
+        let own: Vec<&RunRow> = runs
+            .iter()
+            .filter(|r| r.commit == commit && r.run_id == meta.run_id && r.attempt >= meta.attempt)
+            .collect();
+        let started_at = own
+            .iter()
+            .find(|r| r.attempt == meta.attempt)
+            .map_or(meta.started_at, |r| r.started_at);
+        let exclude_runs: Vec<i64> = own.iter().map(|r| r.run_key).collect();
+        let before = |r: &RunRow| r.started_at <= started_at && !exclude_runs.contains(&r.run_key);
         let scored = score::score(
             store,
             &ScoreOptions {
                 job: Some(meta.job.clone()),
                 window_s: opts.window_s,
+                // Runs after this one were not there to judge it by: the verdict for a
+                // run stays the same however often and however late it is asked for.
+                as_of: Some(started_at),
+                exclude_runs: exclude_runs.clone(),
                 ..ScoreOptions::default()
             },
         )?;
-        window = (Some(scored.since.clone()), Some(scored.as_of.clone()));
+        // An empty window has bounds but no history: saying it was scored would claim
+        // evidence that is not there.
+        if !scored.runs().is_empty() {
+            window = (Some(scored.since.clone()), Some(scored.as_of.clone()));
+        }
         for t in scored.tests {
             scores.insert(t.test_id.clone(), t);
         }
         for q in store.quarantine_rows()? {
-            if q.job == meta.job && q.released_at.is_none() && q.until >= meta.started_at {
+            if q.job == meta.job && q.released_at.is_none() && q.until >= started_at {
                 quarantined.insert(q.test_id, q);
             }
         }
-        // This commit's earlier runs of the job (not this run itself, if stored before).
-        let runs = store.runs(&RunFilter {
-            job: Some(meta.job.clone()),
-            ..RunFilter::default()
-        })?;
-        for run in runs.iter().filter(|r| {
-            r.commit == commit && !(r.run_id == meta.run_id && r.attempt == meta.attempt)
-        }) {
+        // The broken-commit rule reads this commit's runs from the same history.
+        for run in runs.iter().filter(|r| r.commit == commit && before(r)) {
             for case in &failed {
                 let id = case.identity().0;
                 if let Some(r) = store.result(run.run_key, id)? {
@@ -406,14 +435,16 @@ impl Verdict {
     }
 
     /// The Markdown summary (GitHub's `$GITHUB_STEP_SUMMARY`, a merge-request note).
+    /// Names, jobs and failure messages come from the uploaded reports: each is a code
+    /// span or escaped text, so that nothing in them renders (a `<!--` in a message would
+    /// hide every row after it) or splits a table cell.
     pub fn to_markdown(&self) -> String {
-        let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
         let mut out = format!(
-            "### flakehound gate: {}\n\nJob `{}` · commit `{}` · run `{}` attempt {} — {} test(s), {} failed: **{} forgiven**, **{} not forgiven**.\n",
+            "### flakehound gate: {}\n\nJob {} · commit {} · run {} attempt {} — {} test(s), {} failed: **{} forgiven**, **{} not forgiven**.\n",
             if self.pass { "passed" } else { "failed" },
-            cell(&self.job),
-            cell(short(&self.commit)),
-            cell(&self.run_id),
+            code(&self.job),
+            code(short(&self.commit)),
+            code(&self.run_id),
             self.attempt,
             self.tests,
             self.failed,
@@ -423,7 +454,9 @@ impl Verdict {
         if !self.rejected.is_empty() {
             out.push_str("\n#### Unreadable reports (the gate fails)\n\n");
             for r in &self.rejected {
-                out.push_str(&format!("- `{}`\n", cell(&r.to_string())));
+                // Escaped, not a code span: a code span is cut to fit a table cell, and
+                // the reason comes last.
+                out.push_str(&format!("- {}\n", escape::markdown(&r.to_string())));
             }
         }
         let table = |out: &mut String, title: &str, tests: &[GateTest]| {
@@ -435,10 +468,10 @@ impl Verdict {
             ));
             for t in tests {
                 out.push_str(&format!(
-                    "| `{}` | {} | {} |\n",
-                    cell(&t.readable()),
-                    cell(&t.reason),
-                    cell(t.message.as_deref().unwrap_or(""))
+                    "| {} | {} | {} |\n",
+                    code(&t.readable()),
+                    escape::markdown(&t.reason),
+                    t.message.as_deref().map(code).unwrap_or_default()
                 ));
             }
         };
@@ -448,10 +481,15 @@ impl Verdict {
             "Forgiven (known flaky or quarantined)",
             &self.forgiven,
         );
-        if let (Some(since), Some(as_of)) = (&self.since, &self.as_of) {
-            out.push_str(&format!(
+        match (&self.since, &self.as_of) {
+            (Some(since), Some(as_of)) => out.push_str(&format!(
                 "\nKnown flaky: scored from the history {since} .. {as_of}.\n"
-            ));
+            )),
+            _ if self.failed > 0 => out.push_str(&format!(
+                "\nKnown flaky: there was no history of job {} before this run to score, so no failure is known flaky.\n",
+                code(&self.job)
+            )),
+            _ => {}
         }
         out
     }
@@ -513,6 +551,60 @@ mod tests {
         assert!(v.to_markdown().contains("boom \\| 42"));
         let ok = judge(None, &meta(), &cases[..2], vec![], &GateOptions::default()).unwrap();
         assert!(ok.pass && ok.failed == 0);
+    }
+
+    #[test]
+    fn the_markdown_summary_renders_nothing_from_the_reports() {
+        let hostile = TestCase {
+            classname: "ui.Page".into(),
+            name: "renders `header`".into(),
+            file: None,
+            suite: None,
+            attempts: vec![Attempt {
+                outcome: AttemptOutcome::Failed,
+                duration_s: None,
+                failure: Some(Failure {
+                    kind: Some("AssertionError".into()),
+                    message: Some("expected <!-- comment --> got <div>".into()),
+                    body: None,
+                }),
+            }],
+        };
+        let mut m = meta();
+        m.job = "ui <b>`tests`</b> | all".into();
+        let rejected = vec![Rejection {
+            path: "TEST-x.xml".into(),
+            line: 3,
+            column: 1,
+            reason: "expected </testsuite>, found <!--".into(),
+        }];
+        let v = judge(
+            None,
+            &m,
+            &[hostile, case("other", &[AttemptOutcome::Failed])],
+            rejected,
+            &GateOptions::default(),
+        )
+        .unwrap();
+        let md = v.to_markdown();
+        let name = code("ui.Page.renders `header`");
+        let message = code("AssertionError: expected <!-- comment --> got <div>");
+        assert_eq!(name, "`` ui.Page.renders `header` ``");
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row for the test: {md}"));
+        assert!(row.ends_with(&format!(" | {message} |")), "{row}");
+        assert!(md.contains("\n| `C.other` | "), "{md}");
+        let job = code("ui <b>`tests`</b> | all");
+        assert!(md.contains(&format!("Job {job} ·")), "{md}");
+        // Outside the code spans nothing is HTML (the reasons name the job too, and the
+        // rejection quotes the parser), and every pipe is a cell's or escaped.
+        let outside = md.replace(&message, "").replace(&job, "");
+        assert!(!outside.contains('<'), "{outside}");
+        for line in md.lines().filter(|l| l.starts_with("| ")) {
+            assert_eq!(line.matches(" | ").count(), 2, "{line}");
+        }
     }
 
     #[test]

@@ -359,3 +359,140 @@ fn require_same_sha_refuses_to_forgive_a_test_flaky_only_on_statistics() {
         "{stdout}"
     );
 }
+
+#[test]
+fn gating_the_same_run_twice_gives_the_same_verdict() {
+    // Attempt 1 of run 7 on c5: `t` passed, `u` failed. Attempt 2 fails `t`: a new
+    // failure, judged on the history before it. Once the first call has stored attempt
+    // 2, its own failure (beside attempt 1's pass) must not make `t` known flaky.
+    let mut h = History::new();
+    h.run(
+        "unit",
+        "main",
+        "c5",
+        "7",
+        1,
+        20.0,
+        &[("K", "t", O::Pass), ("K", "u", O::Fail)],
+    );
+    h.ingest();
+    let db = h.db();
+    let dir = reports(&h, "a2", &[("K", "t", O::Fail), ("K", "u", O::Pass)]);
+    let verdicts: Vec<(Option<i32>, String)> = (0..3)
+        .map(|i| {
+            let mut extra = vec!["--attempt", "2", "--json"];
+            if i == 2 {
+                extra.push("--no-ingest");
+            }
+            let out = gate(&db, "unit", "c5", "7", &extra, &dir);
+            (out.status.code(), text(&out).0)
+        })
+        .collect();
+    let (code, json) = &verdicts[0];
+    assert_eq!(*code, Some(1), "{json}");
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["unforgiven"][0]["name"], "t", "{v}");
+    assert_eq!(v["unforgiven"][0]["why"], "new", "{v}");
+    for (i, again) in verdicts.iter().enumerate().skip(1) {
+        assert_eq!(again, &verdicts[0], "call {} differs from the first", i + 1);
+    }
+    assert_eq!(run_count(&db), 2, "the run is stored once");
+
+    // Once stored, the run's start is the stored one: a call that is given none judges
+    // the same history.
+    let out = std::process::Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "gate", "--commit", "c5", "--branch", "main", "--job", "unit",
+        ])
+        .args(["--run-id", "7", "--attempt", "2", "--json"])
+        .arg(&dir)
+        .env_remove("FLAKEHOUND_DB")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), text(&out).0), verdicts[0]);
+}
+
+#[test]
+fn without_a_start_the_run_is_judged_at_its_reports_timestamp_as_ingest_stores_it() {
+    let h = history();
+    let db = h.db();
+    let dir = h.dir.path().join("stamped");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Surefire's own timestamp: no zone, read as UTC.
+    let xml = surefire_xml(&[("C", "steady", O::Fail)]).replace(
+        "<testsuite name=\"suite\">",
+        "<testsuite name=\"suite\" timestamp=\"2025-11-20T22:00:00\">",
+    );
+    std::fs::write(dir.join("TEST-C.xml"), xml).unwrap();
+    let ask = || {
+        let out = std::process::Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "gate", "--commit", "c2", "--branch", "main", "--job", "unit",
+            ])
+            .args(["--run-id", "30", "--json"])
+            .arg(&dir)
+            .env_remove("CI_JOB_STARTED_AT")
+            .env_remove("SYSTEM_PIPELINESTARTTIME")
+            .env_remove("FLAKEHOUND_DB")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out).0)
+    };
+    let first = ask();
+    let v: serde_json::Value = serde_json::from_str(&first.1).unwrap();
+    assert_eq!(v["as_of"], "2025-11-20T22:00:00Z", "{v}");
+    assert_eq!(ask(), first);
+}
+
+#[test]
+fn without_history_the_window_is_null_and_the_summary_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let r = dir.path().join("r");
+    std::fs::create_dir_all(&r).unwrap();
+    std::fs::write(
+        r.join("TEST-C.xml"),
+        surefire_xml(&[("C", "t", O::Fail), ("C", "u", O::Pass)]),
+    )
+    .unwrap();
+    let summary = dir.path().join("summary.md");
+    let summary_arg = summary.to_str().unwrap();
+    // A new database, then one that holds only another job's run (the first call's).
+    for job in ["unit", "lint"] {
+        let out = gate(
+            &db,
+            job,
+            "c1",
+            "1",
+            &["--json", "--summary", summary_arg],
+            &r,
+        );
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        for key in ["since", "as_of"] {
+            assert!(v.get(key).is_some_and(|x| x.is_null()), "{key}: {v}");
+        }
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert!(
+            md.contains(&format!(
+                "Known flaky: there was no history of job `{job}` before this run to score"
+            )),
+            "{md}"
+        );
+        assert!(!md.contains("1970") && !md.contains("1969"), "{md}");
+    }
+    // With a run of the job before it, the window is the history's.
+    let out = gate(&db, "unit", "c2", "2", &["--json"], &r);
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v["as_of"], "2025-11-21T00:00:00Z", "{v}");
+    assert_eq!(v["since"], "2025-10-22T00:00:00Z", "{v}");
+}

@@ -217,3 +217,66 @@ fn every_write_of_any_replica_changes_the_version_read_caches_are_keyed_by() {
     b.runs(&RunFilter::default()).unwrap();
     assert_eq!(b.data_version().unwrap(), now);
 }
+
+#[test]
+fn the_gate_judges_a_run_the_same_when_asked_again_on_postgres_and_sqlite() {
+    let Some(pg_db) = scratch("the_gate_judges_a_run_the_same_when_asked_again") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a1 = dir.path().join("a1.xml");
+    let a2 = dir.path().join("a2.xml");
+    std::fs::write(
+        &a1,
+        surefire_xml(&[("K", "t", O::Pass), ("K", "u", O::Fail)]),
+    )
+    .unwrap();
+    std::fs::write(
+        &a2,
+        surefire_xml(&[("K", "t", O::Fail), ("K", "u", O::Pass)]),
+    )
+    .unwrap();
+    let run = |attempt: &str, at: &str| {
+        vec![
+            "--commit".to_string(),
+            "1234567".into(),
+            "--branch".into(),
+            "main".into(),
+            "--job".into(),
+            "j".into(),
+            "--run-id".into(),
+            "1".into(),
+            "--attempt".into(),
+            attempt.into(),
+            "--started-at".into(),
+            at.into(),
+        ]
+    };
+    let sqlite_db = dir.path().join("gate.db");
+    let mut verdicts = Vec::new();
+    for db in [&sqlite_db, &pg_db] {
+        let mut ingest = vec!["ingest".to_string()];
+        ingest.extend(run("1", "2026-11-20T10:00:00Z"));
+        ingest.push(a1.to_str().unwrap().into());
+        let ingest: Vec<&str> = ingest.iter().map(String::as_str).collect();
+        ok_stdout(db, &ingest);
+        let mut gate = vec!["gate".to_string(), "--json".into()];
+        gate.extend(run("2", "2026-11-20T10:30:00Z"));
+        gate.push(a2.to_str().unwrap().into());
+        let gate: Vec<&str> = gate.iter().map(String::as_str).collect();
+        for _ in 0..2 {
+            let out = flakehound(db, &gate);
+            verdicts.push((out.status.code(), out.stdout));
+        }
+    }
+    let first: serde_json::Value = serde_json::from_slice(&verdicts[0].1).unwrap();
+    assert_eq!(verdicts[0].0, Some(1), "{first}");
+    assert_eq!(first["unforgiven"][0]["name"], "t", "{first}");
+    for (i, v) in verdicts.iter().enumerate() {
+        assert!(
+            *v == verdicts[0],
+            "call {i} (0, 1: SQLite; 2, 3: PostgreSQL) differs:\n{}",
+            String::from_utf8_lossy(&v.1)
+        );
+    }
+}

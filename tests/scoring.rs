@@ -4,6 +4,7 @@ mod common;
 
 use common::{History, O};
 use flakehound::score::{score, ScoreOptions, Status};
+use flakehound::store::{day_of, pg, RunFilter, Store};
 
 fn status_of(store: &flakehound::store::Store, name: &str, job: &str) -> Status {
     let scored = score(store, &ScoreOptions::default()).unwrap();
@@ -418,4 +419,102 @@ fn a_test_broken_every_run_does_not_hide_the_failure_rate() {
         "{md}"
     );
     assert!(md.contains("**Masked**"), "{md}");
+}
+
+/// A run left out of the history (the gate's run, stored by an earlier call) scores as if
+/// it had never been stored, also when its day is rolled up into the daily aggregate:
+/// here it starts at the day's last second, so that the window ending at its start covers
+/// the whole day.
+fn an_excluded_run_counts_nowhere(open: impl Fn(&History) -> Store) {
+    // 2025-11-20T23:59:59Z, as hours after the builder's epoch (2025-11-20T00:53:20Z).
+    let last_second = (83_199.0 + 0.5) / 3600.0;
+    let build = |with_judged: bool| {
+        let mut h = History::new();
+        h.run(
+            "unit",
+            "main",
+            "c1",
+            "1",
+            1,
+            1.0,
+            &[("A", "t", O::Pass), ("A", "s", O::Pass)],
+        )
+        .run(
+            "unit",
+            "main",
+            "c1",
+            "2",
+            1,
+            2.0,
+            &[("A", "t", O::Fail), ("A", "s", O::Pass)],
+        )
+        .run(
+            "unit",
+            "main",
+            "c2",
+            "3",
+            1,
+            3.0,
+            &[("A", "t", O::Pass), ("A", "s", O::Pass)],
+        );
+        if with_judged {
+            h.run(
+                "unit",
+                "main",
+                "c3",
+                "4",
+                1,
+                last_second,
+                &[("A", "t", O::Fail), ("A", "s", O::Fail)],
+            );
+        }
+        let mut store = open(&h);
+        h.ingest_into(&mut store);
+        let judged = store
+            .runs(&RunFilter::default())
+            .unwrap()
+            .into_iter()
+            .find(|r| r.run_id == "4");
+        store.rollup(day_of(1_763_683_199)).unwrap();
+        (h, store, judged)
+    };
+    let (_a, with, judged) = build(true);
+    let (_b, without, _) = build(false);
+    let judged = judged.expect("the judged run is stored");
+    assert_eq!(judged.started_at, 1_763_683_199);
+    let scored = |store: &Store, exclude: Vec<i64>, raw_scan: bool| {
+        let s = score(
+            store,
+            &ScoreOptions {
+                as_of: Some(judged.started_at),
+                raw_scan,
+                exclude_runs: exclude,
+                ..ScoreOptions::default()
+            },
+        )
+        .unwrap();
+        serde_json::to_string(&s).unwrap()
+    };
+    let expected = scored(&without, vec![], true);
+    assert_eq!(scored(&without, vec![], false), expected);
+    assert_eq!(scored(&with, vec![judged.run_key], true), expected);
+    assert_eq!(
+        scored(&with, vec![judged.run_key], false),
+        expected,
+        "the aggregate counted the excluded run"
+    );
+    assert_ne!(scored(&with, vec![], false), expected);
+}
+
+#[test]
+fn an_excluded_run_counts_nowhere_even_on_a_rolled_up_day() {
+    an_excluded_run_counts_nowhere(|h| Store::open(&h.db()).unwrap());
+}
+
+#[test]
+fn an_excluded_run_counts_nowhere_even_on_a_rolled_up_day_on_postgres() {
+    let Some(url) = pg::test_server("an_excluded_run_counts_nowhere_on_postgres") else {
+        return;
+    };
+    an_excluded_run_counts_nowhere(|_| Store::open(&pg::scratch_database(&url).unwrap()).unwrap());
 }

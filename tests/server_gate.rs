@@ -168,3 +168,54 @@ fn without_a_server_only_a_run_without_failures_passes() {
     let out = upload_gate(&closed, "11", &[], &dir);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn asking_the_server_twice_for_the_same_run_gives_the_same_verdict() {
+    // `C.t` passed in run 9 on c2; run 10 on c2 fails it: a new failure. The first answer
+    // stores run 10; asked again (a retried request), its own failure beside run 9's
+    // pass must not make `C.t` known flaky.
+    let mut h = History::new();
+    h.run("unit", "main", "c2", "9", 1, 20.0, &[("C", "t", O::Pass)]);
+    h.ingest();
+    let server = Server::start(&h.db());
+    let dir = reports(&h, "r10", &[("C", "t", O::Fail)]);
+    let ask = || {
+        let out = upload_gate(&server.base, "10", &["--json"], &dir);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let first = ask();
+    assert_eq!(first.0, Some(1), "{}", first.1);
+    let v: serde_json::Value = serde_json::from_str(&first.1).unwrap();
+    assert_eq!(v["unforgiven"][0]["name"], "t", "{v}");
+    assert_eq!(v["unforgiven"][0]["why"], "new", "{v}");
+    assert_eq!(runs(&h.db()), 2, "the first request stores the run");
+    assert_eq!(ask(), first, "the second answer differs");
+    // Once stored, the run's start is the stored one, also for a request that gives none.
+    let out = Command::new(BIN)
+        .args([
+            "upload",
+            "--gate",
+            "--server",
+            &server.base,
+            "--retries",
+            "0",
+        ])
+        .args([
+            "--commit", "c2", "--job", "unit", "--run-id", "10", "--json",
+        ])
+        .arg(&dir)
+        .env_remove("FLAKEHOUND_TOKEN")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let third = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    );
+    assert_eq!(third, first, "an answer without the start differs");
+    assert_eq!(runs(&h.db()), 2);
+}

@@ -59,6 +59,10 @@ pub struct RunReports {
     pub rejected: Vec<Rejection>,
     /// Files found in folders that are another tool's XML.
     pub not_junit: usize,
+    /// The start `ingest` stores the run with when none is given: the timestamp of the
+    /// first report it stores (`None`: it has none, or it is streamed, and the time of
+    /// ingest is used).
+    pub timestamp: Option<i64>,
 }
 
 impl RunReports {
@@ -90,12 +94,25 @@ pub fn read_reports(args: &[PathBuf]) -> RunReports {
     let mut copies = TestNgCopies::default();
     let mut cases = Vec::new();
     let mut not_junit = 0;
+    let mut first_plain: Option<Option<i64>> = None;
     for (f, searched) in paths.iter().chain(found.iter()) {
         match junit::parse_file(f) {
             Ok(report) => match report.info.testng {
                 Some(r) => copies.hold(f, r, report.cases),
                 None => {
                     copies.plain(f);
+                    // Mirrors ingest: plain reports are stored before TestNG's kept
+                    // copies, and a streamed report (or a kept copy) gives no timestamp.
+                    first_plain.get_or_insert_with(|| {
+                        let streamed = std::fs::metadata(f)
+                            .is_ok_and(|m| m.len() >= flakehound::ingest::STREAM_THRESHOLD);
+                        report
+                            .info
+                            .timestamp
+                            .as_deref()
+                            .filter(|_| !streamed)
+                            .and_then(flakehound::ingest::report_timestamp)
+                    });
                     cases.extend(report.cases);
                 }
             },
@@ -124,6 +141,7 @@ pub fn read_reports(args: &[PathBuf]) -> RunReports {
         cases,
         rejected,
         not_junit,
+        timestamp: first_plain.flatten(),
     }
 }
 
@@ -199,8 +217,15 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
         found,
         cases,
         rejected,
+        timestamp,
         ..
     } = reports;
+    // Judged at the start the run is stored with, so that asking again once it is stored
+    // measures the same history.
+    let judged = RunMeta {
+        started_at: timestamp.filter(|_| !known).unwrap_or(meta.started_at),
+        ..meta.clone()
+    };
     for r in &rejected {
         eprintln!("{r}");
     }
@@ -219,11 +244,11 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
         } else {
             None
         };
-        judge(store.as_ref(), &meta, &cases, rejected, &opts)?
+        judge(store.as_ref(), &judged, &cases, rejected, &opts)?
     } else {
         let mut store = Store::open(db)?;
         // Judged on the history before this run, then the run is stored.
-        let verdict = judge(Some(&store), &meta, &cases, rejected, &opts)?;
+        let verdict = judge(Some(&store), &judged, &cases, rejected, &opts)?;
         let input = RunInput {
             meta: meta.clone(),
             started_at_known: known,

@@ -140,12 +140,24 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         None => store.newest_run_start()?.unwrap_or(0),
     };
     let since = as_of - opts.window_s;
-    let runs = store.runs(&RunFilter {
+    let mut runs = store.runs(&RunFilter {
         since: Some(since),
         until: Some(as_of),
         branch: opts.branch.clone(),
         job: opts.job.clone(),
     })?;
+    // A day's aggregate row counts every run of that day: the days of excluded runs are
+    // scanned raw instead, where each run can be left out on its own.
+    let mut excluded_days = Vec::new();
+    if !opts.exclude_runs.is_empty() {
+        runs.retain(|r| {
+            let keep = !opts.exclude_runs.contains(&r.run_key);
+            if !keep {
+                excluded_days.push(day_of(r.started_at));
+            }
+            keep
+        });
+    }
     let keys: Vec<i64> = runs.iter().map(|r| r.run_key).collect();
     let key_pos: HashMap<i64, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
 
@@ -184,7 +196,12 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     }
 
     // Whole days of the window read from the daily aggregate; the rest is scanned raw.
-    let agg = aggregate_days(store, !opts.raw_scan && opts.branch.is_none(), since, as_of)?;
+    let agg = aggregate_days(store, !opts.raw_scan && opts.branch.is_none(), since, as_of)?.map(
+        |mut a| {
+            a.pending.extend(excluded_days);
+            a
+        },
+    );
     let on_agg_day = |pos: usize| {
         agg.as_ref()
             .is_some_and(|a| a.covers(day_of(runs[pos].started_at)))

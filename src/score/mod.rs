@@ -60,6 +60,10 @@ pub struct ScoreOptions {
     /// The share of tests called flaky on lone failures alone that may not be flaky,
     /// expected across all tests judged at once (a Bayesian false discovery rate).
     pub lone_alpha: f64,
+    /// Runs (run keys) left out of the history wherever they fall in the window: the gate
+    /// scores the history before the run it judges, and that run may be stored already (a
+    /// second call for the same run must not count its own failures as evidence).
+    pub exclude_runs: Vec<i64>,
 }
 
 impl Default for ScoreOptions {
@@ -76,6 +80,7 @@ impl Default for ScoreOptions {
             raw_scan: std::env::var_os("FLAKEHOUND_RAW_SCAN").is_some(),
             lone_posterior: 0.8,
             lone_alpha: 0.05,
+            exclude_runs: Vec::new(),
         }
     }
 }

@@ -62,6 +62,21 @@ pub struct Upload {
     pub hold: Option<crate::server::limits::Charge>,
 }
 
+impl Upload {
+    /// The start the run is stored with: the one given, else the first report's
+    /// timestamp (the first file creates the run), else the time of the request.
+    pub fn started_at(&self) -> i64 {
+        if self.started_at_known {
+            return self.meta.started_at;
+        }
+        self.files
+            .first()
+            .and_then(|f| f.report.info.timestamp.as_deref())
+            .and_then(report_timestamp)
+            .unwrap_or(self.meta.started_at)
+    }
+}
+
 /// What storing an upload did.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -231,16 +246,10 @@ fn write_one(batch: &mut crate::store::Batch<'_>, upload: &Upload) -> Result<Sto
         let key = match run_key {
             Some(k) => k,
             None => {
-                let mut meta = upload.meta.clone();
-                if !upload.started_at_known {
-                    meta.started_at = file
-                        .report
-                        .info
-                        .timestamp
-                        .as_deref()
-                        .and_then(report_timestamp)
-                        .unwrap_or(meta.started_at);
-                }
+                let meta = RunMeta {
+                    started_at: upload.started_at(),
+                    ..upload.meta.clone()
+                };
                 let (k, _) = batch.run(&meta)?;
                 run_key = Some(k);
                 summary.runs += 1;

@@ -79,16 +79,14 @@ pub(super) async fn gate(
             .iter()
             .flat_map(|f| f.report.cases.iter().cloned())
             .collect();
+        // Judged at the start the run is stored with, so that asking again once it is
+        // stored (a retried request) measures the same history.
+        let meta = RunMeta {
+            started_at: upload.started_at(),
+            ..upload.meta.clone()
+        };
         let verdict = Store::open_read_only(&db)
-            .and_then(|store| {
-                judge(
-                    Some(&store),
-                    &upload.meta,
-                    &cases,
-                    upload.rejected.clone(),
-                    &opts,
-                )
-            })
+            .and_then(|store| judge(Some(&store), &meta, &cases, upload.rejected.clone(), &opts))
             .map_err(|e| UnpackError::Malformed(format!("cannot judge: {e}")));
         Ok::<_, UnpackError>((upload, verdict))
     })
