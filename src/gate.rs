@@ -402,9 +402,9 @@ impl Verdict {
         let mut out = format!(
             "flakehound gate: {} — job {}, commit {}, run {} attempt {}: {} test(s), {} failed, {} forgiven, {} not forgiven{}\n",
             if self.pass { "PASS" } else { "FAIL" },
-            self.job,
-            short(&self.commit),
-            self.run_id,
+            escape::terminal(&self.job),
+            escape::terminal(short(&self.commit)),
+            escape::terminal(&self.run_id),
             self.attempt,
             self.tests,
             self.failed,
@@ -419,17 +419,28 @@ impl Verdict {
         if self.tests == 0 && self.rejected.is_empty() {
             out.push_str("  no test results were read: the gate fails\n");
         }
+        // Names, reasons and messages come from the reports: escape codes in them would
+        // drive the CI log's terminal.
+        let t = |s: &str| escape::terminal(s).into_owned();
         for r in &self.rejected {
-            out.push_str(&format!("  UNREADABLE  {r}\n"));
+            out.push_str(&format!("  UNREADABLE  {}\n", t(&r.to_string())));
         }
-        for t in &self.unforgiven {
-            out.push_str(&format!("  FAILED      {}  {}\n", t.readable(), t.reason));
-            if let Some(m) = &t.message {
-                out.push_str(&format!("              {m}\n"));
+        for u in &self.unforgiven {
+            out.push_str(&format!(
+                "  FAILED      {}  {}\n",
+                t(&u.readable()),
+                t(&u.reason)
+            ));
+            if let Some(m) = &u.message {
+                out.push_str(&format!("              {}\n", t(m)));
             }
         }
-        for t in &self.forgiven {
-            out.push_str(&format!("  FORGIVEN    {}  {}\n", t.readable(), t.reason));
+        for f in &self.forgiven {
+            out.push_str(&format!(
+                "  FORGIVEN    {}  {}\n",
+                t(&f.readable()),
+                t(&f.reason)
+            ));
         }
         out
     }
@@ -551,6 +562,24 @@ mod tests {
         assert!(v.to_markdown().contains("boom \\| 42"));
         let ok = judge(None, &meta(), &cases[..2], vec![], &GateOptions::default()).unwrap();
         assert!(ok.pass && ok.failed == 0);
+    }
+
+    #[test]
+    fn the_text_verdict_shows_escape_codes_from_the_reports_instead_of_running_them() {
+        let mut m = meta();
+        m.job = "unit\u{1b}[2J".into();
+        let v = judge(
+            None,
+            &m,
+            &[case("clears\u{1b}[2Jscreen", &[AttemptOutcome::Failed])],
+            Vec::new(),
+            &GateOptions::default(),
+        )
+        .unwrap();
+        let text = v.to_text();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("clears\\u{1b}[2Jscreen"), "{text}");
+        assert!(text.contains("job unit\\u{1b}[2J,"), "{text}");
     }
 
     #[test]
