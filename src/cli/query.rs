@@ -417,14 +417,16 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// The first line of `text`, at most `max` characters, marked when cut.
+/// The first line of `text`, at most `max` characters, marked when cut; control
+/// characters (a failure message comes from a report) are shown, not sent to the terminal.
 fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");
     let cut: String = first.chars().take(max).collect();
+    let shown = flakehound::escape::terminal(&cut).into_owned();
     if cut.len() < text.trim_end().len() {
-        format!("{cut} …")
+        format!("{shown} …")
     } else {
-        cut
+        shown
     }
 }
 
