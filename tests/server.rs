@@ -306,7 +306,6 @@ fn upload_then_query_and_reupload_is_a_no_op() {
         assert!(a.status == 200 || a.status == 400, "{path}: {}", a.status);
     }
     assert_eq!(get(&server, "/api/v1/nope", None).status, 404);
-
     // Plain (not gzip'd) XML works too.
     let plain = post(
         &server,
@@ -317,6 +316,21 @@ fn upload_then_query_and_reupload_is_a_no_op() {
     assert_eq!(plain.status, 200, "{}", plain.body);
     assert_eq!(plain.json()["tests"], 5);
     assert_eq!(runs(&db).len(), 2);
+
+    // A report in ISO-8859-1 keeps its names, as `ingest` reads them.
+    let latin = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\
+        <testsuite><testcase classname=\"com.acme.Caf\xe9\" name=\"r\xe9sum\xe9\"/></testsuite>";
+    let a = post(&server, "commit=c0ffee&job=unit&run_id=43", None, latin);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let name: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT name FROM test WHERE classname = 'com.acme.Café'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(name, "résumé");
 }
 
 #[test]

@@ -70,11 +70,45 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Report, ParseError> {
     parse_reader(bytes)
 }
 
-/// Whether a report in memory can be parsed as it is: neither gzip nor UTF-16.
+/// Whether a report in memory can be parsed as it is: not gzip'd, and UTF-8 (no UTF-16
+/// and no other declared encoding to transcode).
 pub fn is_plain(bytes: &[u8]) -> bool {
-    !(bytes.starts_with(&GZIP_MAGIC)
-        || bytes.starts_with(&[0xFF, 0xFE])
-        || bytes.starts_with(&[0xFE, 0xFF]))
+    !is_gzip(bytes) && encoding_of(bytes).is_none()
+}
+
+/// Whether the bytes start like a gzip stream.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// The encoding a report's text must be transcoded from, from its start: UTF-16 by its
+/// byte-order mark (or by `<?` written in 16-bit units), else the `encoding` of the XML
+/// declaration when it is not UTF-8 (`ISO-8859-1`, `windows-1252`, `Shift_JIS`, …; labels
+/// as browsers read them). `None` means UTF-8, also for an unknown label: the structure is
+/// still read, and a value that is not UTF-8 is read by [`parse`]'s lossless fallback.
+pub fn encoding_of(head: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[b'<', 0, b'?', 0]) {
+        return Some(encoding_rs::UTF_16LE);
+    }
+    if head.starts_with(&[0xFE, 0xFF]) || head.starts_with(&[0, b'<', 0, b'?']) {
+        return Some(encoding_rs::UTF_16BE);
+    }
+    let decl = head.strip_prefix(b"<?xml")?;
+    let end = memchr::memmem::find(&decl[..decl.len().min(512)], b"?>")?;
+    let decl = &decl[..end];
+    let at = memchr::memmem::find(decl, b"encoding")?;
+    let rest = decl[at + b"encoding".len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b"=")?.trim_ascii_start();
+    let quote = *rest.first().filter(|q| **q == b'"' || **q == b'\'')?;
+    let label = &rest[1..];
+    let label = &label[..memchr::memchr(quote, label)?];
+    let encoding = encoding_rs::Encoding::for_label(label)?;
+    // Text read as ASCII up to here cannot be UTF-16 (a wrong label), and "replacement"
+    // stands for encodings no one should decode.
+    (encoding != encoding_rs::UTF_8
+        && encoding.is_ascii_compatible()
+        && encoding != encoding_rs::REPLACEMENT)
+        .then_some(encoding)
 }
 
 /// Parse a plain (UTF-8, not gzip'd) report held in memory without copying its text;
@@ -199,41 +233,84 @@ pub fn locate<R: BufRead>(mut reader: R, offset: u64) -> std::io::Result<(u64, u
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// A byte stream as the XML parser should see it: always UTF-8. A gzip'd report (often
-/// uploaded as `.xml`) is decompressed on the fly; UTF-16 with a BOM is transcoded.
+/// uploaded as `.xml`) is decompressed on the fly; UTF-16 and declared encodings other than
+/// UTF-8 are transcoded on the fly (see [`encoding_of`]).
 pub enum Decoded<R: BufRead> {
     Plain(R),
     Gzip(BufReader<flate2::bufread::MultiGzDecoder<R>>),
-    Transcoded(std::io::Cursor<Vec<u8>>),
+    Transcoded(Transcode<R>),
+    GzipTranscoded(Transcode<BufReader<flate2::bufread::MultiGzDecoder<R>>>),
 }
 
 /// Wrap a raw byte stream as [`Decoded`].
 pub fn decoded_reader<R: Read>(reader: R) -> std::io::Result<Decoded<BufReader<R>>> {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let head = reader.fill_buf()?;
-    if head.starts_with(&GZIP_MAGIC) {
-        return Ok(Decoded::Gzip(BufReader::with_capacity(
-            64 * 1024,
-            flate2::bufread::MultiGzDecoder::new(reader),
-        )));
+    if is_gzip(reader.fill_buf()?) {
+        let mut gz =
+            BufReader::with_capacity(64 * 1024, flate2::bufread::MultiGzDecoder::new(reader));
+        return Ok(match encoding_of(gz.fill_buf()?) {
+            Some(encoding) => Decoded::GzipTranscoded(Transcode::new(gz, encoding)),
+            None => Decoded::Gzip(gz),
+        });
     }
-    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
-        let little = head[0] == 0xFF;
-        let mut raw = Vec::new();
-        reader.read_to_end(&mut raw)?;
-        let units: Vec<u16> = raw[2..]
-            .chunks_exact(2)
-            .map(|c| {
-                if little {
-                    u16::from_le_bytes([c[0], c[1]])
-                } else {
-                    u16::from_be_bytes([c[0], c[1]])
-                }
-            })
-            .collect();
-        let text = String::from_utf16_lossy(&units);
-        return Ok(Decoded::Transcoded(std::io::Cursor::new(text.into_bytes())));
+    Ok(match encoding_of(reader.fill_buf()?) {
+        Some(encoding) => Decoded::Transcoded(Transcode::new(reader, encoding)),
+        None => Decoded::Plain(reader),
+    })
+}
+
+/// A stream in another encoding, read as UTF-8 (a byte-order mark is dropped; what cannot
+/// be decoded becomes U+FFFD).
+pub struct Transcode<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    out: Box<[u8]>,
+    start: usize,
+    end: usize,
+    done: bool,
+}
+
+impl<R: BufRead> Transcode<R> {
+    fn new(inner: R, encoding: &'static encoding_rs::Encoding) -> Self {
+        Transcode {
+            inner,
+            decoder: encoding.new_decoder_with_bom_removal(),
+            out: vec![0; 64 * 1024].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            done: false,
+        }
     }
-    Ok(Decoded::Plain(reader))
+}
+
+impl<R: BufRead> Read for Transcode<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Transcode<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.start == self.end && !self.done {
+            let input = self.inner.fill_buf()?;
+            let last = input.is_empty();
+            let (result, read, written, _) =
+                self.decoder.decode_to_utf8(input, &mut self.out, last);
+            self.inner.consume(read);
+            self.start = 0;
+            self.end = written;
+            self.done = last && result == encoding_rs::CoderResult::InputEmpty;
+        }
+        Ok(&self.out[self.start..self.end])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.start = (self.start + amt).min(self.end);
+    }
 }
 
 impl<R: BufRead> Read for Decoded<R> {
@@ -242,6 +319,7 @@ impl<R: BufRead> Read for Decoded<R> {
             Decoded::Plain(r) => r.read(buf),
             Decoded::Gzip(r) => r.read(buf),
             Decoded::Transcoded(r) => r.read(buf),
+            Decoded::GzipTranscoded(r) => r.read(buf),
         }
     }
 }
@@ -252,6 +330,7 @@ impl<R: BufRead> BufRead for Decoded<R> {
             Decoded::Plain(r) => r.fill_buf(),
             Decoded::Gzip(r) => r.fill_buf(),
             Decoded::Transcoded(r) => r.fill_buf(),
+            Decoded::GzipTranscoded(r) => r.fill_buf(),
         }
     }
 
@@ -260,6 +339,7 @@ impl<R: BufRead> BufRead for Decoded<R> {
             Decoded::Plain(r) => r.consume(amt),
             Decoded::Gzip(r) => r.consume(amt),
             Decoded::Transcoded(r) => r.consume(amt),
+            Decoded::GzipTranscoded(r) => r.consume(amt),
         }
     }
 }

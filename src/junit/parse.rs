@@ -228,13 +228,26 @@ fn truncate_push(body: &mut String, text: &str) {
 
 /// An attribute's text, borrowed from the report when it is valid UTF-8 without entity
 /// references (the usual case), so that values only looked at (a `time`) cost no copy.
-fn attr_text(value: &[u8]) -> Cow<'_, str> {
+///
+/// A value that is not UTF-8 (a report in Latin-1 without an `encoding` declaration) is
+/// read as Windows-1252 when `lossless`: every byte stays a distinct character, so two
+/// test names never collapse into one (`caf\xE9` and `caf\xE8` would both read `caf\u{FFFD}`
+/// lossily). A failure message is read lossily: it is only shown and fingerprinted.
+fn attr_text(value: &[u8], lossless: bool) -> Cow<'_, str> {
     if memchr::memchr(b'&', value).is_none() {
         if let Ok(text) = std::str::from_utf8(value) {
             return Cow::Borrowed(text);
         }
     }
-    let raw = String::from_utf8_lossy(value);
+    let raw = match std::str::from_utf8(value) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) if lossless => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(value)
+                .0
+        }
+        Err(_) => String::from_utf8_lossy(value),
+    };
     if !raw.contains('&') {
         return raw;
     }
@@ -280,7 +293,7 @@ fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(
                 MAX_VALUE / 1024
             ));
         };
-        f(key.as_ref(), attr_text(value));
+        f(key.as_ref(), attr_text(value, key.as_ref() != b"message"));
     }
     Ok(())
 }

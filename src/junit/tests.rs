@@ -168,6 +168,78 @@ fn gzip_and_utf16_reports_are_decoded() {
     }
     let r = parse_bytes(&utf16).unwrap();
     assert_eq!(r.cases[0].name, "é");
+    // gzip'd UTF-16: the byte-order mark is looked for after decompression.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&utf16).unwrap();
+    let r = parse_bytes(&gz.finish().unwrap()).unwrap();
+    assert_eq!(r.cases[0].name, "é");
+}
+
+#[test]
+fn a_declared_encoding_other_than_utf8_is_transcoded() {
+    use std::io::Write;
+    // ISO-8859-1 (read as browsers do: Windows-1252), as an old Ant or .NET tool writes it.
+    let latin = b"<?xml version='1.0' encoding=\"ISO-8859-1\"?>\n<testsuite name=\"s\">\n\
+        <testcase classname=\"Caf\xe9Test\" name=\"\x80 r\xe9sum\xe9\">\
+        <failure message=\"\xe9chec\">na\xefve</failure></testcase></testsuite>";
+    let r = parse_bytes(latin).unwrap();
+    assert_eq!(r.cases[0].classname, "CaféTest");
+    assert_eq!(r.cases[0].name, "€ résumé");
+    let failure = r.cases[0].attempts[0].failure.as_ref().unwrap();
+    assert_eq!(failure.message.as_deref(), Some("échec"));
+    assert_eq!(failure.body.as_deref(), Some("naïve"));
+    // The same through a reader, gzip'd.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(latin).unwrap();
+    let r = parse_reader(&gz.finish().unwrap()[..]).unwrap();
+    assert_eq!(r.cases[0].name, "€ résumé");
+    // Shift_JIS, longer in UTF-8 than in the report, streamed in pieces.
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("テスト");
+    let mut xml = b"<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><testsuite>".to_vec();
+    for i in 0..20_000 {
+        xml.extend_from_slice(format!("<testcase classname=\"c\" name=\"{i}").as_bytes());
+        xml.extend_from_slice(&sjis);
+        xml.extend_from_slice(b"\"/>");
+    }
+    xml.extend_from_slice(b"</testsuite>");
+    let r = parse_reader(&xml[..]).unwrap();
+    assert_eq!(r.cases.len(), 20_000);
+    assert_eq!(r.cases[19_999].name, "19999テスト");
+    // A UTF-8 declaration, or a label no one knows, is read as UTF-8.
+    for decl in ["UTF-8", "utf8", "x-unknown"] {
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"{decl}\"?><testsuite><testcase classname=\"c\" name=\"é\"/></testsuite>"
+        );
+        assert!(is_plain(xml.as_bytes()), "{decl}");
+        assert_eq!(parse_bytes(xml.as_bytes()).unwrap().cases[0].name, "é");
+    }
+}
+
+#[test]
+fn utf16_without_a_byte_order_mark_is_recognised_by_its_declaration() {
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><testsuite><testcase classname=\"c\" name=\"ü\"/></testsuite>";
+    let be: Vec<u8> = xml.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    assert_eq!(parse_bytes(&be).unwrap().cases[0].name, "ü");
+    let le: Vec<u8> = xml.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    assert_eq!(parse_bytes(&le).unwrap().cases[0].name, "ü");
+}
+
+#[test]
+fn an_error_in_a_transcoded_report_names_its_line_and_column() {
+    let latin = b"<?xml version=\"1.0\" encoding=\"latin1\"?>\n<testsuite>\n<testcase name=\"\xe9\xe9\" classname=\"c\"></testsuite>";
+    let e = parse_bytes(latin).unwrap_err();
+    let at = located_in(latin, &e);
+    assert_eq!(at.line, 3, "{at}");
+}
+
+#[test]
+fn undeclared_latin1_names_stay_distinct() {
+    // Without a declaration the text is UTF-8; a name that is not keeps every byte apart.
+    let xml = b"<testsuite><testcase classname=\"c\" name=\"caf\xe9\"/>\
+        <testcase classname=\"c\" name=\"caf\xe8\"/></testsuite>";
+    let r = parse_bytes(xml).unwrap();
+    let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["café", "cafè"]);
 }
 
 #[test]

@@ -566,8 +566,9 @@ fn prepare(
             return;
         }
         if !junit::is_plain(&entry.xml) {
-            // UTF-16: transcoding doubles it; counted like the rest.
-            if let Err(e) = charge.add(entry.xml.len() as u64 * 2) {
+            // Transcoded text is up to three times as long (a one-byte half-width kana of
+            // Shift_JIS is three bytes of UTF-8): counted like the rest.
+            if let Err(e) = charge.add(entry.xml.len() as u64 * 3) {
                 refused = Some(memory_error(e, charge.limit()));
                 return;
             }
@@ -656,7 +657,7 @@ fn prepare(
     })
 }
 
-/// A UTF-16 report: transcoded, then parsed like any other.
+/// A report in UTF-16 or another declared encoding: transcoded, then parsed like any other.
 fn parse_transcoded(
     xml: &[u8],
     options: junit::ParseOptions<'_>,
@@ -670,7 +671,7 @@ fn parse_transcoded(
             offset: 0,
             reason: format!("cannot read report: {e}"),
         })?;
-    if !junit::is_plain(&text) {
+    if junit::is_gzip(&text) {
         return Err(junit::ParseError {
             offset: 0,
             reason: "a gzip'd report inside a gzip'd report is not read".into(),
