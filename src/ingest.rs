@@ -110,7 +110,8 @@ impl Summary {
     }
 }
 
-/// A rejected report: printed as `path:line:column: reason`.
+/// A rejected report: printed as `path:line:column: reason`, or `path: reason` when no
+/// place in the file is known (line 0: it could not be read, or is no report at all).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Rejection {
     pub path: String,
@@ -121,6 +122,9 @@ pub struct Rejection {
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.path, self.reason);
+        }
         write!(
             f,
             "{}:{}:{}: {}",

@@ -88,6 +88,16 @@ fn ingest_summary_rejections_and_idempotence() {
     assert_eq!(tests.as_array().unwrap().len(), 3);
     assert_eq!(tests[1]["name"], "y");
     assert_eq!(tests[1]["flaky"], 1);
+
+    // A file that cannot be read has no place in it to name.
+    let missing = dir.path().join("missing.xml");
+    let mut args_missing: Vec<&str> = args.to_vec();
+    args_missing.push(missing.to_str().unwrap());
+    let out = flakehound(&db, &args_missing);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("missing.xml: cannot read: "), "{err}");
+    assert!(!err.contains(":0:0"), "{err}");
 }
 
 #[test]

@@ -107,7 +107,7 @@ fn other_xml_named_or_alone_is_an_error() {
     assert_eq!(s["rejected"], 1, "{s}");
     assert_eq!(s["runs"], 0, "{s}");
     assert!(
-        err.contains("target:0:0: no JUnit reports: the 1 XML file(s) found are other tools'"),
+        err.contains("target: no JUnit reports: the 1 XML file(s) found are other tools'"),
         "{err}"
     );
 
@@ -192,7 +192,7 @@ fn a_manifest_row_of_only_other_xml_is_rejected() {
         "{s}"
     );
     assert_eq!(s["rejected"], 1, "{s}");
-    assert!(err.contains("crashed:0:0: no JUnit reports"), "{err}");
+    assert!(err.contains("crashed: no JUnit reports"), "{err}");
 }
 
 /// Reports too big to hold (streamed) follow the same rules: a huge TestNG copy is left

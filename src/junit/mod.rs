@@ -168,7 +168,7 @@ impl fmt::Display for LocatedError {
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FileError::Io(e) => write!(f, "0:0: cannot read: {e}"),
+            FileError::Io(e) => write!(f, "cannot read: {e}"),
             FileError::Parse(e) => e.fmt(f),
         }
     }
