@@ -103,6 +103,8 @@ pub fn check_filters(
 /// Query parameters by name; a repeated name keeps the last value (like a repeated flag).
 pub struct Params<'a> {
     map: HashMap<&'a str, &'a str>,
+    /// The names the endpoint has looked up, for [`Params::check_unknown`].
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Params<'a> {
@@ -112,11 +114,36 @@ impl<'a> Params<'a> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
+            read: Default::default(),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.read.borrow_mut().insert(key.to_string());
         self.map.get(key).copied().filter(|v| !v.is_empty())
+    }
+
+    /// Refuse a parameter the endpoint did not read, once it has read all of its own: a
+    /// typo (`windw=7d`) would otherwise answer for the default window as if it were asked.
+    pub fn check_unknown(&self) -> Result<(), ApiError> {
+        let read = self.read.borrow();
+        let mut unknown: Vec<&str> = self
+            .map
+            .keys()
+            .copied()
+            .filter(|k| !read.contains(*k))
+            .collect();
+        unknown.sort_unstable();
+        match unknown.first() {
+            None => Ok(()),
+            Some(k) => Err(ApiError::BadRequest(format!(
+                "unknown parameter {k:?}: this endpoint reads {}",
+                read.iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     pub fn parse<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
@@ -224,6 +251,7 @@ pub fn render_with(
         Endpoint::Flaky => {
             let fmt = format(&p, "table", &["table", "json", "csv"])?;
             let opts = score_options(&p, 30 * 86_400)?;
+            p.check_unknown()?;
             let store = Store::open_read_only(db)?;
             check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let scored = score::score(&store, &opts)?;
@@ -237,6 +265,7 @@ pub fn render_with(
                 p1: p.parse("p1")?.unwrap_or(defaults.p1),
                 p2: p.parse("p2")?.unwrap_or(defaults.p2),
             };
+            p.check_unknown()?;
             let store = Store::open_read_only(db)?;
             check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let scored = score::score(&store, &opts)?;
@@ -256,6 +285,7 @@ pub fn render_with(
         Endpoint::Report => {
             let fmt = format(&p, "md", &["md", "html", "json"])?;
             let opts = report_options(&p)?;
+            p.check_unknown()?;
             let store = Store::open_read_only(db)?;
             check_filters(&store, opts.job.as_deref(), opts.branch.as_deref())?;
             let report = crate::report::build_with(&store, &opts, links)?;
@@ -277,8 +307,12 @@ pub fn render_with(
                 .unwrap_or("list")
                 .parse()
                 .map_err(ApiError::BadRequest)?;
+            let history = p.get("history").is_some_and(|v| v == "true" || v == "1");
+            let opts = quarantine_options(&p)?;
+            let score_opts = score_options(&p, 30 * 86_400)?;
+            p.check_unknown()?;
             let store = Store::open_read_only(db)?;
-            if p.get("history").is_some_and(|v| v == "true" || v == "1") {
+            if history {
                 let events = crate::quarantine::history(&store)?;
                 return Ok(if fmt == crate::quarantine::QuarantineFormat::Json {
                     json(&events)
@@ -289,10 +323,8 @@ pub fn render_with(
                     }
                 });
             }
-            let opts = quarantine_options(&p)?;
             // No check_filters here: a runner asking for a job with no runs yet must get
             // the empty list (run every test), not an error that breaks its command line.
-            let score_opts = score_options(&p, 30 * 86_400)?;
             let scored = score::score(&store, &score_opts)?;
             let plan = crate::quarantine::plan(&store, &scored, &opts)?;
             Ok(Rendered {

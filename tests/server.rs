@@ -306,6 +306,31 @@ fn upload_then_query_and_reupload_is_a_no_op() {
         assert!(a.status == 200 || a.status == 400, "{path}: {}", a.status);
     }
     assert_eq!(get(&server, "/api/v1/nope", None).status, 404);
+    // A misspelt parameter is refused, not answered for the defaults.
+    for path in [
+        "/api/v1/flaky?windw=7d",
+        "/api/v1/report?format=md&jobs=unit",
+        "/api/v1/backlog?p1=2&p3=1",
+        "/api/v1/quarantine?format=pytest&min_retries=1",
+    ] {
+        let a = get(&server, path, None);
+        assert_eq!(a.status, 400, "{path}: {}", a.body);
+        assert!(a.body.contains("unknown parameter"), "{path}: {}", a.body);
+    }
+    let a = get(&server, "/api/v1/flaky?windw=7d", None);
+    let why = a.json()["error"].as_str().unwrap().to_string();
+    assert!(why.contains("\"windw\"") && why.contains("window"), "{why}");
+    // Every parameter the CLI's flags stand for is known.
+    for path in [
+        "/api/v1/flaky?format=json&window=7d&job=unit&branch=main&as_of=2026-03-02T00:00:00Z&min_flaky_commits=1&min_isolated_failures=3&fixed_alpha=0.05&slo=0.9&lone_posterior=0.8&lone_alpha=0.05",
+        "/api/v1/report?format=json&window=7d&compare_window=7d&top=5&slo=0.9",
+        "/api/v1/backlog?format=json&p1=2&p2=0.5&window=7d",
+        "/api/v1/quarantine?format=json&min_retries_per_day=0.1&max=5&expire_after=14d&history=false",
+    ] {
+        let a = get(&server, path, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    }
+
     // Plain (not gzip'd) XML works too.
     let plain = post(
         &server,

@@ -251,6 +251,7 @@ async fn index(
             let built = (|| {
                 let p = Params::new(&p);
                 let opts = api::report_options(&p)?;
+                p.check_unknown()?;
                 let store = Store::open_read_only(&db)?;
                 let report = crate::report::build_with(&store, &opts, &links)?;
                 Ok(crate::report::to_html_with(&report, Some("/tests/")))
@@ -327,6 +328,7 @@ pub fn test_html(
 ) -> Result<Option<(String, String)>, ApiError> {
     let p = Params::new(params);
     let opts = api::score_options(&p, 30 * 86_400)?;
+    p.check_unknown()?;
     let store = Store::open_read_only(db)?;
     let Some(test) = store.tests_by_id(&[id.0])?.remove(&id.0) else {
         return Ok(None);
