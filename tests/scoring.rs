@@ -518,3 +518,49 @@ fn an_excluded_run_counts_nowhere_even_on_a_rolled_up_day_on_postgres() {
     };
     an_excluded_run_counts_nowhere(|_| Store::open(&pg::scratch_database(&url).unwrap()).unwrap());
 }
+
+/// A retry stored with an earlier start than the attempt it re-ran (a runner's clock behind,
+/// or attempt 2 backfilled first and given the ingest time) is still the retry the flaky
+/// failure caused.
+#[test]
+fn a_retry_that_seems_to_start_first_is_still_a_retry() {
+    let mut h = History::new();
+    // Attempt 2 (passing) stored as starting 5 minutes before attempt 1 (failing).
+    h.run(
+        "unit",
+        "main",
+        "c1",
+        "1",
+        1,
+        0.2,
+        &[("A", "t", O::Fail), ("A", "ok", O::Pass)],
+    );
+    h.run(
+        "unit",
+        "main",
+        "c1",
+        "1",
+        2,
+        0.1,
+        &[("A", "t", O::Pass), ("A", "ok", O::Pass)],
+    );
+    for i in 0..10 {
+        h.run(
+            "unit",
+            "main",
+            &format!("c{}", i + 2),
+            &format!("{}", i + 2),
+            1,
+            1.0 + f64::from(i),
+            &[("A", "t", O::Pass), ("A", "ok", O::Pass)],
+        );
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let t = scored.tests.iter().find(|t| t.name == "t").unwrap();
+    assert_eq!(t.status, Status::Flaky);
+    assert_eq!(t.observed_retries, 1, "{t:?}");
+    assert!(t.retries_per_day > 0.0, "{t:?}");
+    let unit = scored.jobs.iter().find(|j| j.job == "unit").unwrap();
+    assert!(unit.wasted_retries_per_day > 0.0, "{unit:?}");
+}

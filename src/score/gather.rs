@@ -134,6 +134,46 @@ impl Acc {
 
 /// The scan: every result of the window counted per (test, job), and per (test, job,
 /// commit) where the test failed somewhere.
+/// The attempts of one CI run follow each other: an attempt that starts before the attempt
+/// it re-runs (a runner's clock behind, or a backfill that stored attempt 2 first without a
+/// start time, so it got the earlier ingest time) is read as starting with it, and sorts
+/// after it. Otherwise its failed attempt 1 would seem to come after the passing retry, and
+/// the retry it caused would be lost. Only this reading changes, and only within the stored
+/// start's day (whose aggregate row counts the run); the stored start does not.
+pub(crate) fn attempts_in_order(runs: &mut [RunRow]) {
+    let mut by_run: Vec<usize> = (0..runs.len()).collect();
+    by_run.sort_by(|&a, &b| {
+        let (x, y) = (&runs[a], &runs[b]);
+        (&x.job, &x.run_id, &x.commit, x.attempt).cmp(&(&y.job, &y.run_id, &y.commit, y.attempt))
+    });
+    let mut moved = false;
+    for pair in by_run.windows(2) {
+        let (prev, next) = (&runs[pair[0]], &runs[pair[1]]);
+        let same_run =
+            prev.job == next.job && prev.run_id == next.run_id && prev.commit == next.commit;
+        // Within the day only: the daily aggregate counts a run on its stored start's day.
+        if same_run
+            && next.started_at < prev.started_at
+            && day_of(next.started_at) == day_of(prev.started_at)
+        {
+            runs[pair[1]].started_at = runs[pair[0]].started_at;
+            moved = true;
+        }
+    }
+    if moved {
+        // The store's order: start, then job, CI run, attempt, commit.
+        runs.sort_by(|x, y| {
+            (x.started_at, &x.job, &x.run_id, x.attempt, &x.commit).cmp(&(
+                y.started_at,
+                &y.job,
+                &y.run_id,
+                y.attempt,
+                &y.commit,
+            ))
+        });
+    }
+}
+
 pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     let as_of = match opts.as_of {
         Some(t) => t,
@@ -146,6 +186,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         branch: opts.branch.clone(),
         job: opts.job.clone(),
     })?;
+    attempts_in_order(&mut runs);
     // A day's aggregate row counts every run of that day: the days of excluded runs are
     // scanned raw instead, where each run can be left out on its own.
     let mut excluded_days = Vec::new();
