@@ -89,6 +89,24 @@ fn ingest_summary_rejections_and_idempotence() {
     assert_eq!(tests[1]["name"], "y");
     assert_eq!(tests[1]["flaky"], 1);
 
+    // The same run under another branch: kept as stored, and said so.
+    let other: Vec<&str> = with_path
+        .iter()
+        .map(|a| if *a == "main" { "feature/x" } else { *a })
+        .collect();
+    let out = flakehound(&db, &other);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("stored with branch \"main\"; this ingest says \"feature/x\""),
+        "{err}"
+    );
+    let runs = stdout(&flakehound(&db, &["runs", "--format", "json"]));
+    assert!(
+        runs.contains("\"branch\": \"main\"") && !runs.contains("feature/x"),
+        "{runs}"
+    );
+
     // A file that cannot be read has no place in it to name.
     let missing = dir.path().join("missing.xml");
     let mut args_missing: Vec<&str> = args.to_vec();

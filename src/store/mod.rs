@@ -171,6 +171,21 @@ impl SqliteStore {
     }
 }
 
+/// A run is stored once: another ingest of it that names another branch is told the stored
+/// branch is kept, not silently ignored (a run's results and verdicts never move branch).
+pub(crate) fn warn_if_other_branch(meta: &crate::model::RunMeta, stored: &str) {
+    if stored != meta.branch && !meta.branch.is_empty() {
+        tracing::warn!(
+            "run {} attempt {} of job {} is stored with branch {:?}; this ingest says {:?}: the stored branch is kept",
+            crate::escape::terminal(&meta.run_id),
+            meta.attempt,
+            crate::escape::terminal(&meta.job),
+            crate::escape::terminal(stored),
+            crate::escape::terminal(&meta.branch),
+        );
+    }
+}
+
 pub(crate) fn db_error(path: &Path, context: &str, source: impl Into<DbError>) -> Error {
     let source = source.into();
     let context = match source.sqlite_error_code() {

@@ -197,21 +197,22 @@ impl SqliteBatch<'_> {
             };
             &normalized
         };
-        let existing: Option<(i64, Option<f64>, Option<String>)> = self
+        let existing: Option<(i64, Option<f64>, Option<String>, String)> = self
             .tx
             .prepare_cached(
-                "SELECT run_key, duration_s, run_url FROM run
+                "SELECT run_key, duration_s, run_url, branch FROM run
                  WHERE job = ?1 AND ci_run_id = ?2 AND attempt = ?3 AND commit_sha = ?4",
             )
             .and_then(|mut s| {
                 s.query_row(
                     params![meta.job, meta.run_id, meta.attempt, meta.commit],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
             })
             .map_err(|e| self.err("cannot look up the run", e))?;
-        if let Some((key, duration, url)) = existing {
+        if let Some((key, duration, url, branch)) = existing {
+            super::warn_if_other_branch(meta, &branch);
             if duration.is_none() && meta.duration_s.is_some() {
                 self.tx
                     .execute(

@@ -299,12 +299,13 @@ impl PgBatch<'_> {
         let row = store
             .statement(
                 &mut client,
-                "SELECT run_key, duration_s, started_at FROM run
+                "SELECT run_key, duration_s, started_at, branch FROM run
                  WHERE job = $1 AND ci_run_id = $2 AND attempt = $3 AND commit_sha = $4",
             )
             .and_then(|s| client.query_one(&s, &[&meta.job, &meta.run_id, &attempt, &commit]))
             .map_err(|e| store.err("cannot look up the run", e))?;
         let key: i64 = row.get(0);
+        crate::store::warn_if_other_branch(meta, row.get(3));
         let duration: Option<f64> = row.get(1);
         if duration.is_none() && meta.duration_s.is_some() {
             client
