@@ -410,6 +410,30 @@ fn json<T: serde::Serialize>(value: &T) -> Rendered {
 }
 
 /// The CSV and JSON columns of `flaky`, in order.
+/// Columns of `flaky --format csv` after `owners`, the JSON keys the first columns left out
+/// (appended, so that scripts reading columns by position keep working).
+pub const FLAKY_MORE_COLUMNS: [&str; 14] = [
+    "reason",
+    "broken_commits",
+    "single_failures",
+    "run_flake_rate",
+    "run_flake_rate_low",
+    "run_flake_rate_high",
+    "in_run_rerun_minutes_per_day",
+    "masked_share",
+    "flaky_evidence",
+    "flaky_posterior",
+    "fix_posterior",
+    "fixed_since_commit",
+    "fixed_since",
+    "quarantined_since",
+];
+
+/// An optional number as a CSV cell: empty when absent.
+fn opt(v: Option<f64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
 pub const FLAKY_COLUMNS: [&str; 20] = [
     "classname",
     "name",
@@ -445,7 +469,12 @@ fn flaky_output(scored: &Scored, fmt: &str, links: &Links) -> Rendered {
         ),
         "csv" => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let _ = w.write_record(FLAKY_COLUMNS.iter().chain(&["owners"]));
+            let _ = w.write_record(
+                FLAKY_COLUMNS
+                    .iter()
+                    .chain(&["owners"])
+                    .chain(&FLAKY_MORE_COLUMNS),
+            );
             for t in &flaky {
                 let fps = t
                     .fingerprints
@@ -480,7 +509,27 @@ fn flaky_output(scored: &Scored, fmt: &str, links: &Links) -> Rendered {
                     .map(|c| crate::escape::csv_cell(c))
                     // Owners come from the team's own CODEOWNERS, where `@team` is the
                     // norm, not from uploaded reports: kept as written.
-                    .chain(std::iter::once(owners(t).join(" "))),
+                    .chain(std::iter::once(owners(t).join(" ")))
+                    .chain(
+                        [
+                            t.reason.clone(),
+                            t.broken_commits.to_string(),
+                            t.single_failures.to_string(),
+                            t.run_flake_rate.to_string(),
+                            t.run_flake_rate_low.to_string(),
+                            t.run_flake_rate_high.to_string(),
+                            t.in_run_rerun_minutes_per_day.to_string(),
+                            t.masked_share.to_string(),
+                            t.flaky_evidence.unwrap_or_default().to_string(),
+                            opt(t.flaky_posterior),
+                            opt(t.fix_posterior),
+                            t.fixed_since_commit.clone().unwrap_or_default(),
+                            t.fixed_since.clone().unwrap_or_default(),
+                            t.quarantined_since.clone().unwrap_or_default(),
+                        ]
+                        .iter()
+                        .map(|c| crate::escape::csv_cell(c)),
+                    ),
                 );
             }
             Rendered {

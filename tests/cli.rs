@@ -181,6 +181,25 @@ fn manifest_backfill_and_stable_listings() {
     assert!(csv.starts_with(
         "classname,name,file,job,status,runs,attempts,failures,flaky_commits,flake_rate"
     ));
+    // Every flat JSON key is a CSV column too (the lists `evidence` and `flakes_by_day` are
+    // JSON only); new columns come after the first ones, whose positions scripts rely on.
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    for key in t.as_object().unwrap().keys() {
+        if !["evidence", "flakes_by_day"].contains(&key.as_str()) {
+            assert!(header.contains(key), "{key} is not a column: {header:?}");
+        }
+    }
+    assert_eq!(header[19], "test_id");
+    assert_eq!(header[20], "owners");
+    let row = reader.records().next().unwrap().unwrap();
+    let at = |k: &str| {
+        row.get(header.iter().position(|h| h == k).unwrap())
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(at("flaky_evidence"), "same-sha");
+    assert_eq!(at("reason"), t["reason"].as_str().unwrap());
 }
 
 #[test]
