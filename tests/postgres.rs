@@ -280,3 +280,56 @@ fn the_gate_judges_a_run_the_same_when_asked_again_on_postgres_and_sqlite() {
         );
     }
 }
+
+/// `gate --no-ingest` judges by the PostgreSQL database's history as by a SQLite file's (a
+/// URL is no file: it was once judged as if there were no history, forgiving nothing).
+#[test]
+fn gate_no_ingest_reads_the_history_on_postgres_as_on_sqlite() {
+    let Some(pg_db) = scratch("gate_no_ingest_reads_the_history_on_postgres") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fail = dir.path().join("fail.xml");
+    let pass = dir.path().join("pass.xml");
+    std::fs::write(&fail, surefire_xml(&[("K", "u", O::Fail)])).unwrap();
+    std::fs::write(&pass, surefire_xml(&[("K", "u", O::Pass)])).unwrap();
+    let meta = |commit: &str, run: &str, attempt: &str, at: &str| -> Vec<String> {
+        [
+            "--commit",
+            commit,
+            "--branch",
+            "main",
+            "--job",
+            "j",
+            "--run-id",
+            run,
+            "--attempt",
+            attempt,
+            "--started-at",
+            at,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let sqlite_db = dir.path().join("gate.db");
+    for db in [&sqlite_db, &pg_db] {
+        // `u` failed and passed on one commit: known flaky.
+        for (attempt, file, at) in [
+            ("1", &fail, "2026-11-20T10:00:00Z"),
+            ("2", &pass, "2026-11-20T10:20:00Z"),
+        ] {
+            let mut args = vec!["ingest".to_string()];
+            args.extend(meta("1234567", "1", attempt, at));
+            args.push(file.to_str().unwrap().into());
+            ok_stdout(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let mut args = vec!["gate".to_string(), "--no-ingest".into(), "--json".into()];
+        args.extend(meta("89abcde", "2", "1", "2026-11-21T10:00:00Z"));
+        args.push(fail.to_str().unwrap().into());
+        let out = flakehound(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}: {verdict}", db.display());
+        assert_eq!(verdict["forgiven"][0]["name"], "u", "{verdict}");
+    }
+}

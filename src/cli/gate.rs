@@ -238,8 +238,9 @@ pub fn run(db: &Path, args: GateArgs, out: &mut dyn Write) -> Result<u8> {
         require_same_sha: args.require_same_sha,
     };
     let verdict = if args.no_ingest {
-        // Without a database nothing is known flaky yet; judging must not create one.
-        let store = if db.exists() {
+        // Without a database nothing is known flaky yet; judging must not create one. A
+        // PostgreSQL URL is no file: it was judged without its history.
+        let store = if flakehound::store::is_postgres_url(db) || db.exists() {
             Some(Store::open_read_only(db)?)
         } else {
             None
