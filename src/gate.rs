@@ -245,18 +245,19 @@ pub fn judge(
                 quarantined.insert(q.test_id, q);
             }
         }
-        // The broken-commit rule reads this commit's runs from the same history.
-        for run in runs.iter().filter(|r| r.commit == commit && before(r)) {
-            for case in &failed {
-                let id = case.identity().0;
-                if let Some(r) = store.result(run.run_key, id)? {
-                    let e = on_commit.entry(id).or_default();
-                    e.runs += 1;
-                    e.attempts += r.attempts;
-                    if r.failures < r.attempts {
-                        e.passed = true;
-                    }
-                }
+        // The broken-commit rule reads this commit's runs from the same history, in one
+        // batch (a read per run and failed test was a round trip each on PostgreSQL).
+        let pairs: Vec<(i64, i64)> = runs
+            .iter()
+            .filter(|r| r.commit == commit && before(r))
+            .flat_map(|run| failed.iter().map(|c| (run.run_key, c.identity().0)))
+            .collect();
+        for ((_, id), r) in store.results_of(&pairs)? {
+            let e = on_commit.entry(id).or_default();
+            e.runs += 1;
+            e.attempts += r.attempts;
+            if r.failures < r.attempts {
+                e.passed = true;
             }
         }
     }
