@@ -1,6 +1,7 @@
 //! The stored quarantine: adds, keeps, renews and releases, with times taken from the
 //! scores (never the wall clock), on the fixture history.
 
+mod common;
 mod report_fixture;
 
 use flakehound::quarantine::{
@@ -175,4 +176,74 @@ fn threshold_and_cap() {
     assert!(none.entries.is_empty());
     let list = quarantine::render(&capped.entries, QuarantineFormat::List);
     assert_eq!(list.lines().count(), 2);
+}
+
+/// A Go parent test fails whenever its flaky subtest does, so it is flaky too; but
+/// quarantining it would skip every subtest (`go test -skip '^TestQueue$'`). The subtest
+/// is quarantined; a flaky test with no flaky subtest still is.
+#[test]
+fn a_go_parent_is_not_quarantined_for_its_flaky_subtest() {
+    use common::{History, O};
+    let mut h = History::new();
+    let pkg = "github.com/acme/queue";
+    for c in 0..8 {
+        let commit = format!("c{c}");
+        let run = format!("{c}");
+        let t = f64::from(c);
+        if c < 5 {
+            h.run(
+                "go",
+                "main",
+                &commit,
+                &run,
+                1,
+                t,
+                &[
+                    (pkg, "TestQueue", O::Fail),
+                    (pkg, "TestQueue/empty_input", O::Fail),
+                    (pkg, "TestQueue/full", O::Pass),
+                    (pkg, "TestClock", if c % 2 == 0 { O::Fail } else { O::Pass }),
+                ],
+            );
+        }
+        h.run(
+            "go",
+            "main",
+            &commit,
+            &run,
+            if c < 5 { 2 } else { 1 },
+            t + 0.2,
+            &[
+                (pkg, "TestQueue", O::Pass),
+                (pkg, "TestQueue/empty_input", O::Pass),
+                (pkg, "TestQueue/full", O::Pass),
+                (pkg, "TestClock", O::Pass),
+            ],
+        );
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let flaky: Vec<&str> = scored
+        .tests
+        .iter()
+        .filter(|t| t.status == Status::Flaky)
+        .map(|t| t.name.as_str())
+        .collect();
+    assert!(flaky.contains(&"TestQueue"), "{flaky:?}");
+    let opts = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        ..QuarantineOptions::default()
+    };
+    let mut names: Vec<&str> = quarantine::candidates(&scored, &opts)
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["TestClock", "TestQueue/empty_input"]);
+    let plan = quarantine::plan(&store, &scored, &opts).unwrap();
+    let go = quarantine::render(&plan.entries, QuarantineFormat::Go);
+    assert!(
+        !go.contains("^TestQueue$|") && go.contains("^TestQueue$/^empty_input$"),
+        "{go}"
+    );
 }

@@ -117,6 +117,14 @@ pub(crate) fn nested_pairs(
     pairs
 }
 
+/// Whether `child` is a Go subtest (at any depth) of the test named `parent`.
+pub fn is_go_subtest_of(child: &str, parent: &str) -> bool {
+    child
+        .strip_prefix(parent)
+        .is_some_and(|rest| rest.starts_with('/'))
+        && is_go_subtest(child)
+}
+
 /// `TestX/case…` with `TestX` a Go test, fuzz, example or benchmark function name.
 fn is_go_subtest(name: &str) -> bool {
     let Some((top, _)) = name.split_once('/') else {

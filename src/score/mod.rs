@@ -27,7 +27,7 @@ use changepoint::Obs;
 pub(crate) use gather::for_each_result_of;
 use gather::{Acc, Cell, FastMap};
 
-pub use impact::{JobImpact, PipelineImpact};
+pub use impact::{is_go_subtest_of, JobImpact, PipelineImpact};
 pub use stats::beta_interval;
 
 /// Thresholds of the scorer; each is a CLI flag with this default.
