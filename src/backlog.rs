@@ -144,8 +144,9 @@ pub fn rows_with(
     thresholds: Thresholds,
     links: &crate::links::Links,
 ) -> Vec<BacklogRow> {
-    scored
-        .flaky()
+    // A Go parent with a flaky subtest is that subtest's item, not one more.
+    crate::score::without_go_parents(scored.flaky().collect())
+        .into_iter()
         .map(|t| BacklogRow {
             owner: links.owners_of(&t.classname, t.file.as_deref()).join(" "),
             ..row(t, thresholds)

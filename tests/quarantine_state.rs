@@ -246,4 +246,18 @@ fn a_go_parent_is_not_quarantined_for_its_flaky_subtest() {
         !go.contains("^TestQueue$|") && go.contains("^TestQueue$/^empty_input$"),
         "{go}"
     );
+    // The backlog has one item for the two: fixing the subtest fixes the parent's failures.
+    let mut items: Vec<String> =
+        flakehound::backlog::rows(&scored, flakehound::backlog::Thresholds::default())
+            .into_iter()
+            .map(|r| r.item)
+            .collect();
+    items.sort_unstable();
+    assert_eq!(
+        items,
+        [
+            "Fix flaky github.com/acme/queue.TestClock (go)",
+            "Fix flaky github.com/acme/queue.TestQueue/empty_input (go)"
+        ]
+    );
 }

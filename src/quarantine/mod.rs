@@ -175,20 +175,9 @@ pub fn candidates<'a>(scored: &'a Scored, opts: &QuarantineOptions) -> Vec<&'a T
         .filter(|t| t.retries_per_day >= opts.min_retries_per_day)
         .filter(|t| opts.job.as_ref().is_none_or(|j| &t.job == j))
         .collect();
-    // A Go parent test fails whenever its subtest does, so it looks as flaky; but skipping
-    // it (`-skip '^TestX$'`) skips every one of its subtests. Its flaky subtests are
-    // quarantined instead; the parent once it flakes with no flaky subtest left to blame.
-    flaky
-        .iter()
-        .filter(|parent| {
-            !flaky.iter().any(|child| {
-                child.job == parent.job
-                    && child.classname == parent.classname
-                    && crate::score::is_go_subtest_of(&child.name, &parent.name)
-            })
-        })
-        .copied()
-        .collect()
+    // Skipping a Go parent (`-skip '^TestX$'`) skips every one of its subtests: its flaky
+    // subtests are quarantined instead; the parent once it flakes with none left to blame.
+    crate::score::without_go_parents(flaky)
 }
 
 /// Compute what [`apply`] would change, without writing. See the module docs.
