@@ -275,40 +275,35 @@ pub fn show(db: &Path, args: ShowArgs, out: &mut dyn Write) -> Result<u8> {
             .commit_url(commit, run_url_of.get(&(job, commit)).copied())
     };
     let mut history: Vec<serde_json::Value> = Vec::new();
-    for run in runs.iter().rev() {
-        if history.len() >= args.last * 4 {
-            break;
-        }
-        if let Some(r) = store.result(run.run_key, test.test_id)? {
-            let outcome = flakehound::model::RunOutcome::from_code(r.outcome)
-                .map(|o| o.as_str())
-                .unwrap_or("?");
-            let messages: Vec<String> = store
-                .failure_messages(run.run_key, test.test_id)?
-                .into_iter()
-                .map(|(a, ty, m)| {
-                    format!(
-                        "attempt {a}: {}{}",
-                        ty.map(|t| format!("{t}: ")).unwrap_or_default(),
-                        m.unwrap_or_default()
-                    )
-                })
-                .collect();
-            history.push(serde_json::json!({
-                "started_at": rfc3339(run.started_at),
-                "job": run.job,
-                "branch": run.branch,
-                "commit": run.commit,
-                "run_id": run.run_id,
-                "attempt": run.attempt,
-                "run_url": run.run_url,
-                "commit_url": commit_url(&run.job, &run.commit),
-                "outcome": outcome,
-                "attempts": r.attempts,
-                "failures": r.failures,
-                "failure_messages": messages,
-            }));
-        }
+    for (run, r) in store.results_in(runs.iter().rev(), test.test_id, args.last * 4)? {
+        let outcome = flakehound::model::RunOutcome::from_code(r.outcome)
+            .map(|o| o.as_str())
+            .unwrap_or("?");
+        let messages: Vec<String> = store
+            .failure_messages(run.run_key, test.test_id)?
+            .into_iter()
+            .map(|(a, ty, m)| {
+                format!(
+                    "attempt {a}: {}{}",
+                    ty.map(|t| format!("{t}: ")).unwrap_or_default(),
+                    m.unwrap_or_default()
+                )
+            })
+            .collect();
+        history.push(serde_json::json!({
+            "started_at": rfc3339(run.started_at),
+            "job": run.job,
+            "branch": run.branch,
+            "commit": run.commit,
+            "run_id": run.run_id,
+            "attempt": run.attempt,
+            "run_url": run.run_url,
+            "commit_url": commit_url(&run.job, &run.commit),
+            "outcome": outcome,
+            "attempts": r.attempts,
+            "failures": r.failures,
+            "failure_messages": messages,
+        }));
     }
     let write = |out: &mut dyn Write, text: String| {
         out.write_all(text.as_bytes())

@@ -420,19 +420,14 @@ pub fn test_html(
         job: opts.job.clone(),
     })?;
     let mut history = Vec::new();
-    for run in runs.iter().rev() {
-        if history.len() >= HISTORY {
-            break;
-        }
-        if let Some(r) = store.result(run.run_key, id.0)? {
-            let outcome = RunOutcome::from_code(r.outcome).unwrap_or(RunOutcome::Skipped);
-            let messages = if matches!(outcome, RunOutcome::Flaky | RunOutcome::Failed) {
-                store.failure_messages(run.run_key, id.0)?
-            } else {
-                Vec::new()
-            };
-            history.push((run, outcome, r, messages));
-        }
+    for (run, r) in store.results_in(runs.iter().rev(), id.0, HISTORY)? {
+        let outcome = RunOutcome::from_code(r.outcome).unwrap_or(RunOutcome::Skipped);
+        let messages = if matches!(outcome, RunOutcome::Flaky | RunOutcome::Failed) {
+            store.failure_messages(run.run_key, id.0)?
+        } else {
+            Vec::new()
+        };
+        history.push((run, outcome, r, messages));
     }
     b.push_str("<h2>History</h2>");
     if history.is_empty() {

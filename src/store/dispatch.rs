@@ -200,6 +200,34 @@ impl Store {
         both!(self, s => s.results_of(pairs))
     }
 
+    /// A test's results in the first `max` of `runs` (in their order) that have one, read a
+    /// few hundred runs at a time: a test in one job of many would otherwise cost a read
+    /// (a round trip on PostgreSQL) per run of the other jobs.
+    pub fn results_in<'r>(
+        &self,
+        runs: impl Iterator<Item = &'r RunRow>,
+        test_id: i64,
+        max: usize,
+    ) -> Result<Vec<(&'r RunRow, ResultRow)>> {
+        const CHUNK: usize = 256;
+        let mut found = Vec::new();
+        let mut runs = runs.peekable();
+        while found.len() < max && runs.peek().is_some() {
+            let chunk: Vec<&RunRow> = runs.by_ref().take(CHUNK).collect();
+            let pairs: Vec<(i64, i64)> = chunk.iter().map(|r| (r.run_key, test_id)).collect();
+            let mut results = self.results_of(&pairs)?;
+            for run in chunk {
+                if found.len() >= max {
+                    break;
+                }
+                if let Some(r) = results.remove(&(run.run_key, test_id)) {
+                    found.push((run, r));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Days of the daily aggregate written since their rollup (read those raw), or `None`
     /// for a database without the aggregate.
     pub fn pending_days(&self) -> Result<Option<Vec<i64>>> {
