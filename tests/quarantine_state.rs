@@ -261,3 +261,66 @@ fn a_go_parent_is_not_quarantined_for_its_flaky_subtest() {
         ]
     );
 }
+
+/// A Go parent quarantined while it flaked alone is released once a subtest of it flakes:
+/// the subtest is quarantined in its place, and the parent no longer skips every subtest.
+#[test]
+fn a_quarantined_go_parent_is_released_for_its_flaky_subtest() {
+    use common::{History, O};
+    use flakehound::quarantine::{QuarantineAction, RELEASE_SUBTEST};
+    let pkg = "github.com/acme/queue";
+    let mut h = History::new();
+    let run = |h: &mut History, c: u32, first: [O; 2]| {
+        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c));
+        h.run(
+            "go",
+            "main",
+            &commit,
+            &id,
+            1,
+            t,
+            &[
+                (pkg, "TestQueue", first[0]),
+                (pkg, "TestQueue/empty", first[1]),
+            ],
+        );
+        h.run(
+            "go",
+            "main",
+            &commit,
+            &id,
+            2,
+            t + 0.2,
+            &[
+                (pkg, "TestQueue", O::Pass),
+                (pkg, "TestQueue/empty", O::Pass),
+            ],
+        );
+    };
+    // The parent flakes on its own (its setup), its subtest passes.
+    for c in 0..4 {
+        run(&mut h, c, [O::Fail, O::Pass]);
+    }
+    let mut store = h.ingest();
+    let opts = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        ..QuarantineOptions::default()
+    };
+    let scored = scored_at(&store, None);
+    let events = quarantine::apply(&mut store, &scored, &opts).unwrap();
+    let added: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(added, ["TestQueue"]);
+    drop(store);
+    // Then the subtest flakes, failing its parent with it.
+    for c in 4..8 {
+        run(&mut h, c, [O::Fail, O::Fail]);
+    }
+    let mut store = h.ingest();
+    let scored = scored_at(&store, None);
+    let events = quarantine::apply(&mut store, &scored, &opts).unwrap();
+    let parent = events.iter().find(|e| e.name == "TestQueue").unwrap();
+    assert_eq!(parent.action, QuarantineAction::Released, "{events:?}");
+    assert_eq!(parent.reason, RELEASE_SUBTEST);
+    let sub = events.iter().find(|e| e.name == "TestQueue/empty").unwrap();
+    assert_eq!(sub.action, QuarantineAction::Added, "{events:?}");
+}

@@ -33,7 +33,7 @@
 
 mod format;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -148,6 +148,9 @@ pub struct QuarantinePlan {
 pub const RELEASE_FIXED: &str = "fixed";
 pub const RELEASE_EXPIRED: &str = "expired";
 pub const RELEASE_NOT_FLAKY: &str = "no longer flaky";
+/// A Go parent test released because its flaky subtest is quarantined instead: skipping
+/// the parent skipped every subtest.
+pub const RELEASE_SUBTEST: &str = "its flaky subtest is quarantined instead";
 
 fn parse_time(s: &str) -> Result<i64> {
     match chrono::DateTime::parse_from_rfc3339(s) {
@@ -194,6 +197,23 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         .map(|t| ((test_key(t), t.job.as_str()), t))
         .collect();
     let cands = candidates(scored, opts);
+    // Go parents left out of the candidates for a flaky subtest (see [`candidates`]).
+    let parents: HashSet<(i64, &str)> = {
+        let flaky: Vec<&TestScore> = scored
+            .tests
+            .iter()
+            .filter(|t| t.status == Status::Flaky)
+            .collect();
+        let kept: HashSet<(i64, &str)> = crate::score::without_go_parents(flaky.clone())
+            .iter()
+            .map(|t| (test_key(t), t.job.as_str()))
+            .collect();
+        flaky
+            .iter()
+            .map(|t| (test_key(t), t.job.as_str()))
+            .filter(|k| !kept.contains(k))
+            .collect()
+    };
 
     let mut changes: Vec<QuarantineChange> = Vec::new();
     // Active after the changes, by key, with its state label.
@@ -216,6 +236,9 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         let release = match score.map(|s| s.status) {
             Some(Status::Fixed) => Some(RELEASE_FIXED),
             _ if as_of > row.until => Some(RELEASE_EXPIRED),
+            Some(Status::Flaky) if parents.contains(&(row.test_id, row.job.as_str())) => {
+                Some(RELEASE_SUBTEST)
+            }
             // Silent since it was quarantined: no evidence of anything, so it stays.
             Some(Status::Flaky | Status::Quarantined) => None,
             _ => Some(RELEASE_NOT_FLAKY),
