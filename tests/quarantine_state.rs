@@ -260,6 +260,11 @@ fn a_go_parent_is_not_quarantined_for_its_flaky_subtest() {
             "Fix flaky github.com/acme/queue.TestQueue/empty_input (go)"
         ]
     );
+    // So does the report's table of top flaky tests.
+    let report = flakehound::report::build(&store, &Default::default()).unwrap();
+    let mut top: Vec<&str> = report.top.iter().map(|t| t.name.as_str()).collect();
+    top.sort_unstable();
+    assert_eq!(top, ["TestClock", "TestQueue/empty_input"]);
 }
 
 /// A Go parent quarantined while it flaked alone is released once a subtest of it flakes:

@@ -354,8 +354,9 @@ fn build_in(store: &Store, opts: &ReportOptions, links: &Links) -> Result<Report
 
     let movement = movement(&cur, has_prev.then_some(&prev));
 
-    // Top flaky tests, one row per (test, job), in the scorer's order (retries/day first).
-    let flaky: Vec<&TestScore> = cur.flaky().collect();
+    // Top flaky tests, one row per (test, job), in the scorer's order (retries/day first);
+    // a Go parent with a flaky subtest is the subtest's row, as in the backlog.
+    let flaky: Vec<&TestScore> = crate::score::without_go_parents(cur.flaky().collect());
     let mut jobs_of: HashMap<i64, Vec<&str>> = HashMap::new();
     for t in &flaky {
         jobs_of.entry(test_key(t)).or_default().push(&t.job);
