@@ -247,10 +247,11 @@ pub fn judge(
         }
         // The broken-commit rule reads this commit's runs from the same history, in one
         // batch (a read per run and failed test was a round trip each on PostgreSQL).
+        let failed_ids: Vec<i64> = failed.iter().map(|c| c.identity().0).collect();
         let pairs: Vec<(i64, i64)> = runs
             .iter()
             .filter(|r| r.commit == commit && before(r))
-            .flat_map(|run| failed.iter().map(|c| (run.run_key, c.identity().0)))
+            .flat_map(|run| failed_ids.iter().map(|&id| (run.run_key, id)))
             .collect();
         for ((_, id), r) in store.results_of(&pairs)? {
             let e = on_commit.entry(id).or_default();

@@ -33,7 +33,7 @@
 
 mod format;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -198,22 +198,8 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         .collect();
     let cands = candidates(scored, opts);
     // Go parents left out of the candidates for a flaky subtest (see [`candidates`]).
-    let parents: HashSet<(i64, &str)> = {
-        let flaky: Vec<&TestScore> = scored
-            .tests
-            .iter()
-            .filter(|t| t.status == Status::Flaky)
-            .collect();
-        let kept: HashSet<(i64, &str)> = crate::score::without_go_parents(flaky.clone())
-            .iter()
-            .map(|t| (test_key(t), t.job.as_str()))
-            .collect();
-        flaky
-            .iter()
-            .map(|t| (test_key(t), t.job.as_str()))
-            .filter(|k| !kept.contains(k))
-            .collect()
-    };
+    let flaky: Vec<&TestScore> = scored.flaky().collect();
+    let parents = crate::score::go_parents(&flaky);
 
     let mut changes: Vec<QuarantineChange> = Vec::new();
     // Active after the changes, by key, with its state label.
@@ -236,7 +222,11 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         let release = match score.map(|s| s.status) {
             Some(Status::Fixed) => Some(RELEASE_FIXED),
             _ if as_of > row.until => Some(RELEASE_EXPIRED),
-            Some(Status::Flaky) if parents.contains(&(row.test_id, row.job.as_str())) => {
+            Some(Status::Flaky)
+                if score.is_some_and(|s| {
+                    parents.contains(&(s.job.as_str(), s.classname.as_str(), s.name.as_str()))
+                }) =>
+            {
                 Some(RELEASE_SUBTEST)
             }
             // Silent since it was quarantined: no evidence of anything, so it stays.

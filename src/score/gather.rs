@@ -132,8 +132,6 @@ impl Acc {
     }
 }
 
-/// The scan: every result of the window counted per (test, job), and per (test, job,
-/// commit) where the test failed somewhere.
 /// The attempts of one CI run follow each other: an attempt that starts before the attempt
 /// it re-runs (a runner's clock behind, or a backfill that stored attempt 2 first without a
 /// start time, so it got the earlier ingest time) is read as starting with it, and sorts
@@ -174,6 +172,8 @@ pub(crate) fn attempts_in_order(runs: &mut [RunRow]) {
     }
 }
 
+/// The scan: every result of the window counted per (test, job), and per (test, job,
+/// commit) where the test failed somewhere.
 pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     let as_of = match opts.as_of {
         Some(t) => t,

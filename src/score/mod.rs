@@ -28,25 +28,32 @@ pub(crate) use gather::for_each_result_of;
 use gather::{Acc, Cell, FastMap};
 
 pub use impact::{is_go_subtest_of, JobImpact, PipelineImpact};
+pub use stats::beta_interval;
 
-/// `tests` without the Go parent tests (`TestX`) that have a subtest (`TestX/case`) of the
-/// same job and package among them. A parent fails whenever its subtest does, so it scores
-/// as flaky with the same failures: one thing to fix, and to quarantine, not two.
-pub fn without_go_parents(tests: Vec<&TestScore>) -> Vec<&TestScore> {
-    let mut parents: HashSet<(&str, &str, &str)> = HashSet::new();
-    for t in &tests {
+/// The Go parent tests (`TestX`) among `tests` that have a subtest (`TestX/case`) of the
+/// same job and package among them, as (job, classname, name). A parent fails whenever its
+/// subtest does, so it scores as flaky with the same failures: one thing to fix, and to
+/// quarantine, not two.
+pub fn go_parents<'a>(tests: &[&'a TestScore]) -> HashSet<(&'a str, &'a str, &'a str)> {
+    let mut parents = HashSet::new();
+    for t in tests {
         for (cut, _) in t.name.match_indices('/') {
             if is_go_subtest_of(&t.name, &t.name[..cut]) {
-                parents.insert((&t.job, &t.classname, &t.name[..cut]));
+                parents.insert((t.job.as_str(), t.classname.as_str(), &t.name[..cut]));
             }
         }
     }
+    parents
+}
+
+/// `tests` without their [`go_parents`].
+pub fn without_go_parents(tests: Vec<&TestScore>) -> Vec<&TestScore> {
+    let parents = go_parents(&tests);
     tests
         .into_iter()
         .filter(|t| !parents.contains(&(t.job.as_str(), t.classname.as_str(), t.name.as_str())))
         .collect()
 }
-pub use stats::beta_interval;
 
 /// Thresholds of the scorer; each is a CLI flag with this default.
 #[derive(Debug, Clone)]
