@@ -329,3 +329,82 @@ fn a_quarantined_go_parent_is_released_for_its_flaky_subtest() {
     let sub = events.iter().find(|e| e.name == "TestQueue/empty").unwrap();
     assert_eq!(sub.action, QuarantineAction::Added, "{events:?}");
 }
+
+/// With the quarantine full, a Go parent is released only once its flaky subtest is added
+/// in its place: released first, it left a place that a higher-ranked test took, and then
+/// neither the parent nor its subtest was skipped.
+#[test]
+fn a_go_parent_keeps_its_place_until_its_subtest_takes_it() {
+    use common::{History, O};
+    use flakehound::quarantine::RELEASE_SUBTEST;
+    let pkg = "github.com/acme/queue";
+    let mut h = History::new();
+    let run = |h: &mut History, c: u32, first: [O; 3]| {
+        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c));
+        let tests = |o: [O; 3]| {
+            [
+                (pkg, "TestQueue", o[0]),
+                (pkg, "TestQueue/empty", o[1]),
+                (pkg, "TestOther", o[2]),
+            ]
+        };
+        h.run("go", "main", &commit, &id, 1, t, &tests(first));
+        h.run("go", "main", &commit, &id, 2, t + 0.2, &tests([O::Pass; 3]));
+    };
+    // The parent flakes on its own and is quarantined.
+    for c in 0..4 {
+        run(&mut h, c, [O::Fail, O::Pass, O::Pass]);
+    }
+    let mut store = h.ingest();
+    let one = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        max: 1,
+        ..QuarantineOptions::default()
+    };
+    let scored = scored_at(&store, None);
+    let events = quarantine::apply(&mut store, &scored, &one).unwrap();
+    let added: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(added, ["TestQueue"]);
+    drop(store);
+    // Then its subtest flakes, and another test flakes more often than either.
+    for c in 4..8 {
+        run(&mut h, c, [O::Fail, O::Fail, O::Fail]);
+    }
+    for c in 8..14 {
+        run(&mut h, c, [O::Pass, O::Pass, O::Fail]);
+    }
+    let mut store = h.ingest();
+    let scored = scored_at(&store, None);
+    let cands: Vec<&str> = quarantine::candidates(&scored, &one)
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(cands, ["TestOther", "TestQueue/empty"]);
+    // One place, held by the parent: it stays, so the flaky subtest is still skipped.
+    let events = quarantine::apply(&mut store, &scored, &one).unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.action != QuarantineAction::Released),
+        "{events:?}"
+    );
+    let active: Vec<String> = quarantine::active(&store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(active, ["TestQueue"]);
+    // Room for both candidates: the subtest is added and the parent released for it.
+    let three = QuarantineOptions { max: 3, ..one };
+    let events = quarantine::apply(&mut store, &scored, &three).unwrap();
+    let parent = events.iter().find(|e| e.name == "TestQueue").unwrap();
+    assert_eq!(parent.action, QuarantineAction::Released, "{events:?}");
+    assert_eq!(parent.reason, RELEASE_SUBTEST);
+    let mut active: Vec<String> = quarantine::active(&store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    active.sort_unstable();
+    assert_eq!(active, ["TestOther", "TestQueue/empty"]);
+}

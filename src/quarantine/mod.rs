@@ -15,6 +15,9 @@
 //! - **releases** an active entry when its status is `fixed` (reason `fixed`), else when
 //!   `as_of > until` (reason `expired`), else when it is no longer flaky in the window:
 //!   suspect, broken, stable or gone (reason `no longer flaky`);
+//! - **releases** an active Go parent test (`TestX`) once a flaky subtest of it
+//!   (`TestX/case`) is active in its place (reason [`RELEASE_SUBTEST`]); until then, with the
+//!   quarantine full, the parent keeps its place and keeps skipping what flakes;
 //! - **renews** an active entry still flaky whose newest flake is newer than the one seen
 //!   when it was added or last renewed (it still flakes where it runs): `until` moves to
 //!   `as_of + expire_after`;
@@ -165,6 +168,35 @@ fn parse_time(s: &str) -> Result<i64> {
     }
 }
 
+/// An active entry of a test still flaky, kept: renewed (with its change) when its newest
+/// flake is newer than the one seen when it was added or last renewed.
+fn kept(
+    row: QuarantineRow,
+    s: &TestScore,
+    as_of: i64,
+    until: i64,
+) -> Result<(QuarantineRow, Option<QuarantineChange>)> {
+    let newest = s.last_flake_at.as_deref().map(parse_time).transpose()?;
+    if newest.is_none() || newest <= row.last_flake_at {
+        return Ok((row, None));
+    }
+    let mut r = row;
+    r.until = until;
+    r.reason = s.reason.clone();
+    r.retries_per_day = s.retries_per_day;
+    r.flake_rate = s.flake_rate;
+    r.last_flake_at = newest;
+    let reason = format!("flaked again: {}", s.reason);
+    let renewed = change(
+        r.clone(),
+        as_of,
+        QuarantineAction::Renewed,
+        &reason,
+        Some(until),
+    );
+    Ok((r, Some(renewed)))
+}
+
 fn test_key(t: &TestScore) -> i64 {
     u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64
 }
@@ -206,6 +238,8 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
     let mut active: BTreeMap<(i64, String), (QuarantineRow, &'static str)> = BTreeMap::new();
     // Newest release time per key, for re-adds.
     let mut released: HashMap<(i64, String), i64> = HashMap::new();
+    // Active Go parents of a flaky subtest, with their scores.
+    let mut parent_rows: Vec<(QuarantineRow, &TestScore)> = Vec::new();
 
     for row in rows {
         let key = (row.test_id, row.job.clone());
@@ -222,13 +256,6 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         let release = match score.map(|s| s.status) {
             Some(Status::Fixed) => Some(RELEASE_FIXED),
             _ if as_of > row.until => Some(RELEASE_EXPIRED),
-            Some(Status::Flaky)
-                if score.is_some_and(|s| {
-                    parents.contains(&(s.job.as_str(), s.classname.as_str(), s.name.as_str()))
-                }) =>
-            {
-                Some(RELEASE_SUBTEST)
-            }
             // Silent since it was quarantined: no evidence of anything, so it stays.
             Some(Status::Flaky | Status::Quarantined) => None,
             _ => Some(RELEASE_NOT_FLAKY),
@@ -242,67 +269,92 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
             continue;
         }
         let s = score.expect("flaky entries have a score");
-        let newest = s.last_flake_at.as_deref().map(parse_time).transpose()?;
-        if newest.is_some() && newest > row.last_flake_at {
-            let mut r = row.clone();
-            r.until = until;
-            r.reason = s.reason.clone();
-            r.retries_per_day = s.retries_per_day;
-            r.flake_rate = s.flake_rate;
-            r.last_flake_at = newest;
-            let reason = format!("flaked again: {}", s.reason);
-            changes.push(change(
-                r.clone(),
-                as_of,
-                QuarantineAction::Renewed,
-                &reason,
-                Some(until),
-            ));
-            active.insert(key, (r, "active"));
-        } else {
-            active.insert(key, (row, "active"));
-        }
-    }
-
-    for t in cands {
-        if active.len() >= opts.max {
-            break;
-        }
-        let id = test_key(t);
-        let key = (id, t.job.clone());
-        if active.contains_key(&key) {
+        if s.status == Status::Flaky
+            && parents.contains(&(s.job.as_str(), s.classname.as_str(), s.name.as_str()))
+        {
+            // Released only once a flaky subtest takes its place (see below): with the
+            // quarantine full, the parent keeps skipping what flakes.
+            parent_rows.push((row, s));
             continue;
         }
-        let newest = t.last_flake_at.as_deref().map(parse_time).transpose()?;
-        if let Some(&rel) = released.get(&key) {
-            if newest.is_none_or(|n| n <= rel) {
-                continue; // no flake since its release
+        let (r, renewed) = kept(row, s, as_of, until)?;
+        changes.extend(renewed);
+        active.insert(key, (r, "active"));
+    }
+
+    // Candidates are added in two passes: first while the Go parents above still hold
+    // their places, then into the places of the parents whose subtest was added.
+    let mut held = parent_rows.len();
+    for pass in 0..2 {
+        for &t in &cands {
+            if active.len() + held >= opts.max {
+                break;
+            }
+            let id = test_key(t);
+            let key = (id, t.job.clone());
+            if active.contains_key(&key) {
+                continue;
+            }
+            let newest = t.last_flake_at.as_deref().map(parse_time).transpose()?;
+            if let Some(&rel) = released.get(&key) {
+                if newest.is_none_or(|n| n <= rel) {
+                    continue; // no flake since its release
+                }
+            }
+            let row = QuarantineRow {
+                quarantine_id: 0,
+                test_id: id,
+                job: t.job.clone(),
+                classname: t.classname.clone(),
+                name: t.name.clone(),
+                file: t.file.clone(),
+                since: as_of,
+                until,
+                reason: t.reason.clone(),
+                retries_per_day: t.retries_per_day,
+                flake_rate: t.flake_rate,
+                last_flake_at: newest,
+                released_at: None,
+                release_reason: None,
+            };
+            changes.push(change(
+                row.clone(),
+                as_of,
+                QuarantineAction::Added,
+                &t.reason,
+                Some(until),
+            ));
+            active.insert(key, (row, "new"));
+        }
+        if pass == 1 {
+            break;
+        }
+        for (row, s) in std::mem::take(&mut parent_rows) {
+            let key = (row.test_id, row.job.clone());
+            let subtest_active = active.values().any(|(r, _)| {
+                r.job == row.job
+                    && r.classname == row.classname
+                    && crate::score::is_go_subtest_of(&r.name, &row.name)
+            });
+            if subtest_active {
+                let mut r = row;
+                r.released_at = Some(as_of);
+                r.release_reason = Some(RELEASE_SUBTEST.to_string());
+                released.insert(key, as_of);
+                changes.push(change(
+                    r,
+                    as_of,
+                    QuarantineAction::Released,
+                    RELEASE_SUBTEST,
+                    None,
+                ));
+            } else {
+                let (r, renewed) = kept(row, s, as_of, until)?;
+                changes.extend(renewed);
+                active.insert(key, (r, "active"));
             }
         }
-        let row = QuarantineRow {
-            quarantine_id: 0,
-            test_id: id,
-            job: t.job.clone(),
-            classname: t.classname.clone(),
-            name: t.name.clone(),
-            file: t.file.clone(),
-            since: as_of,
-            until,
-            reason: t.reason.clone(),
-            retries_per_day: t.retries_per_day,
-            flake_rate: t.flake_rate,
-            last_flake_at: newest,
-            released_at: None,
-            release_reason: None,
-        };
-        changes.push(change(
-            row.clone(),
-            as_of,
-            QuarantineAction::Added,
-            &t.reason,
-            Some(until),
-        ));
-        active.insert(key, (row, "new"));
+        held = 0;
     }
 
     let mut entries: Vec<QuarantineEntry> = active
