@@ -386,6 +386,10 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
                 .is_some_and(|m| m.starts_with(PYTEST_TEARDOWN_ERROR)))
 }
 
+/// The classname jest-junit gives a test file that failed to run (a syntax error, a
+/// missing module).
+const JEST_SUITE_FAILED: &str = "Test suite failed to run";
+
 impl Merger {
     pub fn push(&mut self, case: TestCase, dialect: Dialect) {
         let id = case.identity();
@@ -427,12 +431,17 @@ impl Merger {
                             });
                         }
                     }
-                } else if dialect == Dialect::Jest
+                } else if dialect == Dialect::Jest && case.classname == JEST_SUITE_FAILED {
+                    // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
+                    // run twice, as an <error> and as a <failure> of its cause: one failure.
+                    return;
+                } else if dialect.never_repeats_retries()
                     || !earlier.attempts.iter().all(|a| a.outcome.is_failure())
                 {
                     // Runners rerun a test only after it failed. A repeat after a pass
-                    // or a skip (or any repeat from jest-junit, which never writes
-                    // retries) is another test with the same name: keep it apart.
+                    // or a skip (or any repeat from jest-junit, Vitest or Playwright, which
+                    // never write retries so) is another test with the same name: keep it
+                    // apart.
                     let mut case = case;
                     let nth = {
                         let n = self.duplicates.entry(id).or_insert(1);

@@ -648,7 +648,8 @@ fn playwright_default_junit_records_no_retries() {
     let r = fixture(include_bytes!(
         "../../fixtures/junit/playwright/retries.xml"
     ));
-    assert_eq!(r.info.dialect, Dialect::Generic);
+    // No projects configured: `hostname=""`, and the names stay as written.
+    assert_eq!(r.info.dialect, Dialect::Playwright);
     assert_eq!(r.testcase_elements(), 4);
     assert_eq!(r.cases.len(), 4);
     let flaky = case(&r, "flaky once");
@@ -731,7 +732,7 @@ fn vitest_junit_records_no_passed_retries() {
     // one <testcase> are read as one failed attempt (Vitest writes several for one try too,
     // with expect.soft), keeping the first: the test is failed, its message kept.
     let r = fixture(include_bytes!("../../fixtures/junit/vitest/retry.xml"));
-    assert_eq!(r.info.dialect, Dialect::Generic);
+    assert_eq!(r.info.dialect, Dialect::Vitest);
     assert_eq!(r.testcase_elements(), 4);
     assert_eq!(r.cases.len(), 4);
     let flaky = case(&r, "flaky once");
@@ -944,4 +945,127 @@ fn testng_reporters_are_named_by_their_leading_comment() {
         Some("project")
     );
     assert_eq!(head(b"garbage<project/>"), super::Head::default());
+}
+
+#[test]
+fn playwright_projects_are_apart_not_reruns() {
+    use AttemptOutcome::*;
+    // Two projects (firefox first): the same classname and name in a suite per project,
+    // told apart only by `hostname`. A failure on firefox is a broken test there, not a
+    // flaky one; and the names do not depend on the projects' order.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/playwright/projects.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Playwright);
+    let mut names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "[chromium] › passes",
+            "[chromium] › renders header",
+            "[firefox] › passes",
+            "[firefox] › renders header"
+        ]
+    );
+    assert_eq!(outcomes(case(&r, "[firefox] › renders header")), [Failed]);
+    assert_eq!(outcomes(case(&r, "[chromium] › renders header")), [Passed]);
+    assert!(r.cases.iter().all(|c| c.classname == "app.spec.js"));
+    // A report with a root id whose suites have their own ids (not Playwright) keeps its
+    // names, hostname or not.
+    let r = parse(
+        r#"<testsuites id="x" name="r"><testsuite id="s" name="S" hostname="ci-7">
+        <testcase classname="C" name="t"/></testsuite></testsuites>"#,
+    );
+    assert_eq!(r.info.dialect, Dialect::Generic);
+    assert_eq!(r.cases[0].name, "t");
+}
+
+#[test]
+fn vitest_repeats_are_never_reruns() {
+    use AttemptOutcome::*;
+    let r = fixture(include_bytes!("../../fixtures/junit/vitest/same-names.xml"));
+    assert_eq!(r.info.dialect, Dialect::Vitest);
+    assert_eq!(r.cases.len(), 5);
+    let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "adds",
+            "adds [#2]",
+            "adds [#3]",
+            "parser > handles input",
+            "parser > handles input [#2]"
+        ]
+    );
+    assert_eq!(outcomes(case(&r, "parser > handles input")), [Failed]);
+    assert_eq!(outcomes(case(&r, "parser > handles input [#2]")), [Passed]);
+    assert!(r.cases.iter().all(|c| c.run_outcome() != RunOutcome::Flaky));
+}
+
+#[test]
+fn jest_junit_suite_that_failed_to_run() {
+    use AttemptOutcome::*;
+    // Written twice (an <error> and a <failure>) and dated 1970: one failed test, and the
+    // report's time is the suite that ran.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/jest-junit/suite-error.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Jest);
+    assert_eq!(r.cases.len(), 2, "{:#?}", r.cases);
+    let broken = case(&r, "__tests__/broken.test.js");
+    assert_eq!(broken.classname, "Test suite failed to run");
+    assert_eq!(outcomes(broken), [Errored]);
+    assert_eq!(r.info.timestamp.as_deref(), Some("2026-12-07T03:33:57"));
+}
+
+#[test]
+fn suite_timestamps_are_compared_as_times() {
+    // The earliest by time, not by text (+02:00 is earlier here), and never the epoch.
+    let r = parse(
+        r#"<testsuites>
+        <testsuite name="a" timestamp="2026-12-07T02:30:00Z"><testcase name="t"/></testsuite>
+        <testsuite name="b" timestamp="2026-12-07T03:00:00+02:00"><testcase name="t"/></testsuite>
+        <testsuite name="c" timestamp="1970-01-01T00:00:00"><testcase name="t"/></testsuite>
+        <testsuite name="d" timestamp="not a time"><testcase name="t"/></testsuite>
+        </testsuites>"#,
+    );
+    assert_eq!(
+        r.info.timestamp.as_deref(),
+        Some("2026-12-07T03:00:00+02:00")
+    );
+    let r = parse(
+        r#"<testsuite name="c" timestamp="1970-01-01T00:00:00"><testcase name="t"/></testsuite>"#,
+    );
+    assert_eq!(r.info.timestamp, None);
+}
+
+#[test]
+fn cypress_specs_are_named_by_their_root_suite() {
+    // mocha-junit-reporter under Cypress: only the empty "Root Suite" has the spec's
+    // `file`; the describe suites after it have none. Same titles in two specs (two
+    // reports, or one merged report) are two tests.
+    let r = parse(
+        r#"<testsuites name="Mocha Tests">
+        <testsuite name="Root Suite" tests="0" file="cypress/e2e/admin/login.cy.js"></testsuite>
+        <testsuite name="login" tests="1"><testcase name="login shows the dashboard" classname="shows the dashboard"><failure message="x"/></testcase></testsuite>
+        <testsuite name="Root Suite" tests="0" file="cypress/e2e/user/login.cy.js"></testsuite>
+        <testsuite name="login" tests="1"><testcase name="login shows the dashboard" classname="shows the dashboard"/></testsuite>
+        </testsuites>"#,
+    );
+    let files: Vec<Option<&str>> = r.cases.iter().map(|c| c.file.as_deref()).collect();
+    assert_eq!(
+        files,
+        [
+            Some("cypress/e2e/admin/login.cy.js"),
+            Some("cypress/e2e/user/login.cy.js")
+        ]
+    );
+    assert!(r.cases.iter().all(|c| c.run_outcome() != RunOutcome::Flaky));
+    // Plain mocha: the describe suites carry their own file, and the root suite none.
+    let r = parse(
+        r#"<testsuites name="Mocha Tests"><testsuite name="Root Suite" tests="0"></testsuite>
+        <testsuite name="g" file="test/a.js"><testcase name="t" classname="t"/></testsuite></testsuites>"#,
+    );
+    assert_eq!(r.cases[0].file.as_deref(), Some("test/a.js"));
 }
