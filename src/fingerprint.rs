@@ -21,7 +21,26 @@ pub fn normalize(kind: Option<&str>, message: Option<&str>, body: Option<&str>) 
         out.push_str(kind);
         out.push_str(": ");
     }
-    mask(message.lines().next().unwrap_or(""), &mut out);
+    let first = message.lines().next().unwrap_or("");
+    match location_only(first) {
+        // GoogleTest starts a message with the failing assertion's `file:line` alone: the
+        // line tells one test's assertions apart, and the next line says what failed.
+        Some((file, line)) => {
+            mask(file, &mut out);
+            out.push(':');
+            out.push_str(line);
+            let next = message
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .find(|l| !l.is_empty());
+            if let Some(next) = next {
+                out.push(' ');
+                mask(next, &mut out);
+            }
+        }
+        None => mask(first, &mut out),
+    }
     if out.len() > MAX_LEN {
         let mut cut = MAX_LEN;
         while !out.is_char_boundary(cut) {
@@ -32,8 +51,29 @@ pub fn normalize(kind: Option<&str>, message: Option<&str>, body: Option<&str>) 
     out
 }
 
+/// A line that is only a source location, `file.cc:12` or `file.cc(12)` (MSVC), maybe
+/// followed by `: Failure`: (file, line number).
+fn location_only(line: &str) -> Option<(&str, &str)> {
+    let l = line.trim();
+    let l = l
+        .strip_suffix(": Failure")
+        .unwrap_or(l)
+        .trim_end_matches(':');
+    let (file, n) = match l.strip_suffix(')') {
+        Some(l) => l.rsplit_once('(')?,
+        None => l.rsplit_once(':')?,
+    };
+    let file_like = file
+        .rsplit(['/', '\\'])
+        .next()
+        .is_some_and(|f| f.contains('.'))
+        && !file.contains(char::is_whitespace);
+    (file_like && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((file, n))
+}
+
 /// A message that names no cause: gotestsum writes "Failed" for every Go failure, some
-/// runners "exit status 1"; the cause is then in the body.
+/// runners "exit status 1", Boost.Test "failure", Dart's junitreport "1 failure, see
+/// stacktrace for details"; the cause is then in the body.
 fn is_generic(message: &str) -> bool {
     let m = message
         .trim()
@@ -41,21 +81,66 @@ fn is_generic(message: &str) -> bool {
         .to_ascii_lowercase();
     matches!(
         m.as_str(),
-        "failed" | "fail" | "failure" | "error" | "test failed" | "assertion failed"
+        "failed"
+            | "fail"
+            | "failure"
+            | "error"
+            | "test failed"
+            | "assertion failed"
+            | "assertion failure"
     ) || m
         .strip_prefix("exit status ")
         .or_else(|| m.strip_prefix("exit code "))
         .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+        || m.split_once(' ').is_some_and(|(n, rest)| {
+            n.bytes().all(|b| b.is_ascii_digit())
+                && matches!(
+                    rest,
+                    "failure, see stacktrace for details" | "failures, see stacktrace for details"
+                )
+        })
+}
+
+/// Whether a normalised failure text says nothing that could tell two causes apart
+/// ("Failed", "AssertionError: ", empty): the same such text on several failures is no
+/// sign that they share a cause.
+pub fn says_nothing(normalized: &str) -> bool {
+    const EMPTY_WORDS: [&str; 12] = [
+        "failed",
+        "fail",
+        "failure",
+        "error",
+        "test",
+        "assertion",
+        "assertionerror",
+        "exception",
+        "exit",
+        "status",
+        "code",
+        "errored",
+    ];
+    normalized
+        .split(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| w.len() >= 3)
+        .all(|w| EMPTY_WORDS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 /// The body's first line that says something: Go's `=== RUN` / `--- FAIL` markers skipped,
 /// and a Go `file_test.go:12: ` location stripped (the same cause in another test or at
 /// another line is still the same cause).
 fn first_meaningful_line(body: &str) -> Option<&str> {
+    // Boost.Test: `ASSERTION FAILURE:`, `- file : …`, `- line : …`, then the cause.
+    if let Some(m) = body
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- message:"))
+    {
+        return Some(m.trim());
+    }
     body.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .filter(|l| !(l.starts_with("=== ") || l.starts_with("--- ")))
+        .filter(|l| !is_generic(l))
         .map(strip_go_location)
         .find(|l| !l.is_empty())
 }
@@ -250,5 +335,59 @@ mod tests {
     fn words_and_slashes_survive() {
         let n = normalize(None, Some("read and/or write failed for user2"), None);
         assert_eq!(n, "read and/or write failed for user2");
+    }
+
+    #[test]
+    fn tools_with_a_constant_message_give_the_cause() {
+        // GoogleTest: `file:line` alone, then what failed; two assertions stay apart.
+        let a = normalize(
+            None,
+            Some(
+                "test/parser_test.cc:12\nExpected equality of these values:\n  n\n    Which is: 3",
+            ),
+            None,
+        );
+        assert_eq!(
+            a,
+            "test/parser_test.cc:12 Expected equality of these values:"
+        );
+        let b = normalize(
+            None,
+            Some("test/parser_test.cc:19\nValue of: ast.root()"),
+            None,
+        );
+        assert_eq!(b, "test/parser_test.cc:19 Value of: ast.root()");
+        // An absolute path is a machine's: masked, its line kept.
+        assert_eq!(
+            normalize(
+                None,
+                Some("C:\\src\\parser_test.cc(27): Failure\nValue of: ok"),
+                None
+            ),
+            "<path>:27 Value of: ok"
+        );
+        // Not a location: a time, a URL, words.
+        assert_eq!(location_only("12:30"), None);
+        assert_eq!(location_only("see x.cc:12 for details"), None);
+        // Boost.Test: `failure`, and the cause on the body's `- message:` line.
+        let boost = "ASSERTION FAILURE:\n- file   : parser_test.cpp\n- line   : 12\n- message: check tokens.size() == 4u has failed [3 != 4]\n";
+        assert_eq!(
+            normalize(Some("assertion error"), Some("failure"), Some(boost)),
+            "assertion error: check tokens.size() == <n>u has failed [<n> != <n>]"
+        );
+        // Dart's junitreport: the cause is the body's first line.
+        assert_eq!(
+            normalize(
+                None,
+                Some("1 failure, see stacktrace for details"),
+                Some("Bad state: No element\ndart:core List.first")
+            ),
+            "Bad state: No element"
+        );
+        // ctest: `Failed` and nothing else says nothing.
+        assert!(says_nothing(&normalize(None, Some("Failed"), None)));
+        assert!(says_nothing(&normalize(Some("AssertionError"), None, None)));
+        assert!(!says_nothing(&a));
+        assert!(!says_nothing("connection refused"));
     }
 }

@@ -186,8 +186,11 @@ impl TestIdentity {
 pub fn readable_name(classname: &str, name: &str) -> String {
     if classname.is_empty() {
         name.to_string()
-    } else if name.starts_with(classname) {
-        // Some dialects (Jest, Go) already prefix the name with its suite.
+    } else if name.strip_prefix(classname).is_some_and(|rest| {
+        rest.is_empty() || rest.starts_with([' ', '/', '.', ':', '>', '›', '#', '(', '[', '-'])
+    }) {
+        // Some dialects (Jest, Go) already prefix the name with its suite; a name that
+        // merely starts with the same letters (`test_flaky`, `test_flaky_once`) does not.
         name.to_string()
     } else {
         format!("{classname}.{name}")
@@ -260,5 +263,10 @@ mod tests {
         assert_eq!(readable_name("pkg.Cls", "test_x"), "pkg.Cls.test_x");
         assert_eq!(readable_name("", "test_x"), "test_x");
         assert_eq!(readable_name("TestFoo", "TestFoo/sub"), "TestFoo/sub");
+        assert_eq!(readable_name("cart adds", "cart adds"), "cart adds");
+        assert_eq!(
+            readable_name("test_flaky", "test_flaky_once"),
+            "test_flaky.test_flaky_once"
+        );
     }
 }

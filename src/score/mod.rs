@@ -346,8 +346,15 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         .collect();
     fp_ids.sort_unstable();
     fp_ids.dedup();
-    let fp_words: HashMap<i64, HashSet<String>> = store
-        .fingerprints(&fp_ids)?
+    let fp_rows = store.fingerprints(&fp_ids)?;
+    // Failure texts that cannot tell causes apart (ctest's `Failed`): sharing one is no
+    // sign of a shared cause.
+    let says_nothing: HashSet<i64> = fp_rows
+        .iter()
+        .filter(|(_, row)| crate::fingerprint::says_nothing(&row.normalized))
+        .map(|(id, _)| *id)
+        .collect();
+    let fp_words: HashMap<i64, HashSet<String>> = fp_rows
         .into_iter()
         .map(|(id, row)| (id, lone::words(&row.normalized)))
         .collect();
@@ -390,7 +397,7 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             continue;
         }
         let kinds = commit_evidence(test_cells);
-        let class = classify(kinds, opts, |cell| {
+        let class = classify(kinds, opts, &says_nothing, |cell| {
             let pos = cell.failed_runs[0];
             let lane = &lanes[&(job, runs[pos].branch.as_str())];
             let at = lane.binary_search(&pos).unwrap_or(0);
@@ -830,6 +837,7 @@ struct Classified<'a> {
 fn classify<'a>(
     kinds: Vec<(CellKind, &'a Cell)>,
     opts: &ScoreOptions,
+    says_nothing: &HashSet<i64>,
     mut neighbours: impl FnMut(&Cell) -> Result<(Option<bool>, Option<bool>)>,
 ) -> Result<Classified<'a>> {
     let flaky_fps: HashSet<i64> = kinds
@@ -861,7 +869,11 @@ fn classify<'a>(
         }
         match neighbours(cell)? {
             (Some(true), Some(true)) => {
-                for f in &cell.fingerprints {
+                for f in cell
+                    .fingerprints
+                    .iter()
+                    .filter(|f| !says_nothing.contains(f))
+                {
                     *isolated.entry(*f).or_default() += 1;
                 }
                 isolated_total += 1;
@@ -1231,7 +1243,7 @@ mod tests {
         let isolated = cell(1, 1, &[8], &[2]);
         let streak = cell(1, 1, &[9], &[3]);
         let kinds = commit_evidence(&[(0, &flaky), (1, &known), (2, &isolated), (3, &streak)]);
-        let c = classify(kinds, &ScoreOptions::default(), |cell| {
+        let c = classify(kinds, &ScoreOptions::default(), &HashSet::new(), |cell| {
             Ok(if cell.fingerprints == [9] {
                 (Some(false), Some(true))
             } else {
@@ -1248,6 +1260,30 @@ mod tests {
     }
 
     #[test]
+    fn isolated_failures_that_say_nothing_are_no_shared_cause() {
+        // Three isolated failures with one fingerprint make a test flaky, unless that
+        // fingerprint is a text like ctest's `Failed`, which every failure has.
+        let cells: Vec<Cell> = (0..3).map(|i| cell(1, 1, &[5], &[i * 2])).collect();
+        let evidence: Vec<(u32, &Cell)> = cells.iter().zip(0..).map(|(c, i)| (i * 2, c)).collect();
+        let judge = |nothing: HashSet<i64>| {
+            classify(
+                commit_evidence(&evidence),
+                &ScoreOptions::default(),
+                &nothing,
+                |_| Ok((Some(true), Some(true))),
+            )
+            .unwrap()
+        };
+        assert!(judge(HashSet::new()).statistically_flaky);
+        let c = judge(HashSet::from([5]));
+        assert!(!c.statistically_flaky);
+        assert_eq!(
+            c.isolated_total, 3,
+            "still lone failures, judged statistically"
+        );
+    }
+
+    #[test]
     fn only_one_off_breakages_count_towards_the_breakage_rate() {
         // Three commits of one regression (each retried, each failed) and one breakage with
         // passes around it: lone failures are weighed against one-off breakages, so only
@@ -1259,6 +1295,7 @@ mod tests {
         let c = classify(
             commit_evidence(&evidence),
             &ScoreOptions::default(),
+            &HashSet::new(),
             |cell| {
                 Ok(if cell.fingerprints == [1] {
                     (Some(false), Some(false))
@@ -1276,7 +1313,10 @@ mod tests {
         let broken = cell(3, 3, &[1], &[5]);
         let flaky = cell(2, 1, &[2], &[6]);
         let kinds = commit_evidence(&[(0, &broken), (1, &flaky)]);
-        let c = classify(kinds, &ScoreOptions::default(), |_| Ok((None, None))).unwrap();
+        let c = classify(kinds, &ScoreOptions::default(), &HashSet::new(), |_| {
+            Ok((None, None))
+        })
+        .unwrap();
         let acc = Acc {
             runs: 20,
             attempts: 25,
@@ -1295,7 +1335,10 @@ mod tests {
         let flaky = cell(2, 1, &[2], &[0]);
         let judged = |latest_broken, silent: Option<i64>, fixed| {
             let kinds = commit_evidence(&[(0, &flaky)]);
-            let class = classify(kinds, &ScoreOptions::default(), |_| Ok((None, None))).unwrap();
+            let class = classify(kinds, &ScoreOptions::default(), &HashSet::new(), |_| {
+                Ok((None, None))
+            })
+            .unwrap();
             let acc = Acc::default();
             Judged {
                 key: (1, 0),
