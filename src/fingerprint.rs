@@ -63,11 +63,16 @@ fn location_only(line: &str) -> Option<(&str, &str)> {
         Some(l) => l.rsplit_once('(')?,
         None => l.rsplit_once(':')?,
     };
-    let file_like = file
-        .rsplit(['/', '\\'])
-        .next()
-        .is_some_and(|f| f.contains('.'))
-        && !file.contains(char::is_whitespace);
+    // A source file: a known extension (not `127.0.0.1:5432`, `expect.toBe(1)`).
+    const SOURCE: [&str; 24] = [
+        "c", "cc", "cpp", "cxx", "c++", "h", "hh", "hpp", "hxx", "m", "mm", "cu", "swift", "go",
+        "rs", "zig", "d", "f90", "java", "kt", "cs", "py", "js", "ts",
+    ];
+    let file_like = !file.contains(char::is_whitespace)
+        && !file.contains("://")
+        && file
+            .rsplit_once('.')
+            .is_some_and(|(_, ext)| SOURCE.contains(&ext.to_ascii_lowercase().as_str()));
     (file_like && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((file, n))
 }
 
@@ -120,9 +125,9 @@ pub fn says_nothing(normalized: &str) -> bool {
         "errored",
     ];
     normalized
-        .split(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
-        .filter(|w| w.len() >= 3)
-        .all(|w| EMPTY_WORDS.contains(&w.to_ascii_lowercase().as_str()))
+        .split(|c: char| !(c.is_alphabetic() || c == '_'))
+        .filter(|w| w.chars().count() >= 3)
+        .all(|w| EMPTY_WORDS.contains(&w.to_lowercase().as_str()))
 }
 
 /// The body's first line that says something: Go's `=== RUN` / `--- FAIL` markers skipped,
@@ -366,9 +371,17 @@ mod tests {
             ),
             "<path>:27 Value of: ok"
         );
-        // Not a location: a time, a URL, words.
+        // Not a location: a time, an address, a URL, a call, words.
         assert_eq!(location_only("12:30"), None);
+        assert_eq!(location_only("127.0.0.1:5432"), None);
+        assert_eq!(location_only("http://example.com:8080"), None);
+        assert_eq!(location_only("file://x/y.cc:8080"), None);
+        assert_eq!(location_only("expected.toBe(1)"), None);
+        assert_eq!(location_only("log.Fatal(1)"), None);
         assert_eq!(location_only("see x.cc:12 for details"), None);
+        // Text in any script says something.
+        assert!(!says_nothing("接続が拒否されました"));
+        assert!(!says_nothing("соединение отклонено"));
         // Boost.Test: `failure`, and the cause on the body's `- message:` line.
         let boost = "ASSERTION FAILURE:\n- file   : parser_test.cpp\n- line   : 12\n- message: check tokens.size() == 4u has failed [3 != 4]\n";
         assert_eq!(

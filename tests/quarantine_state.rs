@@ -408,3 +408,149 @@ fn a_go_parent_keeps_its_place_until_its_subtest_takes_it() {
     active.sort_unstable();
     assert_eq!(active, ["TestOther", "TestQueue/empty"]);
 }
+
+/// A Go parent above `--min-retries-per-day` whose flaky subtests are each below it is
+/// itself the candidate; once quarantined, applying again keeps it (it was added twice,
+/// and the store refused the second row).
+#[test]
+fn a_go_parent_over_the_threshold_is_kept_not_added_again() {
+    use common::{History, O};
+    let pkg = "example.com/pkg";
+    let mut h = History::new();
+    let run = |h: &mut History, c: u32| {
+        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c) * 24.0);
+        let sub = match c % 4 {
+            0 => Some("TestP/a"),
+            2 => Some("TestP/b"),
+            _ => None,
+        };
+        let outcome = |n: &str| {
+            if sub.is_some() && (n == "TestP" || Some(n) == sub) {
+                O::Fail
+            } else {
+                O::Pass
+            }
+        };
+        let names = ["TestP", "TestP/a", "TestP/b", "TestQ"];
+        let first: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, outcome(n))).collect();
+        h.run("go", "main", &commit, &id, 1, t, &first);
+        if sub.is_some() {
+            let again: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, O::Pass)).collect();
+            h.run("go", "main", &commit, &id, 2, t + 0.5, &again);
+        }
+    };
+    for c in 0..24 {
+        run(&mut h, c);
+    }
+    let mut store = h.ingest();
+    let scored = scored_at(&store, None);
+    let rate = |name: &str| {
+        scored
+            .tests
+            .iter()
+            .find(|t| t.name == name && t.status == Status::Flaky)
+            .map(|t| t.retries_per_day)
+            .unwrap_or_else(|| panic!("{name} is not flaky"))
+    };
+    let threshold = (rate("TestP") + rate("TestP/a").max(rate("TestP/b"))) / 2.0;
+    assert!(rate("TestP/a") < threshold && threshold < rate("TestP"));
+    let opts = QuarantineOptions {
+        min_retries_per_day: threshold,
+        ..QuarantineOptions::default()
+    };
+    let events = quarantine::apply(&mut store, &scored, &opts).unwrap();
+    let added: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(added, ["TestP"]);
+    drop(store);
+    run(&mut h, 24);
+    let mut store = h.ingest();
+    let scored = scored_at(&store, None);
+    quarantine::apply(&mut store, &scored, &opts).expect("applies again");
+    let active: Vec<String> = quarantine::active(&store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(active, ["TestP"]);
+}
+
+/// Two quarantined Go parents whose subtests start to flake, with room for only one more
+/// test: each subtest is added as its parent's place frees, and no parent is left skipping
+/// a quarantined subtest (`-skip '^TestR$'` would hide it and every other subtest).
+#[test]
+fn every_go_parent_gives_way_to_its_subtest() {
+    use common::{History, O};
+    let pkg = "example.com/pkg";
+    let names = ["TestP", "TestP/a", "TestR", "TestR/a"];
+    let mut h = History::new();
+    let run = |h: &mut History, c: u32, fails: &[&str]| {
+        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c) * 24.0);
+        let first: Vec<(&str, &str, O)> = names
+            .iter()
+            .map(|n| (pkg, *n, if fails.contains(n) { O::Fail } else { O::Pass }))
+            .collect();
+        h.run("go", "main", &commit, &id, 1, t, &first);
+        if !fails.is_empty() {
+            let again: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, O::Pass)).collect();
+            h.run("go", "main", &commit, &id, 2, t + 0.5, &again);
+        }
+    };
+    for c in 0..12 {
+        let fails: &[&str] = match (c % 2, c % 4) {
+            (0, _) => &["TestP"],
+            (_, 1) => &["TestR"],
+            _ => &[],
+        };
+        run(&mut h, c, fails);
+    }
+    let mut store = h.ingest();
+    let opts = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        max: 3,
+        ..QuarantineOptions::default()
+    };
+    let scored = scored_at(&store, None);
+    quarantine::apply(&mut store, &scored, &opts).unwrap();
+    let mut active: Vec<String> = quarantine::active(&store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    active.sort_unstable();
+    assert_eq!(active, ["TestP", "TestR"]);
+    drop(store);
+    for c in 12..24 {
+        let fails: &[&str] = match (c % 2, c % 4) {
+            (0, _) => &["TestP", "TestP/a"],
+            (_, 1) => &["TestR", "TestR/a"],
+            _ => &[],
+        };
+        run(&mut h, c, fails);
+    }
+    let mut store = h.ingest();
+    let scored = scored_at(&store, None);
+    let events = quarantine::apply(&mut store, &scored, &opts).unwrap();
+    let mut active: Vec<String> = quarantine::active(&store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    active.sort_unstable();
+    assert_eq!(active, ["TestP/a", "TestR/a"], "{events:?}");
+    // Each parent is released once, and not renewed first.
+    for parent in ["TestP", "TestR"] {
+        let actions: Vec<QuarantineAction> = events
+            .iter()
+            .filter(|e| e.name == parent)
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [QuarantineAction::Released],
+            "{parent}: {events:?}"
+        );
+    }
+    // Applying again changes nothing.
+    let again = quarantine::apply(&mut store, &scored, &opts).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}

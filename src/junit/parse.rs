@@ -746,7 +746,8 @@ fn open_element(
                 frame.project = hostname.filter(|h| !h.is_empty());
             }
             if outermost {
-                if frame.name.as_deref() == Some("Root Suite") && frame.file.is_some() {
+                if frame.name.as_deref() == Some("Root Suite") {
+                    // A root suite without a file (plain mocha) ends the last spec's.
                     info.spec_file = frame.file.clone();
                 } else if frame.file.is_none() {
                     frame.file = info.spec_file.clone();
@@ -952,9 +953,17 @@ fn finish_case(mut b: CaseBuilder, suites: &[SuiteFrame]) -> TestCase {
         .name
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("(unnamed testcase {})", b.ordinal));
+    // `includeProjectInTestName` writes `[firefox] renders header` itself.
     let name = match suites.iter().rev().find_map(|s| s.project.as_deref()) {
-        Some(project) => format!("[{project}] › {name}"),
-        None => name,
+        Some(project)
+            if !name
+                .strip_prefix('[')
+                .and_then(|n| n.strip_prefix(project))
+                .is_some_and(|n| n.starts_with("] ")) =>
+        {
+            format!("[{project}] › {name}")
+        }
+        _ => name,
     };
 
     let mut attempts = Vec::with_capacity(1 + b.flaky.len() + b.reruns.len());

@@ -979,6 +979,12 @@ fn playwright_projects_are_apart_not_reruns() {
     );
     assert_eq!(r.info.dialect, Dialect::Generic);
     assert_eq!(r.cases[0].name, "t");
+    // `includeProjectInTestName: true` names the project itself: no second prefix.
+    let r = parse(
+        r#"<testsuites id="" name=""><testsuite name="a.spec.ts" hostname="firefox">
+        <testcase name="[firefox] renders header" classname="a.spec.ts"/></testsuite></testsuites>"#,
+    );
+    assert_eq!(r.cases[0].name, "[firefox] renders header");
 }
 
 #[test]
@@ -1068,4 +1074,14 @@ fn cypress_specs_are_named_by_their_root_suite() {
         <testsuite name="g" file="test/a.js"><testcase name="t" classname="t"/></testsuite></testsuites>"#,
     );
     assert_eq!(r.cases[0].file.as_deref(), Some("test/a.js"));
+    // A root suite without a file (plain mocha merged after a Cypress spec) ends the spec.
+    let r = parse(
+        r#"<testsuites name="Mocha Tests">
+        <testsuite name="Root Suite" tests="0" file="cypress/e2e/login.cy.js"></testsuite>
+        <testsuite name="login"><testcase name="a" classname="a"/></testsuite>
+        <testsuite name="Root Suite" tests="1"><testcase name="top" classname="top"/></testsuite>
+        <testsuite name="unit"><testcase name="b" classname="b"/></testsuite></testsuites>"#,
+    );
+    let files: Vec<Option<&str>> = r.cases.iter().map(|c| c.file.as_deref()).collect();
+    assert_eq!(files, [Some("cypress/e2e/login.cy.js"), None, None]);
 }

@@ -229,17 +229,12 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
         .map(|t| ((test_key(t), t.job.as_str()), t))
         .collect();
     let cands = candidates(scored, opts);
-    // Go parents left out of the candidates for a flaky subtest (see [`candidates`]).
-    let flaky: Vec<&TestScore> = scored.flaky().collect();
-    let parents = crate::score::go_parents(&flaky);
 
     let mut changes: Vec<QuarantineChange> = Vec::new();
     // Active after the changes, by key, with its state label.
     let mut active: BTreeMap<(i64, String), (QuarantineRow, &'static str)> = BTreeMap::new();
     // Newest release time per key, for re-adds.
     let mut released: HashMap<(i64, String), i64> = HashMap::new();
-    // Active Go parents of a flaky subtest, with their scores.
-    let mut parent_rows: Vec<(QuarantineRow, &TestScore)> = Vec::new();
 
     for row in rows {
         let key = (row.test_id, row.job.clone());
@@ -269,30 +264,34 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
             continue;
         }
         let s = score.expect("flaky entries have a score");
-        if s.status == Status::Flaky
-            && parents.contains(&(s.job.as_str(), s.classname.as_str(), s.name.as_str()))
-        {
-            // Released only once a flaky subtest takes its place (see below): with the
-            // quarantine full, the parent keeps skipping what flakes.
-            parent_rows.push((row, s));
-            continue;
-        }
         let (r, renewed) = kept(row, s, as_of, until)?;
         changes.extend(renewed);
         active.insert(key, (r, "active"));
     }
 
-    // Candidates are added in two passes: first while the Go parents above still hold
-    // their places, then into the places of the parents whose subtest was added.
-    let mut held = parent_rows.len();
-    for pass in 0..2 {
+    // Whether a Go subtest of (job, classname, name) is active: skipping the test would
+    // skip that subtest and every other one of it.
+    let has_active_subtest = |active: &BTreeMap<(i64, String), (QuarantineRow, &str)>,
+                              job: &str,
+                              class: &str,
+                              name: &str| {
+        active.values().any(|(r, _)| {
+            r.job == job && r.classname == class && crate::score::is_go_subtest_of(&r.name, name)
+        })
+    };
+    // Add candidates while there is room; then release each Go parent whose subtest is
+    // active in its place (until then, with the quarantine full, the parent keeps its place
+    // and keeps skipping what flakes), and fill the places it leaves.
+    loop {
         for &t in &cands {
-            if active.len() + held >= opts.max {
+            if active.len() >= opts.max {
                 break;
             }
             let id = test_key(t);
             let key = (id, t.job.clone());
-            if active.contains_key(&key) {
+            if active.contains_key(&key)
+                || has_active_subtest(&active, &t.job, &t.classname, &t.name)
+            {
                 continue;
             }
             let newest = t.last_flake_at.as_deref().map(parse_time).transpose()?;
@@ -326,35 +325,35 @@ pub fn plan(store: &Store, scored: &Scored, opts: &QuarantineOptions) -> Result<
             ));
             active.insert(key, (row, "new"));
         }
-        if pass == 1 {
+        let parents: Vec<(i64, String)> = active
+            .iter()
+            .filter(|((_, job), (r, _))| {
+                in_scope(job) && has_active_subtest(&active, job, &r.classname, &r.name)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        if parents.is_empty() {
             break;
         }
-        for (row, s) in std::mem::take(&mut parent_rows) {
-            let key = (row.test_id, row.job.clone());
-            let subtest_active = active.values().any(|(r, _)| {
-                r.job == row.job
-                    && r.classname == row.classname
-                    && crate::score::is_go_subtest_of(&r.name, &row.name)
-            });
-            if subtest_active {
-                let mut r = row;
-                r.released_at = Some(as_of);
-                r.release_reason = Some(RELEASE_SUBTEST.to_string());
-                released.insert(key, as_of);
-                changes.push(change(
-                    r,
-                    as_of,
-                    QuarantineAction::Released,
-                    RELEASE_SUBTEST,
-                    None,
-                ));
-            } else {
-                let (r, renewed) = kept(row, s, as_of, until)?;
-                changes.extend(renewed);
-                active.insert(key, (r, "active"));
+        for key in parents {
+            let (row, _) = active.remove(&key).expect("listed as active");
+            // Its renewal (or its adding) in this plan is moot.
+            changes.retain(|c| !(c.row.test_id == key.0 && c.row.job == key.1));
+            released.insert(key, as_of);
+            if row.quarantine_id == 0 {
+                continue; // added above: never stored
             }
+            let mut r = row;
+            r.released_at = Some(as_of);
+            r.release_reason = Some(RELEASE_SUBTEST.to_string());
+            changes.push(change(
+                r,
+                as_of,
+                QuarantineAction::Released,
+                RELEASE_SUBTEST,
+                None,
+            ));
         }
-        held = 0;
     }
 
     let mut entries: Vec<QuarantineEntry> = active
