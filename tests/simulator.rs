@@ -146,12 +146,13 @@ fn sparse_retries_keep_precision_and_recall() {
 /// Rare retries, the hard case (14 days, 10–20% of failed jobs re-run, no in-run reruns,
 /// no nightly): lone failures judged against the history's own confirmed flakes and
 /// breakages lift recall without calling a breakage flaky. (Measured over seeds 1–5: recall
-/// 0.79–0.97, mean 0.90; at first 0.68–0.91, mean 0.79, and 0.61–0.88, mean 0.72, before
-/// the statistical judgement; precision 1.00 on every seed.)
+/// 0.79–0.97, mean 0.91; 0.90 before tests found flaky stopped crowding the runs they failed
+/// in; at first 0.68–0.91, mean 0.79, and 0.61–0.88, mean 0.72, before the statistical
+/// judgement; precision 1.00 on every seed.)
 #[test]
 fn rare_retries_lone_failures_are_judged_without_false_flakes() {
     let mut recall = 0.0;
-    for seed in [1, 4] {
+    for seed in [1, 2, 4] {
         let mut cfg = SimConfig::demo(seed).rare();
         cfg.days = 14;
         let eval = evaluate_config(&cfg);
@@ -163,8 +164,10 @@ fn rare_retries_lone_failures_are_judged_without_false_flakes() {
     // breakage streaks counted as many one-off breakages (an overestimated breakage rate),
     // 0.91 and 0.81; with one-off breakages only, 0.97 and 0.81 (0.84 with message
     // likeness); with a flaky test's every-attempt failures no longer taught as breakages
-    // (on a trunk they looked like breakages that vanish), 0.97 and 0.90.
-    assert!(recall / 2.0 >= 0.93, "mean recall {}", recall / 2.0);
+    // (on a trunk they looked like breakages that vanish), 0.97 and 0.90. Seed 2 had 0.90
+    // while two flaky tests that failed one run together each crowded the other's failure
+    // like a breaking change; with the one found flaky first no longer crowding, 0.94.
+    assert!(recall / 3.0 >= 0.93, "mean recall {}", recall / 3.0);
 }
 
 /// Rare retries over 30 days with fixes and late onsets: a Go breakage whose messages share

@@ -472,6 +472,15 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     twin_pairs.sort_unstable();
     twin_pairs.dedup();
     let twins = store.results_of(&twin_pairs)?;
+    // Whether another test failed run `pos` with `test_id`: one not known to flake, and not
+    // a recurring companion of it.
+    let crowded_at = |known_flaky: &HashSet<i64>, pos: usize, test_id: i64| {
+        h.failed_tests[pos].iter().any(|&t| {
+            t != test_id
+                && !known_flaky.contains(&t)
+                && !companions.contains(&(t.min(test_id), t.max(test_id)))
+        })
+    };
     let features =
         |test_id: i64, job: u32, cell: &Cell, next: Option<Option<bool>>| -> lone::Features {
             let pos = cell.failed_runs[0];
@@ -496,11 +505,7 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 }
             }
             lone::Features {
-                crowded: h.failed_tests[pos].iter().any(|&t| {
-                    t != test_id
-                        && !known_flaky.contains(&t)
-                        && !companions.contains(&(t.min(test_id), t.max(test_id)))
-                }),
+                crowded: crowded_at(&known_flaky, pos, test_id),
                 trunk: runs[pos].branch == trunk,
                 vanished,
                 twin_passed,
@@ -515,6 +520,8 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             }
         };
     let mut classes_with_features = Vec::with_capacity(classes.len());
+    // The run of each lone failure of each class, for crowding weighed again.
+    let mut lone_runs: Vec<Vec<usize>> = Vec::with_capacity(classes.len());
     for (key, class, lone) in classes {
         let (test_id, job) = key;
         for (kind, cell) in &class.kinds {
@@ -530,12 +537,15 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             }
         }
         let mut lone_features = Vec::with_capacity(lone.len());
+        let mut failed_at = Vec::with_capacity(lone.len());
         for (i, next) in lone {
             lone_features.push(features(test_id, job, class.kinds[i].1, Some(next)));
+            failed_at.push(class.kinds[i].1.failed_runs[0]);
         }
+        lone_runs.push(failed_at);
         classes_with_features.push((key, class, lone_features));
     }
-    let classes = classes_with_features;
+    let mut classes = classes_with_features;
     let undecided: Vec<((i64, u32), u32, &[lone::Features])> = classes
         .iter()
         .filter(|(_, _, f)| !f.is_empty())
@@ -555,26 +565,51 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     // Statistical flakes, judged across all tests at once: the largest set, most certain
     // first, whose expected share of tests that are not flaky stays within `lone_alpha`,
     // each test at least `lone_posterior` likely flaky itself.
-    let lone_posteriors: Vec<Option<f64>> = classes
-        .iter()
-        .map(|(key, _, lone)| {
-            let runs = h.accs.get(key).map_or(0, |a| a.runs);
-            (!lone.is_empty()).then(|| learned.posterior(*key, runs, lone))
-        })
-        .collect();
-    let candidates: Vec<usize> = (0..classes.len())
-        .filter(|&i| lone_posteriors[i].is_some_and(|p| p >= opts.lone_posterior))
-        .collect();
-    let p: Vec<f64> = candidates
-        .iter()
-        .map(|&i| lone_posteriors[i].unwrap_or(0.0))
-        .collect();
-    let mut lone_flaky = vec![false; classes.len()];
-    for (k, chosen) in stats::bayes_fdr_select(&p, opts.lone_alpha)
-        .into_iter()
-        .enumerate()
-    {
-        lone_flaky[candidates[k]] = chosen;
+    // A test found flaky this way no longer crowds the runs it failed in (two flaky tests
+    // failing one run together are no breaking change): the others are weighed again, until
+    // no test is added (a few rounds at most).
+    let select = |classes: &[((i64, u32), Classified, Vec<lone::Features>)]| {
+        let lone_posteriors: Vec<Option<f64>> = classes
+            .iter()
+            .map(|(key, _, lone)| {
+                let runs = h.accs.get(key).map_or(0, |a| a.runs);
+                (!lone.is_empty()).then(|| learned.posterior(*key, runs, lone))
+            })
+            .collect();
+        let candidates: Vec<usize> = (0..classes.len())
+            .filter(|&i| lone_posteriors[i].is_some_and(|p| p >= opts.lone_posterior))
+            .collect();
+        let p: Vec<f64> = candidates
+            .iter()
+            .map(|&i| lone_posteriors[i].unwrap_or(0.0))
+            .collect();
+        let mut lone_flaky = vec![false; classes.len()];
+        for (k, chosen) in stats::bayes_fdr_select(&p, opts.lone_alpha)
+            .into_iter()
+            .enumerate()
+        {
+            lone_flaky[candidates[k]] = chosen;
+        }
+        (lone_posteriors, lone_flaky)
+    };
+    let (mut lone_posteriors, mut lone_flaky) = select(&classes);
+    for _ in 0..3 {
+        let found: Vec<i64> = (0..classes.len())
+            .filter(|&c| lone_flaky[c] && !known_flaky.contains(&classes[c].0 .0))
+            .map(|c| classes[c].0 .0)
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        known_flaky.extend(found);
+        for (c, (key, _, lone)) in classes.iter_mut().enumerate() {
+            if !lone_flaky[c] {
+                for (f, &pos) in lone.iter_mut().zip(&lone_runs[c]) {
+                    f.crowded = crowded_at(&known_flaky, pos, key.0);
+                }
+            }
+        }
+        (lone_posteriors, lone_flaky) = select(&classes);
     }
 
     for (((key, class, lone_features), lone_posterior), lone_flaky) in
@@ -844,6 +879,7 @@ fn classify<'a>(
         .iter()
         .filter(|(k, _)| *k == CellKind::Flaky)
         .flat_map(|(_, c)| c.fingerprints.iter().copied())
+        .filter(|f| !says_nothing.contains(f))
         .collect();
     let mut matched_singles = 0u32;
     let mut isolated: HashMap<i64, u32> = HashMap::new();
@@ -1281,6 +1317,29 @@ mod tests {
             c.isolated_total, 3,
             "still lone failures, judged statistically"
         );
+    }
+
+    #[test]
+    fn a_failure_text_that_says_nothing_matches_no_known_flake() {
+        // One flaky commit failing `Failed`, then a regression failing `Failed` on single
+        // attempts: a streak (a breakage), not failures "with a known flaky fingerprint".
+        let flaky = cell(2, 1, &[5], &[0]);
+        let streak: Vec<Cell> = (1..4).map(|i| cell(1, 1, &[5], &[i])).collect();
+        let mut evidence = vec![(0, &flaky)];
+        evidence.extend(streak.iter().zip(1..).map(|(c, i)| (i, c)));
+        let judge = |nothing: HashSet<i64>| {
+            classify(
+                commit_evidence(&evidence),
+                &ScoreOptions::default(),
+                &nothing,
+                |_| Ok((Some(false), Some(false))),
+            )
+            .unwrap()
+        };
+        assert_eq!(judge(HashSet::new()).matched_singles, 3);
+        let c = judge(HashSet::from([5]));
+        assert_eq!(c.matched_singles, 0);
+        assert_eq!(c.streak_cells.len(), 3);
     }
 
     #[test]
