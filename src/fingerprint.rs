@@ -64,9 +64,10 @@ fn location_only(line: &str) -> Option<(&str, &str)> {
         None => l.rsplit_once(':')?,
     };
     // A source file: a known extension (not `127.0.0.1:5432`, `expect.toBe(1)`).
-    const SOURCE: [&str; 24] = [
-        "c", "cc", "cpp", "cxx", "c++", "h", "hh", "hpp", "hxx", "m", "mm", "cu", "swift", "go",
-        "rs", "zig", "d", "f90", "java", "kt", "cs", "py", "js", "ts",
+    const SOURCE: &[&str] = &[
+        "c", "cc", "cpp", "cxx", "c++", "h", "hh", "hpp", "hxx", "inl", "ipp", "tpp", "tcc", "ixx",
+        "cppm", "m", "mm", "cu", "swift", "go", "rs", "zig", "d", "f", "f90", "f95", "java", "kt",
+        "kts", "scala", "cs", "py", "rb", "dart", "js", "mjs", "jsx", "ts", "tsx",
     ];
     let file_like = !file.contains(char::is_whitespace)
         && !file.contains("://")

@@ -474,13 +474,17 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     let twins = store.results_of(&twin_pairs)?;
     // Whether another test failed run `pos` with `test_id`: one not known to flake, and not
     // a recurring companion of it.
-    let crowded_at = |known_flaky: &HashSet<i64>, pos: usize, test_id: i64| {
+    // `found_flaky`: (test, job) found flaky on lone failures in that job only (it may be
+    // broken elsewhere, on one platform).
+    let crowded_at = |found_flaky: &HashSet<(i64, u32)>, pos: usize, test_id: i64| {
         h.failed_tests[pos].iter().any(|&t| {
             t != test_id
                 && !known_flaky.contains(&t)
+                && !found_flaky.contains(&(t, h.job_of[pos]))
                 && !companions.contains(&(t.min(test_id), t.max(test_id)))
         })
     };
+    let mut found_flaky: HashSet<(i64, u32)> = HashSet::new();
     let features =
         |test_id: i64, job: u32, cell: &Cell, next: Option<Option<bool>>| -> lone::Features {
             let pos = cell.failed_runs[0];
@@ -505,7 +509,7 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 }
             }
             lone::Features {
-                crowded: crowded_at(&known_flaky, pos, test_id),
+                crowded: crowded_at(&found_flaky, pos, test_id),
                 trunk: runs[pos].branch == trunk,
                 vanished,
                 twin_passed,
@@ -568,48 +572,58 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     // A test found flaky this way no longer crowds the runs it failed in (two flaky tests
     // failing one run together are no breaking change): the others are weighed again, until
     // no test is added (a few rounds at most).
-    let select = |classes: &[((i64, u32), Classified, Vec<lone::Features>)]| {
-        let lone_posteriors: Vec<Option<f64>> = classes
+    let posteriors = |classes: &[((i64, u32), Classified, Vec<lone::Features>)]| {
+        classes
             .iter()
             .map(|(key, _, lone)| {
                 let runs = h.accs.get(key).map_or(0, |a| a.runs);
                 (!lone.is_empty()).then(|| learned.posterior(*key, runs, lone))
             })
-            .collect();
-        let candidates: Vec<usize> = (0..classes.len())
-            .filter(|&i| lone_posteriors[i].is_some_and(|p| p >= opts.lone_posterior))
+            .collect::<Vec<Option<f64>>>()
+    };
+    // Candidates reach `lone_posterior` themselves; the set is chosen (or, in later rounds,
+    // extended) by [`stats::bayes_fdr_extend`] over them.
+    let select = |lone_posteriors: &[Option<f64>], before: &[bool]| {
+        let candidates: Vec<usize> = (0..lone_posteriors.len())
+            .filter(|&i| before[i] || lone_posteriors[i].is_some_and(|p| p >= opts.lone_posterior))
             .collect();
         let p: Vec<f64> = candidates
             .iter()
             .map(|&i| lone_posteriors[i].unwrap_or(0.0))
             .collect();
-        let mut lone_flaky = vec![false; classes.len()];
-        for (k, chosen) in stats::bayes_fdr_select(&p, opts.lone_alpha)
+        let held: Vec<bool> = candidates.iter().map(|&i| before[i]).collect();
+        let mut lone_flaky = vec![false; lone_posteriors.len()];
+        for (k, chosen) in stats::bayes_fdr_extend(&p, &held, opts.lone_alpha)
             .into_iter()
             .enumerate()
         {
             lone_flaky[candidates[k]] = chosen;
         }
-        (lone_posteriors, lone_flaky)
+        lone_flaky
     };
-    let (mut lone_posteriors, mut lone_flaky) = select(&classes);
+    let mut lone_posteriors = posteriors(&classes);
+    let mut lone_flaky = select(&lone_posteriors, &vec![false; classes.len()]);
+    // A test found flaky this way no longer crowds the runs of its job it failed in (two
+    // flaky tests failing one run together are no breaking change): the others are weighed
+    // again and may be added, never taken back (a few rounds at most).
     for _ in 0..3 {
-        let found: Vec<i64> = (0..classes.len())
-            .filter(|&c| lone_flaky[c] && !known_flaky.contains(&classes[c].0 .0))
-            .map(|c| classes[c].0 .0)
+        let found: Vec<(i64, u32)> = (0..classes.len())
+            .filter(|&c| lone_flaky[c] && !found_flaky.contains(&classes[c].0))
+            .map(|c| classes[c].0)
             .collect();
         if found.is_empty() {
             break;
         }
-        known_flaky.extend(found);
+        found_flaky.extend(found);
         for (c, (key, _, lone)) in classes.iter_mut().enumerate() {
             if !lone_flaky[c] {
                 for (f, &pos) in lone.iter_mut().zip(&lone_runs[c]) {
-                    f.crowded = crowded_at(&known_flaky, pos, key.0);
+                    f.crowded = crowded_at(&found_flaky, pos, key.0);
                 }
             }
         }
-        (lone_posteriors, lone_flaky) = select(&classes);
+        lone_posteriors = posteriors(&classes);
+        lone_flaky = select(&lone_posteriors, &lone_flaky);
     }
 
     for (((key, class, lone_features), lone_posterior), lone_flaky) in

@@ -54,9 +54,49 @@ pub(crate) fn bayes_fdr_select(p_right: &[f64], level: f64) -> Vec<bool> {
     chosen
 }
 
+/// [`bayes_fdr_select`] that keeps the tests `chosen` already holds and adds others, most
+/// certain first, while the whole set's expected share of wrong calls stays within `level`:
+/// a later round of judging never takes back a call that earlier ones built on.
+pub(crate) fn bayes_fdr_extend(p_right: &[f64], chosen: &[bool], level: f64) -> Vec<bool> {
+    let mut chosen = chosen.to_vec();
+    let held = chosen.iter().filter(|&&c| c).count();
+    let mut false_sum: f64 = (0..p_right.len())
+        .filter(|&i| chosen[i])
+        .map(|i| 1.0 - p_right[i])
+        .sum();
+    let mut order: Vec<usize> = (0..p_right.len()).filter(|&i| !chosen[i]).collect();
+    order.sort_by(|&a, &b| p_right[b].total_cmp(&p_right[a]).then(a.cmp(&b)));
+    for (taken, i) in (held..).zip(order) {
+        let q = 1.0 - p_right[i];
+        if q > MAX_FALSE || (false_sum + q) / (taken + 1) as f64 > level {
+            break;
+        }
+        false_sum += q;
+        chosen[i] = true;
+    }
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{bayes_fdr_select, beta_interval};
+    use super::{bayes_fdr_extend, bayes_fdr_select, beta_interval};
+
+    #[test]
+    fn extending_a_selection_keeps_what_it_held() {
+        // B (0.92) was chosen; C rose to 0.93 once B was known flaky. Selecting afresh
+        // would drop B for C, though C's rise rests on B.
+        let p = [0.99, 0.92, 0.93];
+        assert_eq!(bayes_fdr_select(&p, 0.05), vec![true, false, true]);
+        assert_eq!(
+            bayes_fdr_extend(&p, &[true, true, false], 0.05),
+            vec![true, true, false]
+        );
+        // With room in the budget, C is added.
+        assert_eq!(
+            bayes_fdr_extend(&[0.999, 0.99, 0.95], &[true, true, false], 0.05),
+            vec![true, true, true]
+        );
+    }
 
     #[test]
     fn interval_brackets_the_rate_and_narrows_with_data() {
