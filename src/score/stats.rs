@@ -39,19 +39,7 @@ const MAX_FALSE: f64 = 0.2;
 /// wrong calls (a Bayesian false discovery rate) is at most `level`, each test in it at
 /// least 80% likely right.
 pub(crate) fn bayes_fdr_select(p_right: &[f64], level: f64) -> Vec<bool> {
-    let mut order: Vec<usize> = (0..p_right.len()).collect();
-    order.sort_by(|&a, &b| p_right[b].total_cmp(&p_right[a]).then(a.cmp(&b)));
-    let mut chosen = vec![false; p_right.len()];
-    let mut false_sum = 0.0;
-    for (taken, &i) in order.iter().enumerate() {
-        let q = 1.0 - p_right[i];
-        if q > MAX_FALSE || (false_sum + q) / (taken + 1) as f64 > level {
-            break;
-        }
-        false_sum += q;
-        chosen[i] = true;
-    }
-    chosen
+    bayes_fdr_extend(p_right, &vec![false; p_right.len()], level)
 }
 
 /// [`bayes_fdr_select`] that keeps the tests `chosen` already holds and adds others, most
