@@ -127,7 +127,8 @@ pub fn says_nothing(normalized: &str) -> bool {
     ];
     normalized
         .split(|c: char| !(c.is_alphabetic() || c == '_'))
-        .filter(|w| w.chars().count() >= 3)
+        // Two characters say something in scripts where a word is one or two (`超时`).
+        .filter(|w| w.chars().count() >= 3 || !w.is_ascii())
         .all(|w| EMPTY_WORDS.contains(&w.to_lowercase().as_str()))
 }
 
@@ -383,6 +384,7 @@ mod tests {
         // Text in any script says something.
         assert!(!says_nothing("接続が拒否されました"));
         assert!(!says_nothing("соединение отклонено"));
+        assert!(!says_nothing("超时"));
         // Boost.Test: `failure`, and the cause on the body's `- message:` line.
         let boost = "ASSERTION FAILURE:\n- file   : parser_test.cpp\n- line   : 12\n- message: check tokens.size() == 4u has failed [3 != 4]\n";
         assert_eq!(
