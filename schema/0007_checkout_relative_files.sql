@@ -1,6 +1,6 @@
 -- flakehound schema v7: test files without the CI checkout folder.
 -- A test's `file` (part of its identity) no longer includes a recognised CI checkout
--- folder: a GitHub runner's `…/work/shop/shop/tests/CartTest.php` is `tests/CartTest.php`, and
+-- folder: a file under a GitHub runner's checkout is relative to it (`tests/CartTest.php`), and
 -- Jenkins' `workspace/shop@2/...` is the same folder as `workspace/shop/...` (the rules are
 -- in src/junit/checkout.rs). The data step runs in Rust after this file, in the same
 -- transaction, because the new test id is a blake3 hash:

@@ -409,7 +409,6 @@ fn json<T: serde::Serialize>(value: &T) -> Rendered {
     }
 }
 
-/// The CSV and JSON columns of `flaky`, in order.
 /// Columns of `flaky --format csv` after `owners`, the JSON keys the first columns left out
 /// (appended, so that scripts reading columns by position keep working).
 pub const FLAKY_MORE_COLUMNS: [&str; 14] = [
@@ -434,6 +433,7 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// The CSV and JSON columns of `flaky`, in order.
 pub const FLAKY_COLUMNS: [&str; 20] = [
     "classname",
     "name",

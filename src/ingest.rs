@@ -663,8 +663,7 @@ pub fn ingest(
                         if !input.started_at_known {
                             meta.started_at = report
                                 .as_ref()
-                                .and_then(|(r, _)| r.info.timestamp.as_deref())
-                                .and_then(report_timestamp)
+                                .and_then(|(r, _)| report_timestamp(&r.info))
                                 .unwrap_or(meta.started_at);
                         }
                         let (k, _) = batch.run(&meta)?;
@@ -848,12 +847,11 @@ fn add_tally(into: &mut crate::store::FileTally, t: crate::store::FileTally) {
     into.skipped += t.skipped;
 }
 
-/// A suite's `timestamp` attribute as Unix seconds (no zone means UTC); `None` when it is
-/// more than a day in the future (a runner's broken clock), so the time of ingest is used.
-pub fn report_timestamp(text: &str) -> Option<i64> {
-    crate::ci_env::parse_timestamp(text)
-        .ok()
-        .filter(|&t| future_start(t).is_none())
+/// A report's earliest suite `timestamp` as Unix seconds (read by the parser; no zone means
+/// UTC); `None` when it is more than a day in the future (a runner's broken clock), so the
+/// time of ingest is used.
+pub fn report_timestamp(info: &crate::junit::ReportInfo) -> Option<i64> {
+    info.timestamp_s.filter(|&t| future_start(t).is_none())
 }
 
 /// Why a run's start is refused: more than [`crate::model::MAX_FUTURE_S`] after the wall

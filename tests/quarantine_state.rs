@@ -23,6 +23,29 @@ fn scored_at(store: &flakehound::store::Store, as_of: Option<i64>) -> flakehound
     .unwrap()
 }
 
+/// One commit `c` of a Go package's job, `hours` in: attempt 1 with `fails` failing and,
+/// when any failed, a passing attempt 2.
+fn go_commit(
+    h: &mut common::History,
+    pkg: &str,
+    c: u32,
+    hours: f64,
+    names: &[&str],
+    fails: &[&str],
+) {
+    use common::O;
+    let (commit, id) = (format!("c{c}"), format!("{c}"));
+    let first: Vec<(&str, &str, O)> = names
+        .iter()
+        .map(|n| (pkg, *n, if fails.contains(n) { O::Fail } else { O::Pass }))
+        .collect();
+    h.run("go", "main", &commit, &id, 1, hours, &first);
+    if !fails.is_empty() {
+        let again: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, O::Pass)).collect();
+        h.run("go", "main", &commit, &id, 2, hours + 0.2, &again);
+    }
+}
+
 #[test]
 fn apply_adds_keeps_and_releases() {
     let dir = tempfile::tempdir().unwrap();
@@ -335,25 +358,17 @@ fn a_quarantined_go_parent_is_released_for_its_flaky_subtest() {
 /// neither the parent nor its subtest was skipped.
 #[test]
 fn a_go_parent_keeps_its_place_until_its_subtest_takes_it() {
-    use common::{History, O};
+    use common::History;
     use flakehound::quarantine::RELEASE_SUBTEST;
     let pkg = "github.com/acme/queue";
     let mut h = History::new();
-    let run = |h: &mut History, c: u32, first: [O; 3]| {
-        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c));
-        let tests = |o: [O; 3]| {
-            [
-                (pkg, "TestQueue", o[0]),
-                (pkg, "TestQueue/empty", o[1]),
-                (pkg, "TestOther", o[2]),
-            ]
-        };
-        h.run("go", "main", &commit, &id, 1, t, &tests(first));
-        h.run("go", "main", &commit, &id, 2, t + 0.2, &tests([O::Pass; 3]));
+    let names = ["TestQueue", "TestQueue/empty", "TestOther"];
+    let run = |h: &mut History, c: u32, fails: &[&str]| {
+        go_commit(h, pkg, c, f64::from(c), &names, fails);
     };
     // The parent flakes on its own and is quarantined.
     for c in 0..4 {
-        run(&mut h, c, [O::Fail, O::Pass, O::Pass]);
+        run(&mut h, c, &["TestQueue"]);
     }
     let mut store = h.ingest();
     let one = QuarantineOptions {
@@ -368,10 +383,10 @@ fn a_go_parent_keeps_its_place_until_its_subtest_takes_it() {
     drop(store);
     // Then its subtest flakes, and another test flakes more often than either.
     for c in 4..8 {
-        run(&mut h, c, [O::Fail, O::Fail, O::Fail]);
+        run(&mut h, c, &names);
     }
     for c in 8..14 {
-        run(&mut h, c, [O::Pass, O::Pass, O::Fail]);
+        run(&mut h, c, &["TestOther"]);
     }
     let mut store = h.ingest();
     let scored = scored_at(&store, None);
@@ -414,30 +429,17 @@ fn a_go_parent_keeps_its_place_until_its_subtest_takes_it() {
 /// and the store refused the second row).
 #[test]
 fn a_go_parent_over_the_threshold_is_kept_not_added_again() {
-    use common::{History, O};
+    use common::History;
     let pkg = "example.com/pkg";
     let mut h = History::new();
     let run = |h: &mut History, c: u32| {
-        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c) * 24.0);
-        let sub = match c % 4 {
-            0 => Some("TestP/a"),
-            2 => Some("TestP/b"),
-            _ => None,
-        };
-        let outcome = |n: &str| {
-            if sub.is_some() && (n == "TestP" || Some(n) == sub) {
-                O::Fail
-            } else {
-                O::Pass
-            }
+        let fails: &[&str] = match c % 4 {
+            0 => &["TestP", "TestP/a"],
+            2 => &["TestP", "TestP/b"],
+            _ => &[],
         };
         let names = ["TestP", "TestP/a", "TestP/b", "TestQ"];
-        let first: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, outcome(n))).collect();
-        h.run("go", "main", &commit, &id, 1, t, &first);
-        if sub.is_some() {
-            let again: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, O::Pass)).collect();
-            h.run("go", "main", &commit, &id, 2, t + 0.5, &again);
-        }
+        go_commit(h, pkg, c, f64::from(c) * 24.0, &names, fails);
     };
     for c in 0..24 {
         run(&mut h, c);
@@ -479,21 +481,12 @@ fn a_go_parent_over_the_threshold_is_kept_not_added_again() {
 /// a quarantined subtest (`-skip '^TestR$'` would hide it and every other subtest).
 #[test]
 fn every_go_parent_gives_way_to_its_subtest() {
-    use common::{History, O};
+    use common::History;
     let pkg = "example.com/pkg";
     let names = ["TestP", "TestP/a", "TestR", "TestR/a"];
     let mut h = History::new();
     let run = |h: &mut History, c: u32, fails: &[&str]| {
-        let (commit, id, t) = (format!("c{c}"), format!("{c}"), f64::from(c) * 24.0);
-        let first: Vec<(&str, &str, O)> = names
-            .iter()
-            .map(|n| (pkg, *n, if fails.contains(n) { O::Fail } else { O::Pass }))
-            .collect();
-        h.run("go", "main", &commit, &id, 1, t, &first);
-        if !fails.is_empty() {
-            let again: Vec<(&str, &str, O)> = names.iter().map(|n| (pkg, *n, O::Pass)).collect();
-            h.run("go", "main", &commit, &id, 2, t + 0.5, &again);
-        }
+        go_commit(h, pkg, c, f64::from(c) * 24.0, &names, fails);
     };
     for c in 0..12 {
         let fails: &[&str] = match (c % 2, c % 4) {

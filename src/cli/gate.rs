@@ -106,12 +106,7 @@ pub fn read_reports(args: &[PathBuf]) -> RunReports {
                     first_plain.get_or_insert_with(|| {
                         let streamed = std::fs::metadata(f)
                             .is_ok_and(|m| m.len() >= flakehound::ingest::STREAM_THRESHOLD);
-                        report
-                            .info
-                            .timestamp
-                            .as_deref()
-                            .filter(|_| !streamed)
-                            .and_then(flakehound::ingest::report_timestamp)
+                        flakehound::ingest::report_timestamp(&report.info).filter(|_| !streamed)
                     });
                     cases.extend(report.cases);
                 }

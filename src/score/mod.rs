@@ -472,10 +472,9 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     twin_pairs.sort_unstable();
     twin_pairs.dedup();
     let twins = store.results_of(&twin_pairs)?;
-    // Whether another test failed run `pos` with `test_id`: one not known to flake, and not
-    // a recurring companion of it.
-    // `found_flaky`: (test, job) found flaky on lone failures in that job only (it may be
-    // broken elsewhere, on one platform).
+    // Whether another test failed run `pos` with `test_id`: one not known to flake (on one
+    // commit anywhere, or on lone failures in this run's job: `found_flaky`, as it may be
+    // broken on another platform), and not a recurring companion of it.
     let crowded_at = |found_flaky: &HashSet<(i64, u32)>, pos: usize, test_id: i64| {
         h.failed_tests[pos].iter().any(|&t| {
             t != test_id

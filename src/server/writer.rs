@@ -71,8 +71,7 @@ impl Upload {
         }
         self.files
             .first()
-            .and_then(|f| f.report.info.timestamp.as_deref())
-            .and_then(report_timestamp)
+            .and_then(|f| report_timestamp(&f.report.info))
             .unwrap_or(self.meta.started_at)
     }
 }
