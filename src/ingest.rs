@@ -396,7 +396,12 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
     };
     drop(file);
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    match junit::parse_bytes(&bytes) {
+    let shown = path.to_string_lossy();
+    let options = junit::ParseOptions {
+        environment: junit::path_environment(&shown),
+        ..junit::ParseOptions::default()
+    };
+    match junit::parse_bytes_with(&bytes, options) {
         Ok(report) => {
             let prepared = prepare_with_ids(&report.cases, &report.ids);
             Parsed::Whole {
@@ -789,7 +794,11 @@ fn stream_huge(
     let mut pending: Vec<TestCase> = Vec::with_capacity(STREAM_CHUNK);
     let mut store_error: Option<Error> = None;
     let shown = path.display().to_string();
-    let result = junit::parse_any(file, |case, _dialect| {
+    let options = junit::ParseOptions {
+        environment: junit::path_environment(&shown),
+        ..junit::ParseOptions::default()
+    };
+    let result = junit::parse_any_with(file, options, |case, _dialect| {
         pending.push(case);
         if pending.len() >= STREAM_CHUNK {
             let mut merger = Merger::default();

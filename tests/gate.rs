@@ -496,3 +496,54 @@ fn without_history_the_window_is_null_and_the_summary_says_so() {
     assert_eq!(v["as_of"], "2025-11-21T00:00:00Z", "{v}");
     assert_eq!(v["since"], "2025-10-22T00:00:00Z", "{v}");
 }
+
+#[test]
+fn a_test_failing_in_one_android_variant_is_broken_there_not_flaky() {
+    // `gradle test` on Android runs each unit test once per variant, one report folder per
+    // task. Failing in release and passing in debug is not a rerun that passed: the gate
+    // must fail the job, as Gradle did.
+    let h = history();
+    let db = h.db();
+    let app = h.dir.path().join("app");
+    for (task, outcome) in [
+        ("testDebugUnitTest", O::Pass),
+        ("testReleaseUnitTest", O::Fail),
+    ] {
+        let dir = app.join("build/test-results").join(task);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("TEST-C.xml"),
+            surefire_xml(&[("C", "config", outcome), ("C", "steady", O::Pass)]),
+        )
+        .unwrap();
+    }
+    let out = gate(&db, "android", "c2", "20", &["--json"], &app);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["pass"], false);
+    assert_eq!(v["unforgiven"][0]["name"], "[testReleaseUnitTest] › config");
+    assert_eq!(v["unforgiven"].as_array().unwrap().len(), 1, "{stdout}");
+
+    // What the gate stored reads the same: four tests, one failed, none flaky.
+    let out = flakehound(&db, &["tests", "--format", "json"]);
+    let tests: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = tests
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .filter(|n| n.starts_with('['))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "[testDebugUnitTest] › config",
+            "[testDebugUnitTest] › steady",
+            "[testReleaseUnitTest] › config",
+            "[testReleaseUnitTest] › steady"
+        ]
+    );
+    let out = flakehound(&db, &["flaky", "--job", "android", "--format", "json"]);
+    let flaky: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(flaky.as_array().map(Vec::len), Some(0), "{flaky}");
+}

@@ -238,3 +238,50 @@ fn gradle_names_cannot_break_the_script_or_exclude_a_package() {
     assert!(script.contains("// not excluded"), "{script}");
     assert!(script.contains("1 test(s) excluded"), "{script}");
 }
+
+/// A test quarantined in one Gradle test task (an Android variant) is excluded from that
+/// task only: in the other variant it still runs and still counts.
+#[test]
+fn gradle_excludes_a_variant_test_from_its_task_only() {
+    let entries = vec![
+        entry(
+            "android",
+            "com.acme.Foo",
+            "[testReleaseUnitTest] › bar",
+            None,
+        ),
+        entry("android", "com.acme.Foo", "plain", None),
+        entry(
+            "android",
+            "com.acme.Foo",
+            "[testReleaseUnitTest] › baz",
+            None,
+        ),
+        entry("android", "com.acme.Foo", "[test'Odd] › bar", None),
+    ];
+    let script = render(&entries, QuarantineFormat::Gradle);
+    assert_eq!(
+        script,
+        "// flakehound quarantine: 4 test(s) excluded.
+// Use: gradle test --init-script quarantine.gradle
+allprojects {
+    tasks.withType(Test).configureEach {
+        filter {
+            excludeTestsMatching 'com.acme.Foo.plain'
+        }
+        if (it.name == 'testReleaseUnitTest') {
+            filter {
+                excludeTestsMatching 'com.acme.Foo.bar'
+                excludeTestsMatching 'com.acme.Foo.baz'
+            }
+        }
+        if (it.name == 'test\\'Odd') {
+            filter {
+                excludeTestsMatching 'com.acme.Foo.bar'
+            }
+        }
+    }
+}
+"
+    );
+}

@@ -64,10 +64,30 @@ impl Report {
 
 /// Parse a whole report held in memory.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Report, ParseError> {
+    parse_bytes_with(bytes, ParseOptions::default())
+}
+
+/// [`parse_bytes`] with options (the environment its path names).
+pub fn parse_bytes_with(bytes: &[u8], options: ParseOptions<'_>) -> Result<Report, ParseError> {
     if is_plain(bytes) {
-        return parse_plain(bytes, ParseOptions::default(), |_| Ok(()));
+        return parse_plain(bytes, options, |_| Ok(()));
     }
-    parse_reader(bytes)
+    parse_reader_with(bytes, options)
+}
+
+/// The environment a report's path names, which its tests' names then carry: Gradle writes
+/// `build/test-results/<task>/TEST-<class>.xml`, and Android's `gradle test` runs every unit
+/// test once per variant (`testDebugUnitTest`, `testReleaseUnitTest`), Kotlin Multiplatform
+/// once per target (`jvmTest`, `jsNodeTest`). A test failing in one of them is broken there,
+/// not flaky. The plain `test` task names none, so a single-task project's names do not
+/// change. Separators `/` and `\` both count.
+pub fn path_environment(path: &str) -> Option<&str> {
+    let mut parts = path.rsplit(['/', '\\']);
+    let file = parts.next()?;
+    let task = parts.next()?;
+    let folder = parts.next()?;
+    let gradle_file = file.starts_with("TEST-") && file.ends_with(".xml");
+    (folder == "test-results" && gradle_file && !task.is_empty() && task != "test").then_some(task)
 }
 
 /// Whether a report in memory can be parsed as it is: not gzip'd, and UTF-8 (no UTF-16
@@ -128,10 +148,26 @@ pub fn parse_plain(
     Ok(Report { cases, info, ids })
 }
 
+/// A test name's environment, as the parser writes it (`[testReleaseUnitTest] › adds`,
+/// `[firefox] › renders header`), and the name the test runner knows.
+pub fn split_environment(name: &str) -> (Option<&str>, &str) {
+    name.strip_prefix('[')
+        .and_then(|rest| rest.split_once("] › "))
+        .map_or((None, name), |(env, name)| (Some(env), name))
+}
+
 /// Parse a report from any reader; gzip and UTF-16 inputs are recognised by their magic.
 pub fn parse_reader<R: Read>(reader: R) -> Result<Report, ParseError> {
+    parse_reader_with(reader, ParseOptions::default())
+}
+
+/// [`parse_reader`] with options.
+pub fn parse_reader_with<R: Read>(
+    reader: R,
+    options: ParseOptions<'_>,
+) -> Result<Report, ParseError> {
     let mut merger = Merger::default();
-    let info = parse_any(reader, |case, dialect| {
+    let info = parse_any_with(reader, options, |case, dialect| {
         merger.push(case, dialect);
         Ok(())
     })?;
@@ -139,10 +175,15 @@ pub fn parse_reader<R: Read>(reader: R) -> Result<Report, ParseError> {
     Ok(Report { cases, info, ids })
 }
 
-/// Parse a report file.
+/// Parse a report file (its tests carry the environment its path names).
 pub fn parse_file(path: &Path) -> Result<Report, FileError> {
     let file = std::fs::File::open(path).map_err(|e| FileError::Io(e.to_string()))?;
-    parse_reader(file).map_err(|e| FileError::Parse(located(path, &e)))
+    let shown = path.to_string_lossy();
+    let options = ParseOptions {
+        environment: path_environment(&shown),
+        ..ParseOptions::default()
+    };
+    parse_reader_with(file, options).map_err(|e| FileError::Parse(located(path, &e)))
 }
 
 /// A report that could not be read or parsed, ready to print as `path:line:column: reason`.
@@ -349,8 +390,20 @@ pub fn parse_any<R: Read, F>(reader: R, on_case: F) -> Result<ReportInfo, ParseE
 where
     F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
 {
+    parse_any_with(reader, ParseOptions::default(), on_case)
+}
+
+/// [`parse_any`] with options.
+pub fn parse_any_with<R: Read, F>(
+    reader: R,
+    options: ParseOptions<'_>,
+    on_case: F,
+) -> Result<ReportInfo, ParseError>
+where
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+{
     let decoded = decoded_reader(reader).map_err(io_error)?;
-    parse_stream(decoded, on_case)
+    parse_stream_with(decoded, options, on_case)
 }
 
 fn io_error(e: std::io::Error) -> ParseError {

@@ -1085,3 +1085,99 @@ fn cypress_specs_are_named_by_their_root_suite() {
     let files: Vec<Option<&str>> = r.cases.iter().map(|c| c.file.as_deref()).collect();
     assert_eq!(files, [Some("cypress/e2e/login.cy.js"), None, None]);
 }
+
+#[test]
+fn gradle_test_tasks_other_than_test_are_environments() {
+    for (path, env) in [
+        (
+            "app/build/test-results/testDebugUnitTest/TEST-com.a.FooTest.xml",
+            Some("testDebugUnitTest"),
+        ),
+        (
+            "/ci/app/build/test-results/testReleaseUnitTest/TEST-com.a.FooTest.xml",
+            Some("testReleaseUnitTest"),
+        ),
+        (
+            r"lib\build\test-results\jvmTest\TEST-com.a.FooTest.xml",
+            Some("jvmTest"),
+        ),
+        // A single-task project keeps its names.
+        ("build/test-results/test/TEST-com.a.FooTest.xml", None),
+        // Other tools' folders called test-results are not Gradle's.
+        ("test-results/jest/results.xml", None),
+        ("test-results/pytest/TEST-report.json", None),
+        ("target/surefire-reports/TEST-com.a.FooTest.xml", None),
+        ("TEST-com.a.FooTest.xml", None),
+    ] {
+        assert_eq!(path_environment(path), env, "{path}");
+    }
+}
+
+#[test]
+fn a_gradle_environment_names_its_tests() {
+    let xml = br#"<testsuite name="com.a.FooTest"><testcase classname="com.a.FooTest" name="adds"/>
+        <testcase classname="com.a.FooTest" name="[testDebugUnitTest] subtracts"/></testsuite>"#;
+    let options = ParseOptions {
+        environment: path_environment(
+            "build/test-results/testDebugUnitTest/TEST-com.a.FooTest.xml",
+        ),
+        ..ParseOptions::default()
+    };
+    let r = parse_bytes_with(xml, options).unwrap();
+    assert_eq!(r.info.environment.as_deref(), Some("testDebugUnitTest"));
+    let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+    // A name that already starts with its environment is kept as written.
+    assert_eq!(
+        names,
+        [
+            "[testDebugUnitTest] › adds",
+            "[testDebugUnitTest] subtracts"
+        ]
+    );
+    // The same file elsewhere names nothing, so its ids stay those of plain `test`.
+    let plain = parse_bytes(xml).unwrap();
+    assert_eq!(plain.cases[0].name, "adds");
+    assert_ne!(plain.ids[0], r.ids[0]);
+}
+
+#[test]
+fn android_connected_tests_are_named_by_their_device() {
+    // AGP writes one report per device with the device and flavor as suite properties
+    // (as in the corpus's JENKINS-42438 report); two devices are two environments.
+    let report = |device: &str, flavor: &str| {
+        format!(
+            r#"<?xml version='1.0' encoding='UTF-8' ?>
+<testsuite name="com.a.LoginTest" tests="2" failures="1" errors="0" skipped="0" time="2.0" hostname="localhost">
+  <properties>
+    <property name="device" value="{device}" />
+    <property name="flavor" value="{flavor}" />
+    <property name="project" value="app" />
+  </properties>
+  <testcase name="logsIn" classname="com.a.LoginTest" time="1.0" />
+  <testcase name="logsOut" classname="com.a.LoginTest" time="1.0"><failure>boom</failure></testcase>
+</testsuite>"#
+        )
+    };
+    let api33 = parse_bytes(report("Pixel_6_API_33(AVD) - 13", "").as_bytes()).unwrap();
+    let api28 = parse_bytes(report("Pixel_3_API_28(AVD) - 9", "").as_bytes()).unwrap();
+    assert_eq!(api33.cases[0].name, "[Pixel_6_API_33(AVD) - 13] › logsIn");
+    assert_eq!(api28.cases[1].name, "[Pixel_3_API_28(AVD) - 9] › logsOut");
+    assert_ne!(api33.ids[0], api28.ids[0]);
+    let free = parse_bytes(report("Pixel_6_API_33(AVD) - 13", "free").as_bytes()).unwrap();
+    assert_eq!(
+        free.cases[0].name,
+        "[Pixel_6_API_33(AVD) - 13 free] › logsIn"
+    );
+
+    // A property after the suite's first test would name its tests unevenly: ignored.
+    let late = br#"<testsuite name="s"><testcase classname="c" name="a"/>
+        <properties><property name="device" value="d"/></properties>
+        <testcase classname="c" name="b"/></testsuite>"#;
+    let r = parse_bytes(late).unwrap();
+    let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    // A test's own properties (pytest's record_property) are not its suite's.
+    let own = br#"<testsuite name="s"><testcase classname="c" name="a">
+        <properties><property name="device" value="d"/></properties></testcase></testsuite>"#;
+    assert_eq!(parse_bytes(own).unwrap().cases[0].name, "a");
+}

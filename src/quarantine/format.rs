@@ -116,13 +116,25 @@ pub fn render(entries: &[QuarantineEntry], format: QuarantineFormat) -> String {
             }
         }
         QuarantineFormat::Gradle => {
-            let (exact, loose): (Vec<_>, Vec<_>) = entries
-                .iter()
-                .partition(|e| gradle_name_is_matchable(&e.name));
-            let pats = unique(exact.iter().map(|e| gradle_pattern(&e.classname, &e.name)));
+            let (exact, loose): (Vec<_>, Vec<_>) = entries.iter().partition(|e| {
+                let (env, name) = crate::junit::split_environment(&e.name);
+                gradle_name_is_matchable(name) && env.is_none_or(|t| !t.contains(char::is_control))
+            });
+            // A test of one Gradle test task (Android's `testReleaseUnitTest`) is excluded
+            // from that task only; the rest from every task.
+            let mut tasks: Vec<(Option<&str>, Vec<String>)> = Vec::new();
+            for e in &exact {
+                let (env, name) = crate::junit::split_environment(&e.name);
+                let pattern = gradle_pattern(&e.classname, name);
+                match tasks.iter_mut().find(|(t, _)| *t == env) {
+                    Some((_, pats)) if pats.contains(&pattern) => {}
+                    Some((_, pats)) => pats.push(pattern),
+                    None => tasks.push((env, vec![pattern])),
+                }
+            }
+            let total: usize = tasks.iter().map(|(_, p)| p.len()).sum();
             let mut s = format!(
-                "// flakehound quarantine: {} test(s) excluded.\n// Use: gradle test --init-script quarantine.gradle\n",
-                pats.len()
+                "// flakehound quarantine: {total} test(s) excluded.\n// Use: gradle test --init-script quarantine.gradle\n",
             );
             // A name that would be all wildcards (`.`, `*`) would exclude a whole package:
             // say so instead of excluding more than the quarantine holds.
@@ -133,13 +145,22 @@ pub fn render(entries: &[QuarantineEntry], format: QuarantineFormat) -> String {
                     comment_safe(&format!("{}.{}", e.classname, e.name))
                 );
             }
-            s.push_str(
-                "allprojects {\n    tasks.withType(Test).configureEach {\n        filter {\n",
-            );
-            for p in &pats {
-                let _ = writeln!(s, "            excludeTestsMatching '{}'", groovy_escape(p));
+            s.push_str("allprojects {\n    tasks.withType(Test).configureEach {\n");
+            let exclusions = |s: &mut String, pats: &[String], indent: &str| {
+                let _ = writeln!(s, "{indent}filter {{");
+                for p in pats {
+                    let _ = writeln!(s, "{indent}    excludeTestsMatching '{}'", groovy_escape(p));
+                }
+                let _ = writeln!(s, "{indent}}}");
+            };
+            let everywhere = tasks.iter().find(|(t, _)| t.is_none());
+            exclusions(&mut s, everywhere.map_or(&[][..], |(_, p)| p), "        ");
+            for (task, pats) in tasks.iter().filter_map(|(t, p)| Some((t.as_ref()?, p))) {
+                let _ = writeln!(s, "        if (it.name == '{}') {{", groovy_escape(task));
+                exclusions(&mut s, pats, "            ");
+                s.push_str("        }\n");
             }
-            s.push_str("        }\n    }\n}\n");
+            s.push_str("    }\n}\n");
             s
         }
         QuarantineFormat::Go => {

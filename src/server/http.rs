@@ -560,6 +560,7 @@ fn prepare(
     let meter = Meter::new(max_unpacked, Some(&charge));
     let options = junit::ParseOptions {
         cancel: Some(cancel),
+        environment: None,
     };
     unpack(body, single_name, &meter, |entry| {
         if refused.is_some() {
@@ -593,6 +594,10 @@ fn prepare(
                     })
                 }
             }
+        };
+        let options = junit::ParseOptions {
+            environment: junit::path_environment(&entry.name),
+            ..options
         };
         let parsed = if junit::is_plain(&entry.xml) {
             junit::parse_plain(&entry.xml, options, &mut count)
