@@ -144,6 +144,7 @@ pub fn parse_plain(
         merger.push(case, dialect);
         Ok(())
     })?;
+    merger.judge_repeats(&info);
     let (cases, ids) = merger.finish_with_ids();
     Ok(Report { cases, info, ids })
 }
@@ -171,6 +172,7 @@ pub fn parse_reader_with<R: Read>(
         merger.push(case, dialect);
         Ok(())
     })?;
+    merger.judge_repeats(&info);
     let (cases, ids) = merger.finish_with_ids();
     Ok(Report { cases, info, ids })
 }
@@ -421,6 +423,11 @@ pub struct Merger {
     cases: Vec<TestCase>,
     /// Occurrences of a name that were kept apart as distinct tests.
     duplicates: HashMap<TestIdentity, u32, foldhash::fast::RandomState>,
+    /// pytest: cases repeated in the report, whose bare attempts before the last are
+    /// pytest-rerunfailures' failed tries unless [`Merger::judge_repeats`] says otherwise.
+    repeated: Vec<usize>,
+    /// Set by [`Merger::judge_repeats`] when the report shows its repeats are not reruns.
+    repeats_are_runs: bool,
 }
 
 /// The message pytest gives the `<error>` of a teardown that broke after the call failed.
@@ -469,21 +476,8 @@ impl Merger {
                     }
                     // pytest-rerunfailures writes each failed attempt as a bare <testcase/>
                     // (its report outcome is "rerun", which junitxml records as nothing), so
-                    // it reads as a pass. A rerun happens only after a failure, so the
-                    // attempts before this one must have failed.
-                    for attempt in &mut earlier.attempts {
-                        if attempt.outcome == AttemptOutcome::Passed && attempt.failure.is_none() {
-                            attempt.outcome = AttemptOutcome::Failed;
-                            attempt.failure = Some(Failure {
-                                kind: Some("rerun".into()),
-                                message: Some(
-                                    "failed attempt, rerun (the report records no details: pytest-rerunfailures, flaky)"
-                                        .into(),
-                                ),
-                                body: None,
-                            });
-                        }
-                    }
+                    // it reads as a pass; decided when the whole report is read.
+                    self.repeated.push(at);
                 } else if dialect == Dialect::Jest && case.classname == JEST_SUITE_FAILED {
                     // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
                     // run twice, as an <error> and as a <failure> of its cause: one failure.
@@ -519,12 +513,51 @@ impl Merger {
         }
     }
 
-    pub fn finish(self) -> Vec<TestCase> {
+    /// pytest: whether the report's repeated `<testcase>`s are reruns. pytest counts
+    /// every test once in a suite's `tests`, leaving pytest-rerunfailures' reruns out; when
+    /// the report holds no more `<testcase>`s than that, a repeat is another run of the
+    /// test (pytest-xdist `--dist each` runs every test once per worker), and a bare one
+    /// passed. Without this call, repeats are read as reruns.
+    pub fn judge_repeats(&mut self, info: &ReportInfo) {
+        // A failed call's teardown error is a second `<testcase>`, and counted in `tests`.
+        self.repeats_are_runs = info.declared_tests.is_some_and(|d| info.testcases <= d);
+    }
+
+    /// A rerun happens only after a failure, so the bare attempts before a repeated
+    /// test's last one failed.
+    fn mark_reruns(&mut self) {
+        if self.repeats_are_runs {
+            return;
+        }
+        for &at in &self.repeated {
+            let case = &mut self.cases[at];
+            let Some((_, earlier)) = case.attempts.split_last_mut() else {
+                continue;
+            };
+            for attempt in earlier {
+                if attempt.outcome == AttemptOutcome::Passed && attempt.failure.is_none() {
+                    attempt.outcome = AttemptOutcome::Failed;
+                    attempt.failure = Some(Failure {
+                        kind: Some("rerun".into()),
+                        message: Some(
+                            "failed attempt, rerun (the report records no details: pytest-rerunfailures, flaky)"
+                                .into(),
+                        ),
+                        body: None,
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<TestCase> {
+        self.mark_reruns();
         self.cases
     }
 
     /// The merged cases and the test identity of each.
-    pub fn finish_with_ids(self) -> (Vec<TestCase>, Vec<i64>) {
+    pub fn finish_with_ids(mut self) -> (Vec<TestCase>, Vec<i64>) {
+        self.mark_reruns();
         let mut ids = vec![0i64; self.cases.len()];
         for (id, &at) in &self.index {
             ids[at] = id.0;

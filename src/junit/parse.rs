@@ -98,6 +98,9 @@ pub struct ReportInfo {
     /// The environment the report's path names ([`ParseOptions::environment`]): its tests'
     /// names carry it, unless a suite names its own (a Playwright project, an Android device).
     pub environment: Option<String>,
+    /// Sum of the outermost suites' `tests` attributes, as written. pytest leaves
+    /// pytest-rerunfailures' reruns out of it, so more `<testcase>`s than that means reruns.
+    pub declared_tests: Option<u64>,
 }
 
 /// TestNG's two JUnit-shaped reporters. Both run by default, beside Surefire's report.
@@ -739,6 +742,11 @@ fn open_element(
                 b"hostname" => hostname = Some(value.into_owned()),
                 b"id" => has_id = true,
                 b"file" | b"filepath" => frame.file = Some(value.into_owned()),
+                b"tests" if outermost => {
+                    if let Ok(n) = value.trim().parse::<u64>() {
+                        *info.declared_tests.get_or_insert(0) += n;
+                    }
+                }
                 // Outermost suites' times add up; a root <testsuites time> wins (see Eof).
                 b"time" if outermost => {
                     if let Some(t) = parse_time(&value) {

@@ -361,6 +361,38 @@ fn pytest_rerunfailures_real_output() {
 }
 
 #[test]
+fn pytest_xdist_dist_each_repeats_are_runs_not_reruns() {
+    use AttemptOutcome::*;
+    // `--dist each` runs every test once per worker; the suite's `tests` counts each copy.
+    // A passing copy before another is a pass, not pytest-rerunfailures' failed try.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-xdist/dist-each.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::Pytest);
+    assert_eq!(r.info.declared_tests, Some(4));
+    assert_eq!(r.testcase_elements(), 4);
+    let ok = case(&r, "test_ok");
+    assert_eq!(outcomes(ok), [Passed, Passed]);
+    assert_eq!(ok.run_outcome(), RunOutcome::Passed);
+    let broken = case(&r, "test_broken");
+    assert_eq!(outcomes(broken), [Failed, Failed]);
+    assert_eq!(broken.run_outcome(), RunOutcome::Failed);
+    // rerunfailures' reports keep reading as reruns: fewer tests declared than written.
+    let reruns = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-rerunfailures/reruns.xml"
+    ));
+    assert!(reruns.info.declared_tests < Some(reruns.testcase_elements()));
+    // A failed call and its teardown error are two elements, both counted in `tests`.
+    let teardown = fixture(include_bytes!(
+        "../../fixtures/junit/pytest-rerunfailures/teardown-error-no-reruns.xml"
+    ));
+    assert!(teardown
+        .cases
+        .iter()
+        .all(|c| c.run_outcome() != RunOutcome::Flaky));
+}
+
+#[test]
 fn pytest_rerunfailures_custom_suite_name_is_still_pytest() {
     // `-o junit_suite_name=mysuite`: only the root's `name="pytest tests"` tells.
     let r = fixture(include_bytes!(
