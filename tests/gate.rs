@@ -547,3 +547,55 @@ fn a_test_failing_in_one_android_variant_is_broken_there_not_flaky() {
     let flaky: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(flaky.as_array().map(Vec::len), Some(0), "{flaky}");
 }
+
+#[test]
+fn variant_reports_keep_their_environment_however_the_paths_are_spelled() {
+    // Byte-identical reports in two variant folders are two reports, and a path with `//`
+    // or `./`, or a bare name given from inside the task's folder, names the same tests.
+    let h = History::new();
+    let db = h.db();
+    let results = h.dir.path().join("app/build/test-results");
+    let xml = surefire_xml(&[("C", "same", O::Pass)]);
+    for task in ["testDebugUnitTest", "testReleaseUnitTest"] {
+        std::fs::create_dir_all(results.join(task)).unwrap();
+        std::fs::write(results.join(task).join("TEST-C.xml"), &xml).unwrap();
+    }
+    let ingest = |cwd: &Path, run: &str, paths: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .current_dir(cwd)
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "ingest", "--commit", "c9", "--branch", "main", "--job", "android",
+            ])
+            .args(["--run-id", run, "--json"])
+            .args(paths)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (v["tests"].as_u64(), v["unchanged"].as_u64())
+    };
+    assert_eq!(
+        ingest(h.dir.path(), "1", &["app/build/test-results//"]),
+        (Some(2), Some(0))
+    );
+    assert_eq!(
+        ingest(
+            &results.join("testDebugUnitTest"),
+            "2",
+            &["TEST-C.xml", "./../testReleaseUnitTest/TEST-C.xml"]
+        ),
+        (Some(2), Some(0))
+    );
+    let out = flakehound(&db, &["tests", "--format", "json"]);
+    let tests: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = tests.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["[testDebugUnitTest] › same", "[testReleaseUnitTest] › same"]
+    );
+}

@@ -257,13 +257,15 @@ fn gradle_excludes_a_variant_test_from_its_task_only() {
             "[testReleaseUnitTest] › baz",
             None,
         ),
-        entry("android", "com.acme.Foo", "[test'Odd] › bar", None),
+        entry("android", "com.acme.Foo", "[connectedTest] › bar", None),
+        entry("android", "com.acme.Foo", "[Pixel_6(AVD) - 13] › bar", None),
     ];
     let script = render(&entries, QuarantineFormat::Gradle);
     assert_eq!(
         script,
         "// flakehound quarantine: 4 test(s) excluded.
 // Use: gradle test --init-script quarantine.gradle
+// not excluded, it runs in an environment that is not a Gradle test task: com.acme.Foo.[Pixel_6(AVD) - 13] › bar
 allprojects {
     tasks.withType(Test).configureEach {
         filter {
@@ -275,7 +277,7 @@ allprojects {
                 excludeTestsMatching 'com.acme.Foo.baz'
             }
         }
-        if (it.name == 'test\\'Odd') {
+        if (it.name == 'connectedTest') {
             filter {
                 excludeTestsMatching 'com.acme.Foo.bar'
             }

@@ -78,16 +78,74 @@ pub fn parse_bytes_with(bytes: &[u8], options: ParseOptions<'_>) -> Result<Repor
 /// The environment a report's path names, which its tests' names then carry: Gradle writes
 /// `build/test-results/<task>/TEST-<class>.xml`, and Android's `gradle test` runs every unit
 /// test once per variant (`testDebugUnitTest`, `testReleaseUnitTest`), Kotlin Multiplatform
-/// once per target (`jvmTest`, `jsNodeTest`). A test failing in one of them is broken there,
-/// not flaky. The plain `test` task names none, so a single-task project's names do not
-/// change. Separators `/` and `\` both count.
+/// once per target (`jvmTest`, `jsNodeTest`), custom suites once per task (`integrationTest`).
+/// A test failing in one of them is broken there, not flaky. The folder must be named like
+/// such a task (see [`is_gradle_test_task`]): the plain `test` task names none, so a
+/// single-task project's names do not change, and other folders (`test-results/junit/`,
+/// `surefire-reports/`) name none. `/` and `\` both separate; `.` and empty parts are
+/// skipped.
 pub fn path_environment(path: &str) -> Option<&str> {
-    let mut parts = path.rsplit(['/', '\\']);
+    let mut parts = path
+        .rsplit(['/', '\\'])
+        .filter(|p| !p.is_empty() && *p != ".");
     let file = parts.next()?;
     let task = parts.next()?;
-    let folder = parts.next()?;
-    let gradle_file = file.starts_with("TEST-") && file.ends_with(".xml");
-    (folder == "test-results" && gradle_file && !task.is_empty() && task != "test").then_some(task)
+    (is_gradle_report_name(file) && is_gradle_test_task(task)).then_some(task)
+}
+
+/// [`path_environment`] of a file on this machine: a bare file name given from inside its
+/// task's folder (`TEST-a.B.xml`) is named by that folder.
+pub fn local_path_environment(path: &Path) -> Option<String> {
+    let shown = path.to_string_lossy();
+    if let Some(env) = path_environment(&shown) {
+        return Some(env.to_string());
+    }
+    let has_folder = shown
+        .rsplit(['/', '\\'])
+        .filter(|p| !p.is_empty() && *p != ".")
+        .nth(1)
+        .is_some();
+    let file = path.file_name()?.to_string_lossy();
+    if has_folder || !is_gradle_report_name(&file) {
+        return None;
+    }
+    let absolute = std::path::absolute(path).ok()?;
+    path_environment(&absolute.to_string_lossy()).map(str::to_string)
+}
+
+/// Gradle's report file name: `TEST-<class>.xml`, gzip'd or not.
+fn is_gradle_report_name(file: &str) -> bool {
+    let lower = file.to_ascii_lowercase();
+    let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
+    file.starts_with("TEST-") && stem.ends_with(".xml")
+}
+
+/// Whether an environment label is a Gradle test task's name, as the `gradle` quarantine
+/// format needs: `…Test` in camel case (`jvmTest`, `testReleaseUnitTest`), other than `test`.
+pub fn is_gradle_test_task(name: &str) -> bool {
+    let Some(head) = name.strip_suffix("Test") else {
+        return false;
+    };
+    head.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The key that tells one report of a run from another: its content hash, with the
+/// environment its path names, so that byte-identical reports of two variants are both
+/// stored. Without an environment it is the content hash itself.
+pub fn report_key(content_hash: String, environment: Option<&str>) -> String {
+    match environment {
+        None => content_hash,
+        Some(env) => {
+            let mut h = blake3::Hasher::new();
+            h.update(content_hash.as_bytes());
+            h.update(b"\0");
+            h.update(env.as_bytes());
+            h.finalize().to_hex().to_string()
+        }
+    }
 }
 
 /// Whether a report in memory can be parsed as it is: not gzip'd, and UTF-8 (no UTF-16
@@ -180,9 +238,9 @@ pub fn parse_reader_with<R: Read>(
 /// Parse a report file (its tests carry the environment its path names).
 pub fn parse_file(path: &Path) -> Result<Report, FileError> {
     let file = std::fs::File::open(path).map_err(|e| FileError::Io(e.to_string()))?;
-    let shown = path.to_string_lossy();
+    let environment = local_path_environment(path);
     let options = ParseOptions {
-        environment: path_environment(&shown),
+        environment: environment.as_deref(),
         ..ParseOptions::default()
     };
     parse_reader_with(file, options).map_err(|e| FileError::Parse(located(path, &e)))

@@ -231,9 +231,12 @@ struct SuiteFrame {
     file: Option<String>,
     /// Playwright's project (the suite's `hostname`).
     project: Option<String>,
-    /// Android's connected tests: the `device` and `flavor` properties of the suite.
+    /// Android's connected tests: the `device` and `flavor` properties of the suite, and
+    /// whether it has the others AGP writes (`flavor`, `project`), so that a Surefire
+    /// report's system property `device` is not taken for one.
     device: Option<String>,
     flavor: Option<String>,
+    agp: bool,
     has_suites: bool,
     /// `<testcase>` children so far.
     cases: u64,
@@ -731,6 +734,7 @@ fn open_element(
                 project: None,
                 device: None,
                 flavor: None,
+                agp: false,
                 has_suites: false,
                 cases: 0,
                 broke: false,
@@ -898,10 +902,14 @@ fn open_element(
             // the device (and flavor) is the environment. Read only before the suite's
             // first test, so that all its tests are named alike.
             if let Some(suite) = suites.last_mut().filter(|s| s.cases == 0 && !s.has_suites) {
-                let text = text.filter(|t| !t.trim().is_empty());
+                // A label a name could not carry unambiguously is not used.
+                let text = text
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty() && !t.contains(|c: char| c == ']' || c.is_control()));
                 match key.as_deref() {
                     Some("device") => suite.device = text,
-                    Some("flavor") => suite.flavor = text,
+                    Some("flavor") => (suite.flavor, suite.agp) = (text, true),
+                    Some("project") => suite.agp = true,
                     _ => {}
                 }
             }
@@ -1013,7 +1021,7 @@ fn finish_case(
     // the same test in two environments is two tests. `includeProjectInTestName` writes
     // `[firefox] renders header` itself.
     let device = suites.iter().rev().find_map(|s| {
-        let device = s.device.as_deref()?;
+        let device = s.device.as_deref().filter(|_| s.agp)?;
         Some(match s.flavor.as_deref() {
             Some(flavor) => Cow::Owned(format!("{device} {flavor}")),
             None => Cow::Borrowed(device),

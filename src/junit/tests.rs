@@ -1126,23 +1126,46 @@ fn gradle_test_tasks_other_than_test_are_environments() {
             Some("testDebugUnitTest"),
         ),
         (
-            "/ci/app/build/test-results/testReleaseUnitTest/TEST-com.a.FooTest.xml",
+            "/ci/app/build/test-results//testReleaseUnitTest/./TEST-com.a.FooTest.xml",
             Some("testReleaseUnitTest"),
         ),
         (
             r"lib\build\test-results\jvmTest\TEST-com.a.FooTest.xml",
             Some("jvmTest"),
         ),
+        // gzip'd, and downloaded without its test-results folder (an artifact's root).
+        (
+            "artifacts/integrationTest/TEST-com.a.FooTest.xml.GZ",
+            Some("integrationTest"),
+        ),
         // A single-task project keeps its names.
         ("build/test-results/test/TEST-com.a.FooTest.xml", None),
-        // Other tools' folders called test-results are not Gradle's.
+        // Folders not named like a Gradle test task name none.
+        ("test-results/junit/TEST-com.a.FooTest.xml", None),
         ("test-results/jest/results.xml", None),
-        ("test-results/pytest/TEST-report.json", None),
         ("target/surefire-reports/TEST-com.a.FooTest.xml", None),
+        ("reports/latest/TEST-com.a.FooTest.xml", None),
+        ("reports/Test/TEST-com.a.FooTest.xml", None),
+        ("build/test-results/testDebugUnitTest/results.xml", None),
         ("TEST-com.a.FooTest.xml", None),
     ] {
         assert_eq!(path_environment(path), env, "{path}");
     }
+    assert!(is_gradle_test_task("testReleaseUnitTest"));
+    assert!(is_gradle_test_task("iosX64Test"));
+    assert!(!is_gradle_test_task("test"));
+    assert!(!is_gradle_test_task("Pixel_6_API_33(AVD) - 13"));
+    assert!(!is_gradle_test_task("firefox"));
+}
+
+#[test]
+fn byte_identical_reports_of_two_environments_have_two_keys() {
+    let hash = blake3::hash(b"<testsuite/>").to_hex().to_string();
+    assert_eq!(report_key(hash.clone(), None), hash);
+    let debug = report_key(hash.clone(), Some("testDebugUnitTest"));
+    let release = report_key(hash.clone(), Some("testReleaseUnitTest"));
+    assert_ne!(debug, hash);
+    assert_ne!(debug, release);
 }
 
 #[test]
@@ -1201,15 +1224,24 @@ fn android_connected_tests_are_named_by_their_device() {
         "[Pixel_6_API_33(AVD) - 13 free] › logsIn"
     );
 
+    // Surefire writes every system property: a `device` alone is not Android's.
+    let surefire = br#"<testsuite name="s"><properties><property name="device" value="iPhone"/>
+        <property name="java.version" value="21"/></properties>
+        <testcase classname="c" name="a"/></testsuite>"#;
+    assert_eq!(parse_bytes(surefire).unwrap().cases[0].name, "a");
+    // A device a name could not carry unambiguously is not used.
+    let odd = parse_bytes(report("emu] › x", "").as_bytes()).unwrap();
+    assert_eq!(odd.cases[0].name, "logsIn");
+
     // A property after the suite's first test would name its tests unevenly: ignored.
     let late = br#"<testsuite name="s"><testcase classname="c" name="a"/>
-        <properties><property name="device" value="d"/></properties>
+        <properties><property name="device" value="d"/><property name="project" value="p"/></properties>
         <testcase classname="c" name="b"/></testsuite>"#;
     let r = parse_bytes(late).unwrap();
     let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     // A test's own properties (pytest's record_property) are not its suite's.
     let own = br#"<testsuite name="s"><testcase classname="c" name="a">
-        <properties><property name="device" value="d"/></properties></testcase></testsuite>"#;
+        <properties><property name="device" value="d"/><property name="project" value="p"/></properties></testcase></testsuite>"#;
     assert_eq!(parse_bytes(own).unwrap().cases[0].name, "a");
 }

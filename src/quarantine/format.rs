@@ -118,7 +118,7 @@ pub fn render(entries: &[QuarantineEntry], format: QuarantineFormat) -> String {
         QuarantineFormat::Gradle => {
             let (exact, loose): (Vec<_>, Vec<_>) = entries.iter().partition(|e| {
                 let (env, name) = crate::junit::split_environment(&e.name);
-                gradle_name_is_matchable(name) && env.is_none_or(|t| !t.contains(char::is_control))
+                gradle_name_is_matchable(name) && env.is_none_or(crate::junit::is_gradle_test_task)
             });
             // A test of one Gradle test task (Android's `testReleaseUnitTest`) is excluded
             // from that task only; the rest from every task.
@@ -139,9 +139,16 @@ pub fn render(entries: &[QuarantineEntry], format: QuarantineFormat) -> String {
             // A name that would be all wildcards (`.`, `*`) would exclude a whole package:
             // say so instead of excluding more than the quarantine holds.
             for e in &loose {
+                let why = match crate::junit::split_environment(&e.name).0 {
+                    // An Android device, a Playwright project: no Gradle test task runs it.
+                    Some(env) if !crate::junit::is_gradle_test_task(env) => {
+                        "it runs in an environment that is not a Gradle test task"
+                    }
+                    _ => "its name cannot be matched by Gradle without a wildcard for the whole class",
+                };
                 let _ = writeln!(
                     s,
-                    "// not excluded, its name cannot be matched by Gradle without a wildcard for the whole class: {}",
+                    "// not excluded, {why}: {}",
                     comment_safe(&format!("{}.{}", e.classname, e.name))
                 );
             }
@@ -339,7 +346,15 @@ fn gradle_name_is_matchable(name: &str) -> bool {
 
 /// Text for a `//` comment line: control characters shown escaped, never a line break.
 fn comment_safe(s: &str) -> String {
-    s.chars().flat_map(char::escape_default).collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn groovy_escape(s: &str) -> String {

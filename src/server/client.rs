@@ -76,6 +76,13 @@ pub fn pack(paths: &[PathBuf]) -> std::io::Result<Packed> {
                 }
             };
             let mut name = entry_name(&file);
+            if !name.contains('/') {
+                // A report given from inside its Gradle task's folder keeps that folder:
+                // it names the tests' environment (see `junit::path_environment`).
+                if let Some(env) = crate::junit::local_path_environment(&file) {
+                    name = format!("{env}/{name}");
+                }
+            }
             if names.contains(&name) {
                 // Two arguments led to the same relative name: keep both.
                 name = format!("{}/{name}", names.len());

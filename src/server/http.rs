@@ -595,8 +595,9 @@ fn prepare(
                 }
             }
         };
+        let environment = junit::path_environment(&entry.name);
         let options = junit::ParseOptions {
-            environment: junit::path_environment(&entry.name),
+            environment,
             ..options
         };
         let parsed = if junit::is_plain(&entry.xml) {
@@ -615,7 +616,9 @@ fn prepare(
             Ok(report) => {
                 // The rows the writer binds, computed here (in parallel across uploads)
                 // and charged like the results they come from.
-                let file = Parsed::new(entry.name, entry.hash, report);
+                // Two variants' byte-identical reports are two reports (see ingest).
+                let key = junit::report_key(entry.hash, environment);
+                let file = Parsed::new(entry.name, key, report);
                 if let Err(e) = charge.add(prepared_bytes(&file.prepared)) {
                     refused = Some(memory_error(e, charge.limit()));
                     return;
