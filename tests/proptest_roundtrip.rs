@@ -209,16 +209,23 @@ fn xml(g: &Gen) -> String {
 }
 
 /// The generated truth: attempts per test identity, merged in first-seen order.
-/// The tests a reader should see: a repeated case whose earlier attempts all failed is a
-/// rerun of it; a repeat after a pass or a skip is another test, named `name [#n]`.
+/// The tests a reader should see: a repeated case in the same `<testsuite>` whose earlier
+/// attempts all failed is a rerun of it; a repeat after a pass or a skip, or in another
+/// suite, is another test, named `name [#n]`.
 fn truth(g: &Gen) -> Vec<((String, String), Vec<A>)> {
     let mut order: Vec<(String, String)> = Vec::new();
-    let mut by: HashMap<(String, String), Vec<A>> = HashMap::new();
+    // Attempts, and the suite of the first occurrence.
+    let mut by: HashMap<(String, String), (Vec<A>, usize)> = HashMap::new();
     let mut repeats: HashMap<(String, String), u32> = HashMap::new();
-    for c in g.suites.iter().flat_map(|s| &s.cases) {
+    for (suite, c) in g
+        .suites
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.cases.iter().map(move |c| (i, c)))
+    {
         let mut key = (c.classname.clone(), c.name.clone());
-        if let Some(earlier) = by.get(&key) {
-            if !earlier.iter().all(|a| matches!(a, A::F | A::E)) {
+        if let Some((earlier, at)) = by.get(&key) {
+            if *at != suite || !earlier.iter().all(|a| matches!(a, A::F | A::E)) {
                 let n = repeats.entry(key.clone()).or_insert(1);
                 *n += 1;
                 key = (c.classname.clone(), format!("{} [#{}]", c.name, n));
@@ -227,12 +234,15 @@ fn truth(g: &Gen) -> Vec<((String, String), Vec<A>)> {
         if !by.contains_key(&key) {
             order.push(key.clone());
         }
-        by.entry(key).or_default().extend(c.shape.attempts());
+        by.entry(key)
+            .or_insert_with(|| (Vec::new(), suite))
+            .0
+            .extend(c.shape.attempts());
     }
     order
         .into_iter()
         .map(|k| {
-            let a = by.remove(&k).unwrap();
+            let (a, _) = by.remove(&k).unwrap();
             (k, a)
         })
         .collect()

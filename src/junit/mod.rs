@@ -25,7 +25,7 @@ use std::path::Path;
 pub use checkout::strip_checkout;
 pub use parse::{
     head, is_other_tools_xml, parse_slice_with, parse_stream, parse_stream_with, Dialect, Head,
-    ParseOptions, ReportInfo, TestNgReporter, BODY_CAP, MAX_VALUE, SUITE_ERROR_CASE,
+    Origin, ParseOptions, ReportInfo, TestNgReporter, BODY_CAP, MAX_VALUE, SUITE_ERROR_CASE,
 };
 pub use time::parse_time;
 
@@ -197,9 +197,9 @@ pub fn parse_plain(
     mut on_case: impl FnMut(&TestCase) -> Result<(), ParseError>,
 ) -> Result<Report, ParseError> {
     let mut merger = Merger::default();
-    let info = parse_slice_with(bytes, options, |case, dialect| {
+    let info = parse_slice_with(bytes, options, |case, origin| {
         on_case(&case)?;
-        merger.push(case, dialect);
+        merger.push(case, origin);
         Ok(())
     })?;
     merger.judge_repeats(&info);
@@ -226,8 +226,8 @@ pub fn parse_reader_with<R: Read>(
     options: ParseOptions<'_>,
 ) -> Result<Report, ParseError> {
     let mut merger = Merger::default();
-    let info = parse_any_with(reader, options, |case, dialect| {
-        merger.push(case, dialect);
+    let info = parse_any_with(reader, options, |case, origin| {
+        merger.push(case, origin);
         Ok(())
     })?;
     merger.judge_repeats(&info);
@@ -448,7 +448,7 @@ impl<R: BufRead> BufRead for Decoded<R> {
 /// Stream-parse a report from any reader, calling `on_case` for each `<testcase>` element.
 pub fn parse_any<R: Read, F>(reader: R, on_case: F) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
 {
     parse_any_with(reader, ParseOptions::default(), on_case)
 }
@@ -460,7 +460,7 @@ pub fn parse_any_with<R: Read, F>(
     on_case: F,
 ) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
 {
     let decoded = decoded_reader(reader).map_err(io_error)?;
     parse_stream_with(decoded, options, on_case)
@@ -479,6 +479,8 @@ pub struct Merger {
     // Identities are already blake3-derived: foldhash instead of SipHash.
     index: HashMap<TestIdentity, usize, foldhash::fast::RandomState>,
     cases: Vec<TestCase>,
+    /// The suite element of each case's first occurrence ([`Origin::suite`]).
+    suites: Vec<u64>,
     /// Occurrences of a name that were kept apart as distinct tests.
     duplicates: HashMap<TestIdentity, u32, foldhash::fast::RandomState>,
     /// pytest: cases repeated in the report, whose bare attempts before the last are
@@ -509,16 +511,22 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
 const JEST_SUITE_FAILED: &str = "Test suite failed to run";
 
 impl Merger {
-    pub fn push(&mut self, case: TestCase, dialect: Dialect) {
+    pub fn push(&mut self, case: TestCase, origin: Origin) {
+        let dialect = origin.dialect;
         let id = case.identity();
         match self.index.get(&id) {
             None => {
                 self.index.insert(id, self.cases.len());
                 self.cases.push(case);
+                self.suites.push(origin.suite);
             }
             Some(&at) => {
                 let earlier = &mut self.cases[at];
-                if dialect == Dialect::Pytest {
+                // Runners write a rerun in the suite of the first attempt: the same name in
+                // another suite (gotestsum's short package names, Node's `describe`s, whose
+                // tests all have `classname="test"`) is another test.
+                let same_suite = self.suites[at] == origin.suite;
+                if dialect == Dialect::Pytest && same_suite {
                     if is_pytest_teardown_error(&case) {
                         if let Some(last) = earlier
                             .attempts
@@ -541,6 +549,7 @@ impl Merger {
                     // run twice, as an <error> and as a <failure> of its cause: one failure.
                     return;
                 } else if dialect.never_repeats_retries()
+                    || !same_suite
                     || !earlier.attempts.iter().all(|a| a.outcome.is_failure())
                 {
                     // Runners rerun a test only after it failed. A repeat after a pass
@@ -562,6 +571,7 @@ impl Merger {
                     } else {
                         self.index.insert(new_id, self.cases.len());
                         self.cases.push(case);
+                        self.suites.push(origin.suite);
                     }
                     return;
                 }

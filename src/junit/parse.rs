@@ -103,6 +103,26 @@ pub struct ReportInfo {
     pub declared_tests: Option<u64>,
 }
 
+/// Where a `<testcase>` stood: the report's dialect, and which `<testsuite>` element held it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub dialect: Dialect,
+    /// 1-based ordinal of the innermost `<testsuite>` element around the case in the report
+    /// (0 outside any). Tools that write a rerun as a repeated `<testcase>` write it in the
+    /// suite of the first attempt; a repeat in another suite is another test.
+    pub suite: u64,
+}
+
+impl Origin {
+    /// A case of a generic report outside any suite.
+    pub fn generic() -> Origin {
+        Origin {
+            dialect: Dialect::Generic,
+            suite: 0,
+        }
+    }
+}
+
 /// TestNG's two JUnit-shaped reporters. Both run by default, beside Surefire's report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TestNgReporter {
@@ -229,6 +249,8 @@ struct CaseBuilder {
 struct SuiteFrame {
     name: Option<String>,
     file: Option<String>,
+    /// The suite's ordinal among the report's `<testsuite>` elements (see [`Origin`]).
+    ordinal: u64,
     /// Playwright's project (the suite's `hostname`).
     project: Option<String>,
     /// Android's connected tests: the `device` and `flavor` properties of the suite, and
@@ -406,7 +428,7 @@ const CANCEL_EVERY: u32 = 256;
 /// Stream-parse one report, calling `on_case` for every `<testcase>` element as it closes.
 pub fn parse_stream<R: BufRead, F>(input: R, on_case: F) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
 {
     parse_stream_with(input, ParseOptions::default(), on_case)
 }
@@ -418,7 +440,7 @@ pub fn parse_stream_with<R: BufRead, F>(
     mut on_case: F,
 ) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
 {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
@@ -449,7 +471,7 @@ pub fn parse_slice_with<F>(
     mut on_case: F,
 ) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
 {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
@@ -518,7 +540,7 @@ impl Machine {
         on_case: &mut F,
     ) -> Result<bool, ParseError>
     where
-        F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+        F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
     {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -729,6 +751,7 @@ fn open_element(
                 }
             }
             let mut frame = SuiteFrame {
+                ordinal: info.suites,
                 name: None,
                 file: None,
                 project: None,
@@ -940,7 +963,7 @@ fn close_element<F>(
     on_case: &mut F,
 ) -> Result<(), ParseError>
 where
-    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
 {
     match elem {
         Elem::Suite => {
@@ -967,7 +990,11 @@ where
                 for t in case.attempts.iter().filter_map(|a| a.duration_s) {
                     *info.cases_time_s.get_or_insert(0.0) += t;
                 }
-                on_case(case, info.dialect)?;
+                let origin = Origin {
+                    dialect: info.dialect,
+                    suite: suites.last().map_or(0, |s| s.ordinal),
+                };
+                on_case(case, origin)?;
             }
         }
         _ => {}

@@ -1245,3 +1245,29 @@ fn android_connected_tests_are_named_by_their_device() {
         <properties><property name="device" value="d"/><property name="project" value="p"/></properties></testcase></testsuite>"#;
     assert_eq!(parse_bytes(own).unwrap().cases[0].name, "a");
 }
+
+#[test]
+fn a_repeat_in_another_suite_is_another_test_not_a_rerun() {
+    use AttemptOutcome::*;
+    // gotestsum's short names: packages a/util and b/util are both suite `util` with a
+    // `util.TestSame`; a's fails and b's passes. Not one flaky test.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/gotestsum/short-names-two-packages.xml"
+    ));
+    assert_eq!(r.cases.len(), 2);
+    assert_eq!(outcomes(&r.cases[0]), [Failed]);
+    assert_eq!(r.cases[0].name, "TestSame");
+    assert_eq!(outcomes(&r.cases[1]), [Passed]);
+    assert_eq!(r.cases[1].name, "TestSame [#2]");
+    // Node's test runner: `describe('cart')` and `describe('list')` each with `it('works')`.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/node-test/two-describes-same-it.xml"
+    ));
+    assert!(r.cases.iter().all(|c| c.run_outcome() != RunOutcome::Flaky));
+    assert_eq!(r.cases.len(), 2);
+    // A rerun in the first attempt's suite is still a rerun (gotestsum --rerun-fails).
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/gotestsum/rerun-fails-short.xml"
+    ));
+    assert_eq!(outcomes(case(&r, "TestFlakyOnce")), [Failed, Passed]);
+}
