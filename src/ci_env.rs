@@ -415,7 +415,7 @@ fn azure_run_url(env: &Env) -> Option<String> {
 /// Unix seconds at or above this are taken for milliseconds (year 5138 and later).
 const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
 
-/// Parse a user-supplied time: RFC 3339 (`2026-11-20T10:04:00Z`, offsets), `2026-11-20 10:04:00` (UTC), a date `2026-11-20` (midnight UTC), or unix seconds. Returns unix seconds.
+/// Parse a user-supplied time: RFC 3339 (`2026-11-20T10:04:00Z`, offsets), `2026-11-20 10:04:00` (UTC), a date `2026-11-20` (midnight UTC), unix seconds, or an RFC 2822 date (`Fri, 20 Nov 2026 10:04:00 GMT`). Returns unix seconds.
 ///
 /// Also accepted: a space instead of `T` with an offset (`2026-11-20 10:04:00+02:00`,
 /// as Azure Pipelines writes it), fractional seconds (dropped), and a `T` without an offset
@@ -440,6 +440,10 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(dt.timestamp());
     }
+    // mocha's xunit reporter writes an HTTP date (`Mon, 07 Dec 2026 06:20:53 GMT`).
+    if let Ok(dt) = DateTime::parse_from_rfc2822(t) {
+        return Ok(dt.timestamp());
+    }
     // `%.f` also matches no fraction at all.
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
@@ -453,7 +457,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     }
     Err(format!(
         "cannot read {t:?} as a time; use RFC 3339 (2026-11-20T10:04:00Z or with an offset), \
-         2026-11-20 10:04:00 (UTC), a date 2026-11-20 (midnight UTC), or unix seconds"
+         2026-11-20 10:04:00 (UTC), a date 2026-11-20 (midnight UTC), unix seconds, or an \
+         RFC 2822 date (Fri, 20 Nov 2026 10:04:00 GMT)"
     ))
 }
 
@@ -987,6 +992,8 @@ mod tests {
             "  2026-11-20T10:04:00Z\n",
             "1795169040",
             "+1795169040",
+            "Fri, 20 Nov 2026 10:04:00 GMT",
+            "Fri, 20 Nov 2026 11:04:00 +0100",
         ] {
             assert_eq!(parse_timestamp(text), Ok(t), "{text:?}");
         }

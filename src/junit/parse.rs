@@ -238,6 +238,9 @@ struct CaseBuilder {
     time: Option<f64>,
     final_failure: Option<(AttemptOutcome, Failure)>,
     skipped: bool,
+    /// Node's test runner marks a `todo` test `<skipped type="todo">`; it may fail without
+    /// failing the run, and then also holds the `<failure>`.
+    todo: bool,
     flaky: Vec<Attempt>,
     reruns: Vec<Attempt>,
     /// The rerun element being read, if any.
@@ -943,8 +946,13 @@ fn open_element(
             Elem::StackTrace
         }
         b"skipped" if in_case => {
-            check_attrs(e)?;
-            case.as_mut().expect("in case").skipped = true;
+            let c = case.as_mut().expect("in case");
+            attrs(e, |key, value| {
+                if key == b"type" && value == "todo" {
+                    c.todo = true;
+                }
+            })?;
+            c.skipped = true;
             Elem::Skipped
         }
         _ => {
@@ -1075,7 +1083,7 @@ fn finish_case(
     let mut attempts = Vec::with_capacity(1 + b.flaky.len() + b.reruns.len());
     // Flaky attempts failed before the final one; rerun attempts failed after it.
     attempts.extend(b.flaky);
-    let last = match b.final_failure {
+    let last = match b.final_failure.filter(|_| !b.todo) {
         Some((outcome, failure)) => Attempt {
             outcome,
             duration_s: b.time,

@@ -1271,3 +1271,19 @@ fn a_repeat_in_another_suite_is_another_test_not_a_rerun() {
     ));
     assert_eq!(outcomes(case(&r, "TestFlakyOnce")), [Failed, Passed]);
 }
+
+#[test]
+fn a_failing_node_todo_test_is_skipped_as_node_counts_it() {
+    // Node exits 0: a `todo` test may fail. It holds `<skipped type="todo">` and `<failure>`.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/node-test/todo-failing.xml"
+    ));
+    let todo = case(&r, "todo failing only");
+    assert_eq!(outcomes(todo), [AttemptOutcome::Skipped]);
+    assert_eq!(outcomes(case(&r, "ok")), [AttemptOutcome::Passed]);
+    // Any other skip with a failure reads as before: failed.
+    let r = parse(
+        r#"<testsuite><testcase classname="c" name="t"><skipped/><failure message="x"/></testcase></testsuite>"#,
+    );
+    assert_eq!(outcomes(&r.cases[0]), [AttemptOutcome::Failed]);
+}
