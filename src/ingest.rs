@@ -795,7 +795,7 @@ fn stream_huge(
 ) -> Result<std::result::Result<crate::store::FileTally, Rejection>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open report", e))?;
     let mut tally = crate::store::FileTally::default();
-    let mut pending: Vec<(TestCase, junit::Origin)> = Vec::with_capacity(STREAM_CHUNK);
+    let mut pending: Vec<TestCase> = Vec::with_capacity(STREAM_CHUNK);
     let mut store_error: Option<Error> = None;
     let shown = path.display().to_string();
     let environment = junit::local_path_environment(path);
@@ -803,18 +803,12 @@ fn stream_huge(
         environment: environment.as_deref(),
         ..junit::ParseOptions::default()
     };
-    let result = junit::parse_any_with(file, options, |case, origin| {
-        pending.push((case, origin));
+    let result = junit::parse_any_with(file, options, |case, _dialect| {
+        pending.push(case);
         if pending.len() >= STREAM_CHUNK {
             let mut merger = Merger::default();
-            for (c, origin) in pending.drain(..) {
-                merger.push(
-                    c,
-                    junit::Origin {
-                        dialect: junit::Dialect::Generic,
-                        ..origin
-                    },
-                );
+            for c in pending.drain(..) {
+                merger.push(c, junit::Dialect::Generic);
             }
             let cases = merger.finish();
             match batch.add_cases(run_key, &cases) {
@@ -836,8 +830,8 @@ fn stream_huge(
     match result {
         Ok(info) => {
             let mut merger = Merger::default();
-            for (c, origin) in pending.drain(..) {
-                merger.push(c, origin);
+            for c in pending.drain(..) {
+                merger.push(c, info.dialect);
             }
             let cases = merger.finish();
             let t = batch.add_file(run_key, hash, &shown, &cases, info.testcases, info.time_s)?;

@@ -19,13 +19,14 @@ mod time;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 pub use checkout::strip_checkout;
 pub use parse::{
     head, is_other_tools_xml, parse_slice_with, parse_stream, parse_stream_with, Dialect, Head,
-    Origin, ParseOptions, ReportInfo, TestNgReporter, BODY_CAP, MAX_VALUE, SUITE_ERROR_CASE,
+    ParseOptions, ReportInfo, TestNgReporter, BODY_CAP, MAX_VALUE, SUITE_ERROR_CASE,
 };
 pub use time::parse_time;
 
@@ -197,9 +198,9 @@ pub fn parse_plain(
     mut on_case: impl FnMut(&TestCase) -> Result<(), ParseError>,
 ) -> Result<Report, ParseError> {
     let mut merger = Merger::default();
-    let info = parse_slice_with(bytes, options, |case, origin| {
+    let info = parse_slice_with(bytes, options, |case, dialect| {
         on_case(&case)?;
-        merger.push(case, origin);
+        merger.push(case, dialect);
         Ok(())
     })?;
     merger.judge_repeats(&info);
@@ -226,8 +227,8 @@ pub fn parse_reader_with<R: Read>(
     options: ParseOptions<'_>,
 ) -> Result<Report, ParseError> {
     let mut merger = Merger::default();
-    let info = parse_any_with(reader, options, |case, origin| {
-        merger.push(case, origin);
+    let info = parse_any_with(reader, options, |case, dialect| {
+        merger.push(case, dialect);
         Ok(())
     })?;
     merger.judge_repeats(&info);
@@ -448,7 +449,7 @@ impl<R: BufRead> BufRead for Decoded<R> {
 /// Stream-parse a report from any reader, calling `on_case` for each `<testcase>` element.
 pub fn parse_any<R: Read, F>(reader: R, on_case: F) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
 {
     parse_any_with(reader, ParseOptions::default(), on_case)
 }
@@ -460,7 +461,7 @@ pub fn parse_any_with<R: Read, F>(
     on_case: F,
 ) -> Result<ReportInfo, ParseError>
 where
-    F: FnMut(TestCase, Origin) -> Result<(), ParseError>,
+    F: FnMut(TestCase, Dialect) -> Result<(), ParseError>,
 {
     let decoded = decoded_reader(reader).map_err(io_error)?;
     parse_stream_with(decoded, options, on_case)
@@ -479,8 +480,10 @@ pub struct Merger {
     // Identities are already blake3-derived: foldhash instead of SipHash.
     index: HashMap<TestIdentity, usize, foldhash::fast::RandomState>,
     cases: Vec<TestCase>,
-    /// The suite element of each case's first occurrence ([`Origin::suite`]).
-    suites: Vec<u64>,
+    /// The case holding a test's first occurrence in the suites of one name.
+    by_suite: HashMap<(TestIdentity, u64), usize, foldhash::fast::RandomState>,
+    /// `<testcase>` elements merged into each case.
+    copies: Vec<u32>,
     /// Occurrences of a name that were kept apart as distinct tests.
     duplicates: HashMap<TestIdentity, u32, foldhash::fast::RandomState>,
     /// pytest: cases repeated in the report, whose bare attempts before the last are
@@ -489,6 +492,9 @@ pub struct Merger {
     /// Set by [`Merger::judge_repeats`] when the report shows its repeats are not reruns.
     repeats_are_runs: bool,
 }
+
+/// Hashes suite names for [`Merger`]'s per-suite lookup.
+const SUITE_KEY: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5717e);
 
 /// The message pytest gives the `<error>` of a teardown that broke after the call failed.
 const PYTEST_TEARDOWN_ERROR: &str = "failed on teardown with ";
@@ -511,73 +517,78 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
 const JEST_SUITE_FAILED: &str = "Test suite failed to run";
 
 impl Merger {
-    pub fn push(&mut self, case: TestCase, origin: Origin) {
-        let dialect = origin.dialect;
+    pub fn push(&mut self, case: TestCase, dialect: Dialect) {
         let id = case.identity();
-        match self.index.get(&id) {
-            None => {
+        // Runners write a rerun in a suite of the first attempt's name: the same test name
+        // in a suite of another name (Node's `describe`s) is another test.
+        let in_suite = (id, SUITE_KEY.hash_one(case.suite.as_deref()));
+        let Some(&at) = self.by_suite.get(&in_suite) else {
+            let at = if self.index.contains_key(&id) {
+                self.keep_apart(id, case)
+            } else {
                 self.index.insert(id, self.cases.len());
                 self.cases.push(case);
-                self.suites.push(origin.suite);
-            }
-            Some(&at) => {
-                let earlier = &mut self.cases[at];
-                // Runners write a rerun in the suite of the first attempt: the same name in
-                // another suite (gotestsum's short package names, Node's `describe`s, whose
-                // tests all have `classname="test"`) is another test.
-                let same_suite = self.suites[at] == origin.suite;
-                if dialect == Dialect::Pytest && same_suite {
-                    if is_pytest_teardown_error(&case) {
-                        if let Some(last) = earlier
-                            .attempts
-                            .last_mut()
-                            .filter(|a| a.outcome.is_failure())
-                        {
-                            // Same attempt: keep the call's failure, add the teardown's time.
-                            if let Some(t) = case.attempts[0].duration_s {
-                                *last.duration_s.get_or_insert(0.0) += t;
-                            }
-                            return;
-                        }
-                    }
-                    // pytest-rerunfailures writes each failed attempt as a bare <testcase/>
-                    // (its report outcome is "rerun", which junitxml records as nothing), so
-                    // it reads as a pass; decided when the whole report is read.
-                    self.repeated.push(at);
-                } else if dialect == Dialect::Jest && case.classname == JEST_SUITE_FAILED {
-                    // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
-                    // run twice, as an <error> and as a <failure> of its cause: one failure.
-                    return;
-                } else if dialect.never_repeats_retries()
-                    || !same_suite
-                    || !earlier.attempts.iter().all(|a| a.outcome.is_failure())
+                self.copies.push(1);
+                self.cases.len() - 1
+            };
+            self.by_suite.insert(in_suite, at);
+            return;
+        };
+        let earlier = &mut self.cases[at];
+        if dialect == Dialect::Pytest {
+            if is_pytest_teardown_error(&case) {
+                if let Some(last) = earlier
+                    .attempts
+                    .last_mut()
+                    .filter(|a| a.outcome.is_failure())
                 {
-                    // Runners rerun a test only after it failed. A repeat after a pass
-                    // or a skip (or any repeat from jest-junit, Vitest or Playwright, which
-                    // never write retries so) is another test with the same name: keep it
-                    // apart.
-                    let mut case = case;
-                    let nth = {
-                        let n = self.duplicates.entry(id).or_insert(1);
-                        *n += 1;
-                        *n
-                    };
-                    case.name = format!("{} [#{nth}]", case.name);
-                    let new_id = case.identity();
-                    if self.index.contains_key(&new_id) {
-                        // Pathological input (the suffixed name exists too): fold it in.
-                        let at = self.index[&new_id];
-                        self.cases[at].attempts.extend(case.attempts);
-                    } else {
-                        self.index.insert(new_id, self.cases.len());
-                        self.cases.push(case);
-                        self.suites.push(origin.suite);
+                    // Same attempt: keep the call's failure, add the teardown's time.
+                    if let Some(t) = case.attempts[0].duration_s {
+                        *last.duration_s.get_or_insert(0.0) += t;
                     }
                     return;
                 }
-                let earlier = &mut self.cases[at];
-                earlier.attempts.extend(case.attempts);
             }
+            // pytest-rerunfailures writes each failed attempt as a bare <testcase/>
+            // (its report outcome is "rerun", which junitxml records as nothing), so
+            // it reads as a pass; decided when the whole report is read.
+            self.repeated.push(at);
+        } else if dialect == Dialect::Jest && case.classname == JEST_SUITE_FAILED {
+            // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
+            // run twice, as an <error> and as a <failure> of its cause: one failure.
+            return;
+        } else if dialect.never_repeats_retries()
+            || !earlier.attempts.iter().all(|a| a.outcome.is_failure())
+        {
+            // Runners rerun a test only after it failed. A repeat after a pass or a skip
+            // (or any repeat from jest-junit, Vitest, Playwright or Node, which never
+            // write retries so) is another test with the same name: keep it apart.
+            self.keep_apart(id, case);
+            return;
+        }
+        self.cases[at].attempts.extend(case.attempts);
+        self.copies[at] += 1;
+    }
+
+    /// Store a repeated name as another test, `name [#n]`; its index.
+    fn keep_apart(&mut self, id: TestIdentity, mut case: TestCase) -> usize {
+        let nth = {
+            let n = self.duplicates.entry(id).or_insert(1);
+            *n += 1;
+            *n
+        };
+        case.name = format!("{} [#{nth}]", case.name);
+        let new_id = case.identity();
+        if let Some(&at) = self.index.get(&new_id) {
+            // Pathological input (the suffixed name exists too): fold it in.
+            self.cases[at].attempts.extend(case.attempts);
+            self.copies[at] += 1;
+            at
+        } else {
+            self.index.insert(new_id, self.cases.len());
+            self.cases.push(case);
+            self.copies.push(1);
+            self.cases.len() - 1
         }
     }
 
@@ -587,8 +598,15 @@ impl Merger {
     /// test (pytest-xdist `--dist each` runs every test once per worker), and a bare one
     /// passed. Without this call, repeats are read as reruns.
     pub fn judge_repeats(&mut self, info: &ReportInfo) {
+        // `--dist each` writes every test once per worker; counting alone is not enough:
+        // pytest's subtests also count in `tests`, beside rerunfailures' bare attempts.
+        let every_test_alike = self
+            .copies
+            .first()
+            .is_some_and(|&k| k >= 2 && self.copies.iter().all(|&c| c == k));
         // A failed call's teardown error is a second `<testcase>`, and counted in `tests`.
-        self.repeats_are_runs = info.declared_tests.is_some_and(|d| info.testcases <= d);
+        self.repeats_are_runs =
+            every_test_alike && info.declared_tests.is_some_and(|d| info.testcases <= d);
     }
 
     /// A rerun happens only after a failure, so the bare attempts before a repeated
