@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::junit::{self, FileError, Merger, Report};
-use crate::model::{RunMeta, TestCase};
+use crate::model::RunMeta;
 use crate::store::{prepare_with_ids, Prepared, Store};
 
 /// Files at or above this size are streamed into the store in chunks instead of being
@@ -795,7 +795,10 @@ fn stream_huge(
 ) -> Result<std::result::Result<crate::store::FileTally, Rejection>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open report", e))?;
     let mut tally = crate::store::FileTally::default();
-    let mut pending: Vec<TestCase> = Vec::with_capacity(STREAM_CHUNK);
+    // One merger for the whole file: a repeat in a later chunk is read as it would be in
+    // a small report (a rerun, or another test of the same name), then merged in the
+    // database by test identity.
+    let mut merger = Merger::default();
     let mut store_error: Option<Error> = None;
     let shown = path.display().to_string();
     let environment = junit::local_path_environment(path);
@@ -803,15 +806,10 @@ fn stream_huge(
         environment: environment.as_deref(),
         ..junit::ParseOptions::default()
     };
-    let result = junit::parse_any_with(file, options, |case, _dialect| {
-        pending.push(case);
-        if pending.len() >= STREAM_CHUNK {
-            let mut merger = Merger::default();
-            for c in pending.drain(..) {
-                merger.push(c, junit::Dialect::Generic);
-            }
-            let cases = merger.finish();
-            match batch.add_cases(run_key, &cases) {
+    let result = junit::parse_any_with(file, options, |case, dialect| {
+        merger.push(case, dialect);
+        if merger.pending() >= STREAM_CHUNK {
+            match batch.add_cases(run_key, &merger.drain()) {
                 Ok(t) => add_tally(&mut tally, t),
                 Err(e) => {
                     store_error = Some(e);
@@ -829,11 +827,7 @@ fn stream_huge(
     }
     match result {
         Ok(info) => {
-            let mut merger = Merger::default();
-            for c in pending.drain(..) {
-                merger.push(c, info.dialect);
-            }
-            let cases = merger.finish();
+            let cases = merger.drain();
             let t = batch.add_file(run_key, hash, &shown, &cases, info.testcases, info.time_s)?;
             add_tally(&mut tally, t);
             batch.release_savepoint()?;

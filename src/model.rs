@@ -40,7 +40,7 @@ pub struct Attempt {
 }
 
 /// One test's result in one report: every attempt (reruns merged), in the order they ran.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TestCase {
     pub classname: String,
     pub name: String,

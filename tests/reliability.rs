@@ -495,6 +495,54 @@ fn report_over_the_streaming_threshold_is_stored_whole_or_not_at_all() {
     assert_eq!(json(&db, &["tests", "--format", "json"]), before);
 }
 
+/// A huge report is stored in chunks; a repeat far from its first occurrence reads as it
+/// does in a small report: a rerun in the suite of the first attempt's name, another test
+/// in a suite of another name (once merged in the database as one flaky test).
+#[test]
+fn a_streamed_report_reads_its_repeats_as_a_small_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let n = 33_000;
+    let mut text = report("Huge", n, 7, 2_000);
+    text.truncate(text.len() - "</testsuites>\n".len());
+    // t0 failed (every 7th fails) and passes on its rerun; t1 passed and a namesake in
+    // another suite fails.
+    text.push_str(
+        "<testsuite name=\"big\"><testcase classname=\"com.acme.Huge\" name=\"t0\"/></testsuite>\n\
+         <testsuite name=\"other\"><testcase classname=\"com.acme.Huge\" name=\"t1\">\
+         <failure message=\"boom\"/></testcase></testsuite>\n</testsuites>\n",
+    );
+    assert!(text.len() as u64 > flakehound::ingest::STREAM_THRESHOLD);
+    let path = dir.path().join("huge.xml");
+    std::fs::write(&path, &text).unwrap();
+    drop(text);
+    let out = ingest(&db, "huge-1", &[&path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let tests = json(&db, &["tests", "--format", "json"]);
+    let row = |name: &str| {
+        tests
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no test {name}"))
+            .clone()
+    };
+    assert_eq!(tests.as_array().unwrap().len(), n + 1);
+    let t0 = row("t0");
+    assert_eq!(
+        (t0["attempts"].as_u64(), t0["flaky"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let t1 = row("t1");
+    assert_eq!(
+        (t1["attempts"].as_u64(), t1["passed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let namesake = row("t1 [#2]");
+    assert_eq!(namesake["failed"].as_u64(), Some(1));
+}
+
 // ---------------------------------------------------------------------------------------
 // Concurrent writers
 

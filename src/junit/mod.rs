@@ -478,12 +478,18 @@ fn io_error(e: std::io::Error) -> ParseError {
 #[derive(Default)]
 pub struct Merger {
     // Identities are already blake3-derived: foldhash instead of SipHash.
-    index: HashMap<TestIdentity, usize, foldhash::fast::RandomState>,
+    /// Each name's first case, and the hash of its suite's name.
+    index: HashMap<TestIdentity, (usize, u64), foldhash::fast::RandomState>,
+    /// The case a name stands for in suites of other names than its first one's.
+    other_suites: HashMap<(TestIdentity, u64), usize, foldhash::fast::RandomState>,
+    /// Cases from `drained` on (see [`Merger::drain`]).
     cases: Vec<TestCase>,
-    /// The case holding a test's first occurrence in the suites of one name.
-    by_suite: HashMap<(TestIdentity, u64), usize, foldhash::fast::RandomState>,
     /// `<testcase>` elements merged into each case.
     copies: Vec<u32>,
+    /// Whether every attempt of each case so far failed: a rerun follows only a failure.
+    all_failed: Vec<bool>,
+    /// The `n` of a case kept apart as `name [#n]` (0 for others).
+    nth: Vec<u32>,
     /// Occurrences of a name that were kept apart as distinct tests.
     duplicates: HashMap<TestIdentity, u32, foldhash::fast::RandomState>,
     /// pytest: cases repeated in the report, whose bare attempts before the last are
@@ -491,6 +497,11 @@ pub struct Merger {
     repeated: Vec<usize>,
     /// Set by [`Merger::judge_repeats`] when the report shows its repeats are not reruns.
     repeats_are_runs: bool,
+    /// Cases handed out by [`Merger::drain`]; those before it live on only in `copies`,
+    /// `all_failed` and `nth`.
+    drained: usize,
+    /// Handed-out cases repeated since: their new attempts, to hand out again.
+    revisited: std::collections::BTreeMap<usize, TestCase>,
 }
 
 /// Hashes suite names for [`Merger`]'s per-suite lookup.
@@ -521,27 +532,30 @@ impl Merger {
         let id = case.identity();
         // Runners write a rerun in a suite of the first attempt's name: the same test name
         // in a suite of another name (Node's `describe`s) is another test.
-        let in_suite = (id, SUITE_KEY.hash_one(case.suite.as_deref()));
-        let Some(&at) = self.by_suite.get(&in_suite) else {
-            let at = if self.index.contains_key(&id) {
-                self.keep_apart(id, case)
-            } else {
-                self.index.insert(id, self.cases.len());
-                self.cases.push(case);
-                self.copies.push(1);
-                self.cases.len() - 1
-            };
-            self.by_suite.insert(in_suite, at);
-            return;
+        let suite = SUITE_KEY.hash_one(case.suite.as_deref());
+        let at = match self.index.get(&id) {
+            None => {
+                let at = self.add_case(case);
+                self.index.insert(id, (at, suite));
+                return;
+            }
+            Some(&(at, first)) if first == suite => at,
+            Some(_) => match self.other_suites.get(&(id, suite)) {
+                Some(&at) => at,
+                None => {
+                    let at = self.keep_apart(id, suite, case);
+                    self.other_suites.insert((id, suite), at);
+                    return;
+                }
+            },
         };
-        let earlier = &mut self.cases[at];
         if dialect == Dialect::Pytest {
             if is_pytest_teardown_error(&case) {
-                if let Some(last) = earlier
-                    .attempts
-                    .last_mut()
-                    .filter(|a| a.outcome.is_failure())
-                {
+                let last = self
+                    .case_mut(at)
+                    .and_then(|c| c.attempts.last_mut())
+                    .filter(|a| a.outcome.is_failure());
+                if let Some(last) = last {
                     // Same attempt: keep the call's failure, add the teardown's time.
                     if let Some(t) = case.attempts[0].duration_s {
                         *last.duration_s.get_or_insert(0.0) += t;
@@ -557,21 +571,52 @@ impl Merger {
             // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
             // run twice, as an <error> and as a <failure> of its cause: one failure.
             return;
-        } else if dialect.never_repeats_retries()
-            || !earlier.attempts.iter().all(|a| a.outcome.is_failure())
-        {
+        } else if dialect.never_repeats_retries() || !self.all_failed[at] {
             // Runners rerun a test only after it failed. A repeat after a pass or a skip
             // (or any repeat from jest-junit, Vitest, Playwright or Node, which never
             // write retries so) is another test with the same name: keep it apart.
-            self.keep_apart(id, case);
+            self.keep_apart(id, suite, case);
             return;
         }
-        self.cases[at].attempts.extend(case.attempts);
+        self.extend(at, case, false);
+    }
+
+    /// The case at `at`, unless it was handed out and not repeated since.
+    fn case_mut(&mut self, at: usize) -> Option<&mut TestCase> {
+        match at.checked_sub(self.drained) {
+            Some(i) => self.cases.get_mut(i),
+            None => self.revisited.get_mut(&at),
+        }
+    }
+
+    fn add_case(&mut self, case: TestCase) -> usize {
+        let at = self.copies.len();
+        self.all_failed
+            .push(case.attempts.iter().all(|a| a.outcome.is_failure()));
+        self.cases.push(case);
+        self.copies.push(1);
+        self.nth.push(0);
+        at
+    }
+
+    /// Add a repeat's attempts to case `at`; `named`: the repeat has the case's name
+    /// already (a `name [#n]` given as such).
+    fn extend(&mut self, at: usize, mut case: TestCase, named: bool) {
+        self.all_failed[at] &= case.attempts.iter().all(|a| a.outcome.is_failure());
         self.copies[at] += 1;
+        if let Some(into) = self.case_mut(at) {
+            into.attempts.extend(case.attempts);
+            return;
+        }
+        // Handed out before: the repeat's attempts go out again under the case's name.
+        if !named && self.nth[at] > 0 {
+            case.name = format!("{} [#{}]", case.name, self.nth[at]);
+        }
+        self.revisited.insert(at, case);
     }
 
     /// Store a repeated name as another test, `name [#n]`; its index.
-    fn keep_apart(&mut self, id: TestIdentity, mut case: TestCase) -> usize {
+    fn keep_apart(&mut self, id: TestIdentity, suite: u64, mut case: TestCase) -> usize {
         let nth = {
             let n = self.duplicates.entry(id).or_insert(1);
             *n += 1;
@@ -579,16 +624,15 @@ impl Merger {
         };
         case.name = format!("{} [#{nth}]", case.name);
         let new_id = case.identity();
-        if let Some(&at) = self.index.get(&new_id) {
+        if let Some(&(at, _)) = self.index.get(&new_id) {
             // Pathological input (the suffixed name exists too): fold it in.
-            self.cases[at].attempts.extend(case.attempts);
-            self.copies[at] += 1;
+            self.extend(at, case, true);
             at
         } else {
-            self.index.insert(new_id, self.cases.len());
-            self.cases.push(case);
-            self.copies.push(1);
-            self.cases.len() - 1
+            let at = self.add_case(case);
+            self.nth[at] = nth;
+            self.index.insert(new_id, (at, suite));
+            at
         }
     }
 
@@ -615,8 +659,10 @@ impl Merger {
         if self.repeats_are_runs {
             return;
         }
-        for &at in &self.repeated {
-            let case = &mut self.cases[at];
+        for at in std::mem::take(&mut self.repeated) {
+            let Some(case) = self.case_mut(at) else {
+                continue;
+            };
             let Some((_, earlier)) = case.attempts.split_last_mut() else {
                 continue;
             };
@@ -636,16 +682,36 @@ impl Merger {
         }
     }
 
+    /// Cases merged since the last drain: new tests, and tests handed out before that
+    /// were repeated since.
+    pub fn pending(&self) -> usize {
+        self.cases.len() + self.revisited.len()
+    }
+
+    /// Hand out the cases merged so far, keeping what later repeats of them need, so that
+    /// a huge report is stored in chunks and read as it would be whole: a later repeat's
+    /// attempts come out again under the test's name, to be merged by test identity.
+    /// pytest's repeats stay reruns ([`Merger::judge_repeats`] needs the whole report),
+    /// and a bare attempt already handed out is not revised.
+    pub fn drain(&mut self) -> Vec<TestCase> {
+        self.mark_reruns();
+        self.drained = self.copies.len();
+        let revisited = std::mem::take(&mut self.revisited).into_values();
+        revisited.chain(std::mem::take(&mut self.cases)).collect()
+    }
+
     pub fn finish(mut self) -> Vec<TestCase> {
+        debug_assert_eq!(self.drained, 0, "a drained merger ends with drain");
         self.mark_reruns();
         self.cases
     }
 
     /// The merged cases and the test identity of each.
     pub fn finish_with_ids(mut self) -> (Vec<TestCase>, Vec<i64>) {
+        debug_assert_eq!(self.drained, 0, "a drained merger ends with drain");
         self.mark_reruns();
         let mut ids = vec![0i64; self.cases.len()];
-        for (id, &at) in &self.index {
+        for (id, &(at, _)) in &self.index {
             ids[at] = id.0;
         }
         (self.cases, ids)

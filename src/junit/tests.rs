@@ -1328,3 +1328,62 @@ fn node_test_names_are_the_path_of_their_suites() {
     assert_eq!(other.info.dialect, Dialect::Generic);
     assert_eq!(other.cases[0].name, "t");
 }
+
+/// A huge report is stored in chunks ([`Merger::drain`]), merged in the database by test
+/// identity: it must read as the same report parsed whole, wherever the chunks end.
+#[test]
+fn a_report_drained_in_chunks_reads_as_it_does_whole() {
+    let reports: [&[u8]; 6] = [
+        include_bytes!("../../fixtures/junit/gotestsum/rerun-fails-short.xml"),
+        include_bytes!("../../fixtures/junit/node-test/nested-same-names.xml"),
+        include_bytes!("../../fixtures/junit/vitest/same-names.xml"),
+        include_bytes!("../../fixtures/junit/jest-junit/suite-error.xml"),
+        include_bytes!("../../fixtures/junit/playwright/projects.xml"),
+        include_bytes!("../../fixtures/junit/gotestsum/short-names-two-packages.xml"),
+    ];
+    // Attempts per identity, in the order stored.
+    fn by_identity(cases: &[crate::model::TestCase]) -> Vec<(String, Vec<AttemptOutcome>)> {
+        let mut order: Vec<String> = Vec::new();
+        let mut attempts: HashMap<String, Vec<AttemptOutcome>> = HashMap::new();
+        for c in cases {
+            let id = c.identity().hex();
+            if !attempts.contains_key(&id) {
+                order.push(id.clone());
+            }
+            attempts.entry(id).or_default().extend(outcomes(c));
+        }
+        order
+            .into_iter()
+            .map(|id| {
+                let a = attempts.remove(&id).unwrap();
+                (id, a)
+            })
+            .collect()
+    }
+    for bytes in reports {
+        let mut elements = Vec::new();
+        parse_any(bytes, |case, dialect| {
+            elements.push((case, dialect));
+            Ok(())
+        })
+        .unwrap();
+        let mut whole = Merger::default();
+        for (case, dialect) in elements.iter().cloned() {
+            whole.push(case, dialect);
+        }
+        let want = by_identity(&whole.finish());
+        assert!(!want.is_empty());
+        for every in 1..=3 {
+            let mut chunked = Merger::default();
+            let mut stored = Vec::new();
+            for (case, dialect) in elements.iter().cloned() {
+                chunked.push(case, dialect);
+                if chunked.pending() >= every {
+                    stored.extend(chunked.drain());
+                }
+            }
+            stored.extend(chunked.drain());
+            assert_eq!(by_identity(&stored), want, "drained every {every}");
+        }
+    }
+}
