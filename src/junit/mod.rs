@@ -523,6 +523,23 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
                 .is_some_and(|m| m.starts_with(PYTEST_TEARDOWN_ERROR)))
 }
 
+/// Whether a case is a Go test in its package's suite (go-junit-report, gotestsum). Go
+/// test names are unique in a package (the compiler rejects two functions of one name, and
+/// `t.Run` numbers a repeated subtest name `#01`), so a repeat there is the same test run
+/// again: `go test -count=N` writes every test N times, passes included.
+fn is_go_test(case: &TestCase) -> bool {
+    let top = case.name.split('/').next().unwrap_or_default();
+    let go_name = ["Test", "Fuzz", "Example"].iter().any(|prefix| {
+        top.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_lowercase()))
+    });
+    // An import path (`example.com/probe`) or a short package name (`util`), never a
+    // Java or .NET class (`com.acme.FooTest`).
+    let class = case.classname.as_str();
+    let package = class.contains('/') || !class.contains(|c: char| c.is_uppercase() || c == '.');
+    go_name && package && case.suite.as_deref() == Some(class)
+}
+
 /// The classname jest-junit gives a test file that failed to run (a syntax error, a
 /// missing module).
 const JEST_SUITE_FAILED: &str = "Test suite failed to run";
@@ -571,7 +588,7 @@ impl Merger {
             // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
             // run twice, as an <error> and as a <failure> of its cause: one failure.
             return;
-        } else if dialect.never_repeats_retries() || !self.all_failed[at] {
+        } else if dialect.never_repeats_retries() || !(self.all_failed[at] || is_go_test(&case)) {
             // Runners rerun a test only after it failed. A repeat after a pass or a skip
             // (or any repeat from jest-junit, Vitest, Playwright or Node, which never
             // write retries so) is another test with the same name: keep it apart.

@@ -1387,3 +1387,29 @@ fn a_report_drained_in_chunks_reads_as_it_does_whole() {
         }
     }
 }
+
+#[test]
+fn go_test_count_repeats_are_runs_of_one_test() {
+    use AttemptOutcome::*;
+    // `go test -count=2 | go-junit-report`: every test twice in its package's suite.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/go-junit-report/count2-pass-then-fail.xml"
+    ));
+    assert_eq!(r.cases.len(), 2);
+    assert_eq!(outcomes(case(&r, "TestPasses")), [Passed, Passed]);
+    let alternates = case(&r, "TestAlternates");
+    assert_eq!(outcomes(alternates), [Passed, Failed]);
+    assert_eq!(alternates.run_outcome(), RunOutcome::Flaky);
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/go-junit-report/count2-full.xml"
+    ));
+    assert_eq!(r.cases.len(), 13);
+    assert!(r.cases.iter().all(|c| c.attempts.len() == 2));
+    assert_eq!(outcomes(case(&r, "TestTable/bad_case")), [Failed, Failed]);
+    assert_eq!(outcomes(case(&r, "TestFlaky")), [Failed, Passed]);
+    // Other runners' repeats after a pass stay apart: a Java class is no Go package.
+    let r = parse(
+        r#"<testsuite name="com.acme.FooTest"><testcase classname="com.acme.FooTest" name="TestA"/><testcase classname="com.acme.FooTest" name="TestA"><failure/></testcase></testsuite>"#,
+    );
+    assert_eq!(r.cases.len(), 2);
+}
