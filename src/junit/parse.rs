@@ -48,6 +48,10 @@ pub enum Dialect {
     /// by a bare root `<testsuites>` and suites with `disabled` and `hostname` but no
     /// `timestamp`.
     NodeTest,
+    /// cucumber-js's junit formatter: a root `<testsuite name="Cucumber">`, a scenario's
+    /// feature as its class. It writes a scenario retried with `--retry` once, as its last
+    /// try: a repeated feature and scenario name is another scenario (another file).
+    CucumberJs,
 }
 
 impl Dialect {
@@ -56,7 +60,11 @@ impl Dialect {
     pub fn never_repeats_retries(self) -> bool {
         matches!(
             self,
-            Dialect::Jest | Dialect::Vitest | Dialect::Playwright | Dialect::NodeTest
+            Dialect::Jest
+                | Dialect::Vitest
+                | Dialect::Playwright
+                | Dialect::NodeTest
+                | Dialect::CucumberJs
         )
     }
 }
@@ -793,6 +801,11 @@ fn open_element(
             }
             if frame.name.as_deref() == Some("pytest") {
                 info.dialect = Dialect::Pytest;
+            }
+            let root = parent.is_none();
+            if root && frame.name.as_deref() == Some("Cucumber") && info.dialect == Dialect::Generic
+            {
+                info.dialect = Dialect::CucumberJs;
             }
             if info.root_has_id && !has_id && hostname.is_some() && info.dialect == Dialect::Generic
                 || info.dialect == Dialect::Playwright

@@ -1413,3 +1413,22 @@ fn go_test_count_repeats_are_runs_of_one_test() {
     );
     assert_eq!(r.cases.len(), 2);
 }
+
+#[test]
+fn cucumber_js_scenarios_of_one_name_are_two_scenarios() {
+    use AttemptOutcome::*;
+    // Two feature files, both `Feature: Cart` / `Scenario: adds`: a's fails, b's passes.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/cucumber-js/same-feature-scenario-names.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::CucumberJs);
+    assert_eq!(outcomes(case(&r, "adds")), [Failed]);
+    assert_eq!(outcomes(case(&r, "adds [#2]")), [Passed]);
+    // `--retry 1`: the retried scenario is written once, as its passing last try.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/cucumber-js/full-run-retry.xml"
+    ));
+    assert_eq!(outcomes(case(&r, "flaky")), [Passed]);
+    assert_eq!(outcomes(case(&r, "outline - #1.2")), [Failed]);
+    assert_eq!(r.cases.len(), 9);
+}
