@@ -540,6 +540,16 @@ fn is_go_test(case: &TestCase) -> bool {
     go_name && package && case.suite.as_deref() == Some(class)
 }
 
+/// How bad an attempt's outcome is, to keep the worst of a test's subtests.
+fn severity(outcome: AttemptOutcome) -> u8 {
+    match outcome {
+        AttemptOutcome::Skipped => 0,
+        AttemptOutcome::Passed => 1,
+        AttemptOutcome::Failed => 2,
+        AttemptOutcome::Errored => 3,
+    }
+}
+
 /// The classname jest-junit gives a test file that failed to run (a syntax error, a
 /// missing module).
 const JEST_SUITE_FAILED: &str = "Test suite failed to run";
@@ -566,6 +576,22 @@ impl Merger {
                 }
             },
         };
+        if dialect == Dialect::PyUnittest {
+            // unittest has no reruns: a repeat is another failing subtest of the same test,
+            // in the same run of it. One attempt, the worst outcome, the first failure.
+            if let (Some(into), Some(new)) = (
+                self.case_mut(at).and_then(|c| c.attempts.last_mut()),
+                case.attempts.into_iter().next(),
+            ) {
+                if severity(new.outcome) > severity(into.outcome) {
+                    into.outcome = new.outcome;
+                    into.failure = into.failure.take().or(new.failure);
+                }
+                let failed = into.outcome.is_failure();
+                self.all_failed[at] = failed;
+            }
+            return;
+        }
         if dialect == Dialect::Pytest {
             if is_pytest_teardown_error(&case) {
                 let last = self

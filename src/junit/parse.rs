@@ -52,6 +52,11 @@ pub enum Dialect {
     /// feature as its class. It writes a scenario retried with `--retry` once, as its last
     /// try: a repeated feature and scenario name is another scenario (another file).
     CucumberJs,
+    /// Python unittest through unittest-xml-reporting (xmlrunner: suites named
+    /// `module.Class-YYYYMMDDhhmmss`) or nose2's junitxml plugin (suite `nose2-junit`): a
+    /// failing `subTest` is written as a `<testcase>` of its own, `test_rows (i=1)`, and
+    /// the test itself only when it passed. A subtest's failure is the test's failure.
+    PyUnittest,
 }
 
 impl Dialect {
@@ -424,6 +429,26 @@ pub struct ParseOptions<'a> {
 
 /// Events between two looks at [`ParseOptions::cancel`].
 const CANCEL_EVERY: u32 = 256;
+
+/// xmlrunner's `module.Class-20261207061908` (its default suffix, the run's time) or
+/// nose2's `nose2-junit`.
+fn is_py_unittest_suite(name: &str) -> bool {
+    name == "nose2-junit"
+        || name.rsplit_once('-').is_some_and(|(class, stamp)| {
+            !class.is_empty()
+                && !class.contains(char::is_whitespace)
+                && stamp.len() == 14
+                && stamp.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// A unittest subtest's name, `test_rows (i=1)`: the test method and the parameters.
+fn subtest_of(name: &str) -> Option<(&str, &str)> {
+    let (test, params) = name.split_once(" (")?;
+    let ident = test.starts_with(|c: char| c.is_alphabetic() || c == '_')
+        && test.chars().all(|c| c.is_alphanumeric() || c == '_');
+    (ident && params.ends_with(')')).then(|| (test, &name[test.len() + 1..]))
+}
 
 /// Stream-parse one report, calling `on_case` for every `<testcase>` element as it closes.
 pub fn parse_stream<R: BufRead, F>(input: R, on_case: F) -> Result<ReportInfo, ParseError>
@@ -803,6 +828,11 @@ fn open_element(
                 info.dialect = Dialect::Pytest;
             }
             let root = parent.is_none();
+            if frame.name.as_deref().is_some_and(is_py_unittest_suite)
+                && info.dialect == Dialect::Generic
+            {
+                info.dialect = Dialect::PyUnittest;
+            }
             if root && frame.name.as_deref() == Some("Cucumber") && info.dialect == Dialect::Generic
             {
                 info.dialect = Dialect::CucumberJs;
@@ -1004,8 +1034,7 @@ where
         }
         Elem::Case | Elem::SuiteError => {
             if let Some(builder) = case.take() {
-                let suite_path = info.dialect == Dialect::NodeTest;
-                let case = finish_case(builder, suites, info.environment.as_deref(), suite_path);
+                let case = finish_case(builder, suites, info.environment.as_deref(), info.dialect);
                 for t in case.attempts.iter().filter_map(|a| a.duration_s) {
                     *info.cases_time_s.get_or_insert(0.0) += t;
                 }
@@ -1030,7 +1059,7 @@ fn finish_case(
     mut b: CaseBuilder,
     suites: &[SuiteFrame],
     path_environment: Option<&str>,
-    suite_path: bool,
+    dialect: Dialect,
 ) -> TestCase {
     for attempt in b.flaky.iter_mut().chain(b.reruns.iter_mut()) {
         if let Some(f) = attempt.failure.as_mut() {
@@ -1060,8 +1089,21 @@ fn finish_case(
         .name
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("(unnamed testcase {})", b.ordinal));
+    // A unittest subtest's failure is its test's, named in the message.
+    let name = match subtest_of(&name).filter(|_| dialect == Dialect::PyUnittest) {
+        Some((test, params)) => {
+            if let Some((_, f)) = b.final_failure.as_mut() {
+                f.message = Some(match f.message.take() {
+                    Some(m) => format!("{params} {m}"),
+                    None => params.to_string(),
+                });
+            }
+            test.to_string()
+        }
+        None => name,
+    };
     // Node's `describe`s and parent tests are the suites around it.
-    let name = if suite_path {
+    let name = if dialect == Dialect::NodeTest {
         let mut path: Vec<&str> = suites.iter().filter_map(|s| s.name.as_deref()).collect();
         if path.is_empty() {
             name

@@ -1432,3 +1432,43 @@ fn cucumber_js_scenarios_of_one_name_are_two_scenarios() {
     assert_eq!(outcomes(case(&r, "outline - #1.2")), [Failed]);
     assert_eq!(r.cases.len(), 9);
 }
+
+#[test]
+fn a_unittest_subtest_failure_is_its_test_failing() {
+    use AttemptOutcome::*;
+    // xmlrunner writes only the failing subtest, `test_rows (i=1)`, and the test itself
+    // when it passes: one test, failed then passed.
+    let failed = fixture(include_bytes!(
+        "../../fixtures/junit/unittest/run1-subtest-fails.xml"
+    ));
+    let passed = fixture(include_bytes!(
+        "../../fixtures/junit/unittest/run2-passes.xml"
+    ));
+    assert_eq!(failed.info.dialect, Dialect::PyUnittest);
+    let (f, p) = (case(&failed, "test_rows"), case(&passed, "test_rows"));
+    assert_eq!(f.identity(), p.identity());
+    assert_eq!(outcomes(f), [Failed]);
+    assert_eq!(outcomes(p), [Passed]);
+    let message = f.attempts[0].failure.as_ref().unwrap().message.as_deref();
+    assert!(
+        message.unwrap().starts_with("(i=1) 0 not greater"),
+        "{message:?}"
+    );
+    // nose2 alike; two failing subtests of one test are one failed attempt.
+    let r = fixture(include_bytes!(
+        "../../fixtures/junit/unittest/nose2-0.16-run1.xml"
+    ));
+    assert_eq!(r.info.dialect, Dialect::PyUnittest);
+    assert_eq!(outcomes(case(&r, "test_rows")), [Failed]);
+    assert_eq!(outcomes(case(&r, "test_subtests")), [Failed]);
+    let r = parse(
+        r#"<testsuite name="nose2-junit"><testcase classname="m.T" name="test_x (i=1)"><failure message="a"/></testcase><testcase classname="m.T" name="test_x (i=2)"><error message="b"/></testcase></testsuite>"#,
+    );
+    assert_eq!(r.cases.len(), 1);
+    assert_eq!(outcomes(&r.cases[0]), [Errored]);
+    // Other reports keep such names.
+    let r = parse(
+        r#"<testsuite name="s"><testcase classname="c" name="test_x (i=1)"><failure/></testcase></testsuite>"#,
+    );
+    assert_eq!(r.cases[0].name, "test_x (i=1)");
+}
