@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::escape;
 use crate::ingest::Rejection;
-use crate::model::{readable_name, RunMeta, RunOutcome, TestCase};
+use crate::model::{readable_name, AttemptOutcome, RunMeta, RunOutcome, TestCase};
 use crate::report::markdown::code;
 use crate::score::{self, rfc3339, ScoreOptions, Status};
 use crate::store::{RunFilter, RunRow, Store};
@@ -100,6 +100,33 @@ impl GateTest {
     }
 }
 
+/// A test that failed and passed within the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InRunFlake {
+    pub test_id: String,
+    pub classname: String,
+    pub name: String,
+    pub file: Option<String>,
+    /// Attempts and failed attempts in this run.
+    pub attempts: u32,
+    pub failures: u32,
+    /// The first failure's type and message in this run.
+    pub message: Option<String>,
+}
+
+impl InRunFlake {
+    pub fn readable(&self) -> String {
+        readable_name(&self.classname, &self.name)
+    }
+
+    fn reason(&self) -> String {
+        format!(
+            "failed {} of {} attempts in this run and passed: flaky on this commit",
+            self.failures, self.attempts
+        )
+    }
+}
+
 /// The gate's answer for one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -116,6 +143,10 @@ pub struct Verdict {
     /// The failures not forgiven, then the forgiven ones; each sorted by name.
     pub unforgiven: Vec<GateTest>,
     pub forgiven: Vec<GateTest>,
+    /// Tests that failed an attempt and passed another within this run (in-run reruns,
+    /// `go test -count`): not failures of the run, but flaky on this commit. By name.
+    #[serde(default)]
+    pub flaky_in_run: Vec<InRunFlake>,
     /// Reports that could not be read (each fails the gate).
     pub rejected: Vec<Rejection>,
     /// The scored history that decided "known flaky": `since` .. `as_of` (RFC 3339).
@@ -377,6 +408,23 @@ pub fn judge(
         }
     }
     let tests = merged.len() as u64;
+    let flaky_in_run = merged
+        .values()
+        .filter(|c| c.run_outcome() == RunOutcome::Flaky)
+        .map(|c| InRunFlake {
+            test_id: c.identity().hex(),
+            classname: c.classname.clone(),
+            name: c.name.clone(),
+            file: c.file.clone(),
+            attempts: c
+                .attempts
+                .iter()
+                .filter(|a| a.outcome != AttemptOutcome::Skipped)
+                .count() as u32,
+            failures: c.attempts.iter().filter(|a| a.outcome.is_failure()).count() as u32,
+            message: first_message(c),
+        })
+        .collect();
     Ok(Verdict {
         pass: unforgiven.is_empty() && rejected.is_empty(),
         job: meta.job.clone(),
@@ -388,6 +436,7 @@ pub fn judge(
         failed: (forgiven.len() + unforgiven.len()) as u64,
         unforgiven,
         forgiven,
+        flaky_in_run,
         rejected,
         since: window.0,
         as_of: window.1,
@@ -444,6 +493,13 @@ impl Verdict {
                 t(&f.reason)
             ));
         }
+        for f in &self.flaky_in_run {
+            out.push_str(&format!(
+                "  FLAKY       {}  {}\n",
+                t(&f.readable()),
+                f.reason()
+            ));
+        }
         out
     }
 
@@ -494,6 +550,20 @@ impl Verdict {
             "Forgiven (known flaky or quarantined)",
             &self.forgiven,
         );
+        if !self.flaky_in_run.is_empty() {
+            out.push_str(
+                "\n#### Flaky in this run (failed, then passed: not failures of the run)\n\n| Test | Attempts | Failure |\n|---|---|---|\n",
+            );
+            for f in &self.flaky_in_run {
+                out.push_str(&format!(
+                    "| {} | {} of {} failed | {} |\n",
+                    code(&f.readable()),
+                    f.failures,
+                    f.attempts,
+                    f.message.as_deref().map(code).unwrap_or_default()
+                ));
+            }
+        }
         match (&self.since, &self.as_of) {
             (Some(since), Some(as_of)) => out.push_str(&format!(
                 "\nKnown flaky: scored from the history {since} .. {as_of}.\n"
@@ -660,5 +730,22 @@ mod tests {
         )
         .unwrap();
         assert!(v.pass && v.failed == 0);
+        // ... and it is shown as flaky in this run, in text, JSON and Markdown.
+        assert_eq!(v.flaky_in_run.len(), 1);
+        assert_eq!(
+            (v.flaky_in_run[0].attempts, v.flaky_in_run[0].failures),
+            (2, 1)
+        );
+        assert!(v
+            .to_text()
+            .contains("  FLAKY       C.a  failed 1 of 2 attempts"));
+        assert!(v.to_markdown().contains("| `C.a` | 1 of 2 failed |"));
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["flaky_in_run"][0]["name"], "a");
+        // A verdict from a server without the key still reads.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("flaky_in_run");
+        let v: Verdict = serde_json::from_value(old).unwrap();
+        assert!(v.flaky_in_run.is_empty());
     }
 }

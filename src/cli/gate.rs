@@ -195,6 +195,7 @@ pub fn no_reports(meta: &RunMeta, rejected: Vec<Rejection>, paths: &[PathBuf]) -
         failed: 0,
         unforgiven: vec![],
         forgiven: vec![],
+        flaky_in_run: vec![],
         rejected,
         since: None,
         as_of: None,
