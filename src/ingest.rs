@@ -827,7 +827,7 @@ fn stream_huge(
     }
     match result {
         Ok(info) => {
-            let cases = merger.drain();
+            let cases = merger.drain_all();
             let t = batch.add_file(run_key, hash, &shown, &cases, info.testcases, info.time_s)?;
             add_tally(&mut tally, t);
             batch.release_savepoint()?;

@@ -497,6 +497,12 @@ pub struct Merger {
     repeated: Vec<usize>,
     /// Set by [`Merger::judge_repeats`] when the report shows its repeats are not reruns.
     repeats_are_runs: bool,
+    /// Go tests (their first case), and the repeats of them kept apart after a pass:
+    /// (`name [#n]`'s case, the first's). Folded back as runs of one test when every Go
+    /// test of the report repeats alike (`go test -count=N`; see [`Merger::judge_repeats`]).
+    go_tests: HashMap<usize, (), foldhash::fast::RandomState>,
+    go_twins: Vec<(usize, usize)>,
+    go_count: bool,
     /// Cases handed out by [`Merger::drain`]; those before it live on only in `copies`,
     /// `all_failed` and `nth`.
     drained: usize,
@@ -523,21 +529,30 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
                 .is_some_and(|m| m.starts_with(PYTEST_TEARDOWN_ERROR)))
 }
 
-/// Whether a case is a Go test in its package's suite (go-junit-report, gotestsum). Go
-/// test names are unique in a package (the compiler rejects two functions of one name, and
-/// `t.Run` numbers a repeated subtest name `#01`), so a repeat there is the same test run
-/// again: `go test -count=N` writes every test N times, passes included.
+/// Whether a case is a Go test in its package's suite (go-junit-report, gotestsum): a
+/// test function `Test…`, `Fuzz…` or `Example…` (subtests after `/`; Go names and
+/// `t.Run` names hold no whitespace) whose class is the suite's import path, its last
+/// element (go-junit-report 0.9) or a short package name. Never a Java or .NET class
+/// (`com.acme.FooTest`) or a file (Deno's `./parse_test.ts`).
 fn is_go_test(case: &TestCase) -> bool {
     let top = case.name.split('/').next().unwrap_or_default();
-    let go_name = ["Test", "Fuzz", "Example"].iter().any(|prefix| {
-        top.strip_prefix(prefix)
-            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_lowercase()))
-    });
-    // An import path (`example.com/probe`) or a short package name (`util`), never a
-    // Java or .NET class (`com.acme.FooTest`).
+    let go_name = !case.name.contains(char::is_whitespace)
+        && ["Test", "Fuzz", "Example"].iter().any(|prefix| {
+            top.strip_prefix(prefix)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_lowercase()))
+        });
     let class = case.classname.as_str();
-    let package = class.contains('/') || !class.contains(|c: char| c.is_uppercase() || c == '.');
-    go_name && package && case.suite.as_deref() == Some(class)
+    let package = !class.is_empty()
+        && !class.starts_with('.')
+        && !class.contains(char::is_whitespace)
+        && (class.contains('/') || !class.contains(|c: char| c.is_uppercase() || c == '.'));
+    let in_suite = case.suite.as_deref().is_some_and(|suite| {
+        suite == class
+            || suite
+                .strip_suffix(class)
+                .is_some_and(|path| path.ends_with('/'))
+    });
+    go_name && package && in_suite
 }
 
 /// How bad an attempt's outcome is, to keep the worst of a test's subtests.
@@ -562,8 +577,12 @@ impl Merger {
         let suite = SUITE_KEY.hash_one(case.suite.as_deref());
         let at = match self.index.get(&id) {
             None => {
+                let go = is_go_test(&case);
                 let at = self.add_case(case);
                 self.index.insert(id, (at, suite));
+                if go {
+                    self.go_tests.insert(at, ());
+                }
                 return;
             }
             Some(&(at, first)) if first == suite => at,
@@ -579,13 +598,15 @@ impl Merger {
         if dialect == Dialect::PyUnittest {
             // unittest has no reruns: a repeat is another failing subtest of the same test,
             // in the same run of it. One attempt, the worst outcome, the first failure.
-            if let (Some(into), Some(new)) = (
-                self.case_mut(at).and_then(|c| c.attempts.last_mut()),
-                case.attempts.into_iter().next(),
-            ) {
+            let Some(into) = self.case_mut(at).and_then(|c| c.attempts.last_mut()) else {
+                // Handed out already (a huge report's chunk ended between them).
+                self.extend(at, case, false);
+                return;
+            };
+            if let Some(new) = case.attempts.into_iter().next() {
                 if severity(new.outcome) > severity(into.outcome) {
                     into.outcome = new.outcome;
-                    into.failure = into.failure.take().or(new.failure);
+                    into.failure = new.failure.or(into.failure.take());
                 }
                 let failed = into.outcome.is_failure();
                 self.all_failed[at] = failed;
@@ -614,11 +635,16 @@ impl Merger {
             // jest-junit (`reportTestSuiteErrors`) writes a suite that failed to
             // run twice, as an <error> and as a <failure> of its cause: one failure.
             return;
-        } else if dialect.never_repeats_retries() || !(self.all_failed[at] || is_go_test(&case)) {
+        } else if dialect.never_repeats_retries() || !self.all_failed[at] {
             // Runners rerun a test only after it failed. A repeat after a pass or a skip
             // (or any repeat from jest-junit, Vitest, Playwright or Node, which never
             // write retries so) is another test with the same name: keep it apart.
-            self.keep_apart(id, suite, case);
+            // A Go test's may be `go test -count=N`: decided on the whole report.
+            let go = !dialect.never_repeats_retries() && self.go_tests.contains_key(&at);
+            let twin = self.keep_apart(id, suite, case);
+            if go && twin != at {
+                self.go_twins.push((twin, at));
+            }
             return;
         }
         self.extend(at, case, false);
@@ -694,6 +720,33 @@ impl Merger {
         // A failed call's teardown error is a second `<testcase>`, and counted in `tests`.
         self.repeats_are_runs =
             every_test_alike && info.declared_tests.is_some_and(|d| info.testcases <= d);
+        // `go test -count=N` writes every test N times; two Go tests of one name in a
+        // package (its internal and external test files) repeat one test, not all.
+        let mut seen: HashMap<usize, u32> = self
+            .go_tests
+            .keys()
+            .map(|&at| (at, self.copies[at]))
+            .collect();
+        for &(twin, first) in &self.go_twins {
+            *seen.entry(first).or_default() += self.copies[twin];
+        }
+        let k = seen.values().next().copied().unwrap_or(0);
+        self.go_count = k >= 2 && seen.values().all(|&n| n == k);
+    }
+
+    /// Fold the Go repeats kept apart back into their tests (see `go_count`); the cases
+    /// folded away, by index.
+    fn fold_go_count(&mut self) -> Vec<bool> {
+        let mut gone = vec![false; self.cases.len()];
+        if !self.go_count || self.drained > 0 {
+            return gone;
+        }
+        for &(twin, first) in &self.go_twins {
+            let attempts = std::mem::take(&mut self.cases[twin].attempts);
+            self.cases[first].attempts.extend(attempts);
+            gone[twin] = true;
+        }
+        gone
     }
 
     /// A rerun happens only after a failure, so the bare attempts before a repeated
@@ -731,22 +784,35 @@ impl Merger {
         self.cases.len() + self.revisited.len()
     }
 
-    /// Hand out the cases merged so far, keeping what later repeats of them need, so that
-    /// a huge report is stored in chunks and read as it would be whole: a later repeat's
-    /// attempts come out again under the test's name, to be merged by test identity.
-    /// pytest's repeats stay reruns ([`Merger::judge_repeats`] needs the whole report),
-    /// and a bare attempt already handed out is not revised.
+    /// Hand out the cases merged so far but the last, keeping what later repeats of them
+    /// need, so that a huge report is stored in chunks and read as it would be whole: a
+    /// later repeat's attempts come out again under the test's name, to be merged by test
+    /// identity. The last case waits for the next chunk, as rows of one test come together
+    /// (pytest's reruns and teardown errors, unittest's subtests). pytest's repeats stay
+    /// reruns and Go's stay apart ([`Merger::judge_repeats`] needs the whole report).
     pub fn drain(&mut self) -> Vec<TestCase> {
-        self.mark_reruns();
-        self.drained = self.copies.len();
-        let revisited = std::mem::take(&mut self.revisited).into_values();
-        revisited.chain(std::mem::take(&mut self.cases)).collect()
+        self.drain_but(1)
     }
 
-    pub fn finish(mut self) -> Vec<TestCase> {
-        debug_assert_eq!(self.drained, 0, "a drained merger ends with drain");
+    /// Hand out every case merged so far: the end of a report drained in chunks.
+    pub fn drain_all(&mut self) -> Vec<TestCase> {
+        self.drain_but(0)
+    }
+
+    fn drain_but(&mut self, keep: usize) -> Vec<TestCase> {
         self.mark_reruns();
-        self.cases
+        let held = self
+            .cases
+            .split_off(self.cases.len() - keep.min(self.cases.len()));
+        self.drained = self.copies.len() - held.len();
+        let revisited = std::mem::take(&mut self.revisited).into_values();
+        let out = revisited.chain(std::mem::take(&mut self.cases)).collect();
+        self.cases = held;
+        out
+    }
+
+    pub fn finish(self) -> Vec<TestCase> {
+        self.finish_with_ids().0
     }
 
     /// The merged cases and the test identity of each.
@@ -757,7 +823,17 @@ impl Merger {
         for (id, &(at, _)) in &self.index {
             ids[at] = id.0;
         }
-        (self.cases, ids)
+        let gone = self.fold_go_count();
+        if !gone.contains(&true) {
+            return (self.cases, ids);
+        }
+        self.cases
+            .into_iter()
+            .zip(ids)
+            .zip(gone)
+            .filter(|(_, gone)| !gone)
+            .map(|(kept, _)| kept)
+            .unzip()
     }
 }
 

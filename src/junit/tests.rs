@@ -1333,7 +1333,10 @@ fn node_test_names_are_the_path_of_their_suites() {
 /// identity: it must read as the same report parsed whole, wherever the chunks end.
 #[test]
 fn a_report_drained_in_chunks_reads_as_it_does_whole() {
-    let reports: [&[u8]; 6] = [
+    let reports: [&[u8]; 9] = [
+        include_bytes!("../../fixtures/junit/pytest-rerunfailures/reruns.xml"),
+        include_bytes!("../../fixtures/junit/pytest-rerunfailures/teardown-error-reruns.xml"),
+        include_bytes!("../../fixtures/junit/unittest/nose2-0.16-run1.xml"),
         include_bytes!("../../fixtures/junit/gotestsum/rerun-fails-short.xml"),
         include_bytes!("../../fixtures/junit/node-test/nested-same-names.xml"),
         include_bytes!("../../fixtures/junit/vitest/same-names.xml"),
@@ -1341,6 +1344,9 @@ fn a_report_drained_in_chunks_reads_as_it_does_whole() {
         include_bytes!("../../fixtures/junit/playwright/projects.xml"),
         include_bytes!("../../fixtures/junit/gotestsum/short-names-two-packages.xml"),
     ];
+    // A unittest test's subtest rows: a skipped one, then a failing one.
+    let subtests = br#"<testsuite name="nose2-junit"><testcase classname="m.T" name="test_a"/><testcase classname="m.T" name="test_x (i=0)"><skipped/></testcase><testcase classname="m.T" name="test_x (i=1)"><failure message="a"/></testcase></testsuite>"#;
+    let reports = reports.into_iter().chain([&subtests[..]]);
     // Attempts per identity, in the order stored.
     fn by_identity(cases: &[crate::model::TestCase]) -> Vec<(String, Vec<AttemptOutcome>)> {
         let mut order: Vec<String> = Vec::new();
@@ -1382,7 +1388,7 @@ fn a_report_drained_in_chunks_reads_as_it_does_whole() {
                     stored.extend(chunked.drain());
                 }
             }
-            stored.extend(chunked.drain());
+            stored.extend(chunked.drain_all());
             assert_eq!(by_identity(&stored), want, "drained every {every}");
         }
     }
@@ -1407,11 +1413,29 @@ fn go_test_count_repeats_are_runs_of_one_test() {
     assert!(r.cases.iter().all(|c| c.attempts.len() == 2));
     assert_eq!(outcomes(case(&r, "TestTable/bad_case")), [Failed, Failed]);
     assert_eq!(outcomes(case(&r, "TestFlaky")), [Failed, Passed]);
-    // Other runners' repeats after a pass stay apart: a Java class is no Go package.
+    // go-junit-report 0.9 names the class by the path's last element.
     let r = parse(
-        r#"<testsuite name="com.acme.FooTest"><testcase classname="com.acme.FooTest" name="TestA"/><testcase classname="com.acme.FooTest" name="TestA"><failure/></testcase></testsuite>"#,
+        r#"<testsuites><testsuite name="example.com/probe"><testcase classname="probe" name="TestA"/><testcase classname="probe" name="TestA"><failure/></testcase></testsuite></testsuites>"#,
     );
-    assert_eq!(r.cases.len(), 2);
+    assert_eq!(outcomes(&r.cases[0]), [Passed, Failed]);
+    // Only when every Go test repeats alike: two `TestX` of one package (its internal
+    // and external test files) are two tests.
+    let r = parse(
+        r#"<testsuite name="example.com/p"><testcase classname="example.com/p" name="TestX"/><testcase classname="example.com/p" name="TestY"/><testcase classname="example.com/p" name="TestX"><failure/></testcase></testsuite>"#,
+    );
+    assert_eq!(r.cases.len(), 3);
+    assert_eq!(outcomes(case(&r, "TestX [#2]")), [Failed]);
+    // Other runners' repeats after a pass stay apart: a Java class, or Deno's file and
+    // free-text names, are no Go package and test.
+    for (class, name) in [
+        ("com.acme.FooTest", "TestA"),
+        ("./parse_test.ts", "Test parse"),
+    ] {
+        let r = parse(&format!(
+            r#"<testsuite name="{class}"><testcase classname="{class}" name="{name}"/><testcase classname="{class}" name="{name}"><failure/></testcase></testsuite>"#
+        ));
+        assert_eq!(r.cases.len(), 2, "{class}");
+    }
 }
 
 #[test]
