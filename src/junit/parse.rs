@@ -891,6 +891,14 @@ fn open_element(
                 b"skipped" | b"ignored" if value == "true" => builder.skipped = true,
                 _ => {}
             })?;
+            // Node's test runner writes a test outside any `describe` straight under its
+            // bare root, before any suite could tell the dialect.
+            let node_top = info.root_bare
+                && matches!(parent, Some(Elem::Suites))
+                && builder.classname.as_deref() == Some("test");
+            if node_top && info.dialect == Dialect::Generic {
+                info.dialect = Dialect::NodeTest;
+            }
             *case = Some(builder);
             Elem::Case
         }

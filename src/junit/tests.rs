@@ -1319,6 +1319,13 @@ fn node_test_names_are_the_path_of_their_suites() {
     assert_eq!(outcomes(case(&r, "same title")), [Passed]);
     assert_eq!(outcomes(case(&r, "cart › adds [#2]")), [Passed]);
     assert!(r.cases.iter().all(|c| c.classname == "test"));
+    // Tests outside any `describe`, straight under the bare root: Node too.
+    let r = parse(
+        r#"<testsuites><testcase name="works" classname="test"><failure message="boom"/></testcase><testcase name="works" classname="test"/></testsuites>"#,
+    );
+    assert_eq!(r.info.dialect, Dialect::NodeTest);
+    assert_eq!(outcomes(case(&r, "works")), [Failed]);
+    assert_eq!(outcomes(case(&r, "works [#2]")), [Passed]);
     // Other reports with a bare root and `hostname` keep their names (a timestamp, no
     // `disabled`).
     let other = parse(
