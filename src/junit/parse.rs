@@ -53,7 +53,8 @@ pub enum Dialect {
     /// try: a repeated feature and scenario name is another scenario (another file).
     CucumberJs,
     /// Python unittest through unittest-xml-reporting (xmlrunner: suites named
-    /// `module.Class-YYYYMMDDhhmmss`) or nose2's junitxml plugin (suite `nose2-junit`): a
+    /// `module.Class-YYYYMMDDhhmmss`, or with `outsuffix=""` test cases carrying both
+    /// `timestamp` and `line`) or nose2's junitxml plugin (suite `nose2-junit`): a
     /// failing `subTest` is written as a `<testcase>` of its own, `test_rows (i=1)`, and
     /// the test itself only when it passed. A subtest's failure is the test's failure.
     PyUnittest,
@@ -442,12 +443,15 @@ fn is_py_unittest_suite(name: &str) -> bool {
         })
 }
 
-/// A unittest subtest's name, `test_rows (i=1)`: the test method and the parameters.
+/// A unittest subtest's name, `test_rows (i=1)`, `test_rows [msg] (i=1)` or
+/// `test_rows [msg]`: the test method and what tells the subtest.
 fn subtest_of(name: &str) -> Option<(&str, &str)> {
-    let (test, params) = name.split_once(" (")?;
+    let (test, params) = name.split_once(' ')?;
     let ident = test.starts_with(|c: char| c.is_alphabetic() || c == '_')
         && test.chars().all(|c| c.is_alphanumeric() || c == '_');
-    (ident && params.ends_with(')')).then(|| (test, &name[test.len() + 1..]))
+    let told = (params.starts_with('(') && params.ends_with(')'))
+        || (params.starts_with('[') && params.ends_with([']', ')']));
+    (ident && told).then_some((test, params))
 }
 
 /// Stream-parse one report, calling `on_case` for every `<testcase>` element as it closes.
@@ -866,6 +870,7 @@ fn open_element(
                     builder.ordinal = suite.cases;
                 }
             }
+            let mut stamped_line = (false, false);
             attrs(e, |key, value| match key {
                 b"name" => builder.name = Some(value.into_owned()),
                 b"classname" | b"class" => builder.classname = Some(value.into_owned()),
@@ -889,8 +894,14 @@ fn open_element(
                     }
                 }
                 b"skipped" | b"ignored" if value == "true" => builder.skipped = true,
+                // xmlrunner's own attributes (see `Dialect::PyUnittest`).
+                b"timestamp" => stamped_line.0 = true,
+                b"line" => stamped_line.1 = true,
                 _ => {}
             })?;
+            if stamped_line.0 && stamped_line.1 && info.dialect == Dialect::Generic {
+                info.dialect = Dialect::PyUnittest;
+            }
             // Node's test runner writes a test outside any `describe` straight under its
             // bare root, before any suite could tell the dialect.
             let node_top = info.root_bare

@@ -1497,6 +1497,20 @@ fn a_unittest_subtest_failure_is_its_test_failing() {
     );
     assert_eq!(r.cases.len(), 1);
     assert_eq!(outcomes(&r.cases[0]), [Errored]);
+    // `subTest("msg", i=1)` and `subTest("msg")`, and xmlrunner with `outsuffix=""` (suites
+    // named by class; its cases carry `timestamp` and `line`).
+    for bytes in [
+        &include_bytes!("../../fixtures/junit/unittest/subtest-msg.xml")[..],
+        &include_bytes!("../../fixtures/junit/unittest/subtest-msg-no-suffix.xml")[..],
+    ] {
+        let r = fixture(bytes);
+        assert_eq!(r.info.dialect, Dialect::PyUnittest);
+        let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["test_ok", "test_plain_msg", "test_rows"]);
+        let rows = case(&r, "test_rows").attempts[0].failure.as_ref().unwrap();
+        let message = rows.message.as_deref().unwrap();
+        assert!(message.starts_with("[row check] (i=1) "), "{message}");
+    }
     // Other reports keep such names.
     let r = parse(
         r#"<testsuite name="s"><testcase classname="c" name="test_x (i=1)"><failure/></testcase></testsuite>"#,
