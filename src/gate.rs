@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::escape;
 use crate::ingest::Rejection;
-use crate::model::{readable_name, AttemptOutcome, RunMeta, RunOutcome, TestCase};
+use crate::model::{readable_name, RunMeta, RunOutcome, TestCase};
 use crate::report::markdown::code;
 use crate::score::{self, rfc3339, ScoreOptions, Status};
 use crate::store::{RunFilter, RunRow, Store};
@@ -416,12 +416,8 @@ pub fn judge(
             classname: c.classname.clone(),
             name: c.name.clone(),
             file: c.file.clone(),
-            attempts: c
-                .attempts
-                .iter()
-                .filter(|a| a.outcome != AttemptOutcome::Skipped)
-                .count() as u32,
-            failures: c.attempts.iter().filter(|a| a.outcome.is_failure()).count() as u32,
+            attempts: c.executed_attempts() as u32,
+            failures: c.failed_attempts() as u32,
             message: first_message(c),
         })
         .collect();

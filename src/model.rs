@@ -40,7 +40,7 @@ pub struct Attempt {
 }
 
 /// One test's result in one report: every attempt (reruns merged), in the order they ran.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TestCase {
     pub classname: String,
     pub name: String,

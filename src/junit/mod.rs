@@ -497,10 +497,11 @@ pub struct Merger {
     repeated: Vec<usize>,
     /// Set by [`Merger::judge_repeats`] when the report shows its repeats are not reruns.
     repeats_are_runs: bool,
-    /// Go tests (their first case), and the repeats of them kept apart after a pass:
-    /// (`name [#n]`'s case, the first's). Folded back as runs of one test when every Go
-    /// test of the report repeats alike (`go test -count=N`; see [`Merger::judge_repeats`]).
-    go_tests: HashMap<usize, (), foldhash::fast::RandomState>,
+    /// Whether each case is a Go test's first, and the repeats of them kept apart after a
+    /// pass: (`name [#n]`'s case, the first's). Folded back as runs of one test when every
+    /// Go test of the report repeats alike (`go test -count=N`; see
+    /// [`Merger::judge_repeats`]).
+    go: Vec<bool>,
     go_twins: Vec<(usize, usize)>,
     go_count: bool,
     /// Cases handed out by [`Merger::drain`]; those before it live on only in `copies`,
@@ -580,9 +581,7 @@ impl Merger {
                 let go = is_go_test(&case);
                 let at = self.add_case(case);
                 self.index.insert(id, (at, suite));
-                if go {
-                    self.go_tests.insert(at, ());
-                }
+                self.go[at] = go;
                 return;
             }
             Some(&(at, first)) if first == suite => at,
@@ -597,7 +596,7 @@ impl Merger {
         };
         if dialect == Dialect::PyUnittest {
             // unittest has no reruns: a repeat is another failing subtest of the same test,
-            // in the same run of it. One attempt, the worst outcome, the first failure.
+            // in the same run of it. One attempt: the worst outcome, with its failure.
             let Some(into) = self.case_mut(at).and_then(|c| c.attempts.last_mut()) else {
                 // Handed out already (a huge report's chunk ended between them).
                 self.extend(at, case, false);
@@ -639,8 +638,8 @@ impl Merger {
             // Runners rerun a test only after it failed. A repeat after a pass or a skip
             // (or any repeat from jest-junit, Vitest, Playwright or Node, which never
             // write retries so) is another test with the same name: keep it apart.
-            // A Go test's may be `go test -count=N`: decided on the whole report.
-            let go = !dialect.never_repeats_retries() && self.go_tests.contains_key(&at);
+            // A Go test's repeat may be `go test -count=N`: decided on the whole report.
+            let go = !dialect.never_repeats_retries() && self.go[at];
             let twin = self.keep_apart(id, suite, case);
             if go && twin != at {
                 self.go_twins.push((twin, at));
@@ -665,6 +664,7 @@ impl Merger {
         self.cases.push(case);
         self.copies.push(1);
         self.nth.push(0);
+        self.go.push(false);
         at
     }
 
@@ -722,10 +722,9 @@ impl Merger {
             every_test_alike && info.declared_tests.is_some_and(|d| info.testcases <= d);
         // `go test -count=N` writes every test N times; two Go tests of one name in a
         // package (its internal and external test files) repeat one test, not all.
-        let mut seen: HashMap<usize, u32> = self
-            .go_tests
-            .keys()
-            .map(|&at| (at, self.copies[at]))
+        let mut seen: HashMap<usize, u32> = (0..self.go.len())
+            .filter(|&at| self.go[at])
+            .map(|at| (at, self.copies[at]))
             .collect();
         for &(twin, first) in &self.go_twins {
             *seen.entry(first).or_default() += self.copies[twin];
