@@ -124,9 +124,10 @@ enum Near {
     U,
 }
 
-/// Beta(1, 1)-smoothed share.
+/// Jeffreys (Beta(½, ½))-smoothed share: a history has few confirmed breakages, and
+/// Beta(1, 1) pulled their shares too far towards ½.
 fn share(yes: u32, n: u32) -> f64 {
-    (f64::from(yes) + 1.0) / (f64::from(n) + 2.0)
+    (f64::from(yes) + 0.5) / (f64::from(n) + 1.0)
 }
 
 /// The labelled examples of one history, and what they teach.
@@ -270,12 +271,18 @@ impl Learned {
 
     /// Log likelihood ratio (flake vs breakage) of one lone failure's features.
     fn log_lr(&self, key: (i64, u32), f: &Features) -> f64 {
-        let mut lr = 0.0;
+        self.explain(key, f).iter().sum()
+    }
+
+    /// The log likelihood ratios of one lone failure's features: crowding, vanishing, the
+    /// twin, the message (for the debug log: which evidence decided).
+    pub fn explain(&self, key: (i64, u32), f: &Features) -> [f64; 4] {
+        let mut parts = [0.0; 4];
         let p = |flake| {
             let (c, n) = self.crowded.get(&flake).copied().unwrap_or((0, 0));
             share(c, n)
         };
-        lr += if f.crowded {
+        parts[0] = if f.crowded {
             (p(true) / p(false)).ln()
         } else {
             ((1.0 - p(true)) / (1.0 - p(false))).ln()
@@ -289,13 +296,13 @@ impl Learned {
                     .unwrap_or((0, 0));
                 share(v, n)
             };
-            lr += (p(true) / p(false)).ln();
+            parts[1] = (p(true) / p(false)).ln();
             if let Some(passed) = f.twin_passed {
                 let p = |flake| {
                     let (v, n) = self.twin.get(&flake).copied().unwrap_or((0, 0));
                     share(v, n)
                 };
-                lr += if passed {
+                parts[2] = if passed {
                     (p(true) / p(false)).ln()
                 } else {
                     ((1.0 - p(true)) / (1.0 - p(false))).ln()
@@ -312,9 +319,9 @@ impl Learned {
                 (f64::from(self.near.get(&(flake, near)).copied().unwrap_or(0)) + 1.0)
                     / (f64::from(n) + 3.0)
             };
-            lr += (p(true) / p(false)).ln();
+            parts[3] = (p(true) / p(false)).ln();
         }
-        lr
+        parts
     }
 
     /// Posterior probability that a test with these lone failures in `runs` runs is flaky.
@@ -327,16 +334,35 @@ impl Learned {
         if k == 0 {
             return 0.0;
         }
+        let (prior, count) = self.log_odds_before_features(job, runs, k);
+        1.0 / (1.0 + (-(prior + count + log_lr)).exp())
+    }
+
+    /// The job's prior log odds that a test is flaky, and the log likelihood ratio of `k`
+    /// lone failures in `runs` runs.
+    pub fn log_odds_before_features(&self, job: u32, runs: u32, k: u32) -> (f64, f64) {
         let n = f64::from(runs.max(k));
         let prior = self
             .job_prior
             .get(&job)
             .copied()
             .unwrap_or(self.flaky_prior);
-        let log_odds =
-            (prior / (1.0 - prior)).ln() + log_count_ratio(k, n, self.breakage_rate) + log_lr;
-        1.0 / (1.0 + (-log_odds).exp())
+        (
+            (prior / (1.0 - prior)).ln(),
+            log_count_ratio(k, n, self.breakage_rate),
+        )
     }
+}
+
+/// Whether `failed_attempts` failures of a commit are likelier all flakes of a test that
+/// fails alone at `lone_rate` per run than a breakage at `breakage_rate` per test run.
+/// Such a commit teaches nothing about breakages: its message is a flake's.
+pub(crate) fn likely_flake_every_attempt(
+    lone_rate: f64,
+    failed_attempts: u32,
+    breakage_rate: f64,
+) -> bool {
+    lone_rate.powf(f64::from(failed_attempts)) > breakage_rate
 }
 
 /// Below this Jaccard two messages share only a few common words ("got", "want",
@@ -536,6 +562,17 @@ mod tests {
             generic_fingerprints(failures.into_iter()),
             HashSet::from([(0, 100)])
         );
+    }
+
+    #[test]
+    fn a_test_that_often_fails_alone_failing_both_attempts_is_no_clear_breakage() {
+        // 17 lone failures in 276 runs: both attempts failing (0.4%) beats a breakage at
+        // 0.06% per test run; one lone failure in 276 (0.001%) does not, nor do three
+        // attempts of the frequent one (0.02%).
+        assert!(likely_flake_every_attempt(17.0 / 276.0, 2, 0.0006));
+        assert!(!likely_flake_every_attempt(1.0 / 276.0, 2, 0.0006));
+        assert!(!likely_flake_every_attempt(17.0 / 276.0, 3, 0.0006));
+        assert!(!likely_flake_every_attempt(0.0, 2, 0.0006));
     }
 
     #[test]

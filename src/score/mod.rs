@@ -525,12 +525,28 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     let mut classes_with_features = Vec::with_capacity(classes.len());
     // The run of each lone failure of each class, for crowding weighed again.
     let mut lone_runs: Vec<Vec<usize>> = Vec::with_capacity(classes.len());
+    // Breakages per test run, counting every lone failure as one: an upper bound, so a
+    // breakage is taken for a flake that struck every attempt only when that is clearly
+    // the likelier of the two.
+    let lone_total: u64 = classes
+        .iter()
+        .map(|(_, c, _)| c.lone.len() as u64 + u64::from(c.matched_singles))
+        .sum();
+    let breakage_rate_high =
+        (u64::from(breakages) + lone_total + 1) as f64 / (test_runs as f64 + 1.0);
     for (key, class, lone) in classes {
         let (test_id, job) = key;
+        let runs = h.accs.get(&key).map_or(0, |a| a.runs);
+        // The test's failure rate from failures with passes around them (no breakage).
+        let lone_rate =
+            (class.lone.len() as f64 + f64::from(class.matched_singles)) / f64::from(runs.max(1));
         for (kind, cell) in &class.kinds {
             // A flaky test failing every attempt of a commit may be a flake that struck
-            // each retry: no clean example of a breakage.
-            let ambiguous = *kind != CellKind::Flaky && class.flaky_commits > 0;
+            // each retry: no clean example of a breakage. So may a test that fails alone
+            // this often, when that chance of every attempt failing beats a breakage's.
+            let double_flake = *kind == CellKind::Broken
+                && lone::likely_flake_every_attempt(lone_rate, cell.failures, breakage_rate_high);
+            let ambiguous = *kind != CellKind::Flaky && (class.flaky_commits > 0 || double_flake);
             if *kind != CellKind::Single && !ambiguous {
                 learned.add(
                     key,
@@ -631,7 +647,7 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         let acc = h.accs.get(&key).unwrap_or(&no_acc);
         let q_since = quarantined.get(&key).copied();
         if let Some(p) = lone_posterior {
-            tracing::debug!(test = %TestIdentity(key.0).hex(), job = %h.jobs[key.1 as usize], p, runs = acc.runs, lone = ?lone_features.iter().map(|f| (f.trunk, f.vanished, f.twin_passed, f.crowded)).collect::<Vec<_>>(), "lone failures judged");
+            tracing::debug!(test = %TestIdentity(key.0).hex(), job = %h.jobs[key.1 as usize], p, runs = acc.runs, prior_and_count = ?learned.log_odds_before_features(key.1, acc.runs, lone_features.len() as u32), lone = ?lone_features.iter().map(|f| (f.trunk, f.vanished, f.twin_passed, f.crowded, learned.explain(key, f).map(|x| (x * 100.0).round() / 100.0))).collect::<Vec<_>>(), "lone failures judged");
         }
         let rates = rates(acc, &class);
         let same_sha = class.flaky_commits >= opts.min_flaky_commits;
