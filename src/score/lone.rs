@@ -144,6 +144,8 @@ pub(crate) struct Learned {
     breakages: Messages,
     /// (flake?, near) → count, leave-one-test-out.
     near: HashMap<(bool, Near), u32>,
+    /// flake? → (message names a transient cause, with a message).
+    transient: HashMap<bool, (u32, u32)>,
     /// Breakages per test run, and the share of tests flaky: over the history and by job.
     breakage_rate: f64,
     flaky_prior: f64,
@@ -167,6 +169,9 @@ impl Learned {
             }
         }
         if !f.words.is_empty() {
+            let e = self.transient.entry(flake).or_default();
+            e.0 += u32::from(names_transient_cause(&f.words));
+            e.1 += 1;
             let list = if flake {
                 &mut self.flakes
             } else {
@@ -261,6 +266,7 @@ impl Learned {
             twin = ?self.twin,
             crowded = ?self.crowded,
             near = ?self.near,
+            transient = ?self.transient,
             "lone failures: learned"
         );
     }
@@ -275,9 +281,10 @@ impl Learned {
     }
 
     /// The log likelihood ratios of one lone failure's features: crowding, vanishing, the
-    /// twin, the message (for the debug log: which evidence decided).
-    pub fn explain(&self, key: (i64, u32), f: &Features) -> [f64; 4] {
-        let mut parts = [0.0; 4];
+    /// twin, the message's likeness, the message's cause (for the debug log: which
+    /// evidence decided).
+    pub fn explain(&self, key: (i64, u32), f: &Features) -> [f64; 5] {
+        let mut parts = [0.0; 5];
         let p = |flake| {
             let (c, n) = self.crowded.get(&flake).copied().unwrap_or((0, 0));
             share(c, n)
@@ -320,6 +327,22 @@ impl Learned {
                     / (f64::from(n) + 3.0)
             };
             parts[3] = (p(true) / p(false)).ln();
+            // A message like no confirmed one: what it names (a timeout, a refused
+            // connection) is the evidence left, as often as this history's flakes and
+            // breakages name such a cause. Likeness already holds that for a familiar one.
+            if near == Near::U {
+                let t = names_transient_cause(&f.words);
+                let p = |flake| {
+                    let (c, n) = self.transient.get(&flake).copied().unwrap_or((0, 0));
+                    let yes = share(c, n);
+                    if t {
+                        yes
+                    } else {
+                        1.0 - yes
+                    }
+                };
+                parts[4] = (p(true) / p(false)).ln();
+            }
         }
         parts
     }
@@ -352,6 +375,29 @@ impl Learned {
             log_count_ratio(k, n, self.breakage_rate),
         )
     }
+}
+
+/// Whether a message's words name a cause that comes and goes: a timeout, a deadline, a
+/// deadlock, a refused, reset or unreachable connection, a service unavailable. Whether
+/// that sets flakes apart from breakages is learned per history; most flakes in studies of
+/// real suites wait on time, a lock or the network (Luo et al., FSE 2014).
+pub(crate) fn names_transient_cause(words: &HashSet<String>) -> bool {
+    const PARTS: [&str; 9] = [
+        "timeout",
+        "timedout",
+        "deadlock",
+        "deadline",
+        "refused",
+        "econnre",
+        "unreachable",
+        "unavailable",
+        "connectionerror",
+    ];
+    words.iter().any(|w| {
+        w == "timed"
+            || PARTS.iter().any(|p| w.contains(p))
+            || (w == "reset" && words.contains("connection"))
+    })
 }
 
 /// Whether `failed_attempts` failures of a commit are likelier all flakes of a test that
@@ -573,6 +619,69 @@ mod tests {
         assert!(!likely_flake_every_attempt(1.0 / 276.0, 2, 0.0006));
         assert!(!likely_flake_every_attempt(17.0 / 276.0, 3, 0.0006));
         assert!(!likely_flake_every_attempt(0.0, 2, 0.0006));
+    }
+
+    #[test]
+    fn messages_naming_a_timeout_lock_or_network_cause_are_told_apart() {
+        for m in [
+            "java.util.concurrent.TimeoutException: Timeout after <n> ms waiting for <hex>",
+            "TimeoutError: timed out after <n>s waiting for /tmp/server.sock",
+            "dial tcp <ip>: connect: connection refused",
+            "context deadline exceeded after <n>s",
+            "CannotAcquireLockException: Deadlock found when trying to get lock",
+            "read tcp <ip>: connection reset by peer",
+            "Error: read ECONNRESET",
+            "requests.exceptions.ConnectionError: Max retries exceeded with url: /api",
+            "HTTP 503 Service Unavailable",
+            "Error: net::ERR_ADDRESS_UNREACHABLE",
+        ] {
+            assert!(names_transient_cause(&words(m)), "{m}");
+        }
+        for m in [
+            "org.opentest4j.AssertionFailedError: expected: <n> but was: <n>",
+            "got status <n>, want <n>",
+            "KeyError: 'currency'",
+            "AssertionError: password reset token should be invalid",
+            "java.util.concurrent.ExecutionException: java.lang.NullPointerException",
+        ] {
+            assert!(!names_transient_cause(&words(m)), "{m}");
+        }
+    }
+
+    #[test]
+    fn an_unfamiliar_message_naming_a_transient_cause_argues_as_this_history_does() {
+        // Confirmed flakes time out or lose a connection; breakages assert.
+        let mut l = Learned::default();
+        for i in 0..20 {
+            let flake = ["Timeout after <n> ms", "connection refused", "Lock is held"][i % 3];
+            l.add((i as i64, 0), true, &lone(true, true, flake));
+            let breakage = "AssertionFailedError: expected <n> but was <n>";
+            l.add((100 + i as i64, 0), false, &lone(true, false, breakage));
+        }
+        l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
+        let unfamiliar = |m: &str| l.explain((1000, 0), &lone(true, true, m))[4];
+        // 14 of 20 flakes name one, no breakage does: ln((14.5 / 21) / (0.5 / 21)) = 3.37.
+        let deadlock = unfamiliar("CannotAcquireLockException: Deadlock found");
+        assert!((deadlock - (14.5f64 / 0.5).ln()).abs() < 1e-9, "{deadlock}");
+        assert!(unfamiliar("NullPointerException: amount is null") < 0.0);
+        // A familiar message is judged by its likeness alone.
+        assert_eq!(
+            l.explain((1000, 0), &lone(true, true, "Timeout after <n> ms"))[4],
+            0.0
+        );
+        // Where breakages name such causes as often as flakes, it is no evidence.
+        let mut even = Learned::default();
+        for i in 0..20 {
+            even.add((i, 0), true, &lone(true, true, "Timeout after <n> ms"));
+            even.add(
+                (100 + i, 0),
+                false,
+                &lone(true, false, "read timeout on /api/orders"),
+            );
+        }
+        even.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
+        let f = lone(true, true, "CannotAcquireLockException: Deadlock found");
+        assert!(even.explain((1000, 0), &f)[4].abs() < 1e-9);
     }
 
     #[test]
