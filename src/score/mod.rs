@@ -525,27 +525,43 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     let mut classes_with_features = Vec::with_capacity(classes.len());
     // The run of each lone failure of each class, for crowding weighed again.
     let mut lone_runs: Vec<Vec<usize>> = Vec::with_capacity(classes.len());
-    // Breakages per test run, counting every lone failure as one: an upper bound, so a
+    // A test's failing commits that failed once, with passes around them (no streak).
+    fn isolated_singles<'a>(class: &Classified<'a>) -> Vec<&'a Cell> {
+        class
+            .kinds
+            .iter()
+            .enumerate()
+            .filter(|(i, (kind, _))| *kind == CellKind::Single && !class.streak_cells.contains(i))
+            .map(|(_, (_, cell))| *cell)
+            .collect()
+    }
+    // Breakages per test run, counting every such failure as one: an upper bound, so a
     // breakage is taken for a flake that struck every attempt only when that is clearly
     // the likelier of the two.
-    let lone_total: u64 = classes
+    let singles_total: usize = classes
         .iter()
-        .map(|(_, c, _)| c.lone.len() as u64 + u64::from(c.matched_singles))
+        .map(|(_, c, _)| isolated_singles(c).len())
         .sum();
     let breakage_rate_high =
-        (u64::from(breakages) + lone_total + 1) as f64 / (test_runs as f64 + 1.0);
+        (f64::from(breakages) + singles_total as f64 + 1.0) / (test_runs as f64 + 1.0);
     for (key, class, lone) in classes {
         let (test_id, job) = key;
         let runs = h.accs.get(&key).map_or(0, |a| a.runs);
-        // The test's failure rate from failures with passes around them (no breakage).
-        let lone_rate =
-            (class.lone.len() as f64 + f64::from(class.matched_singles)) / f64::from(runs.max(1));
-        for (kind, cell) in &class.kinds {
+        let singles = isolated_singles(&class);
+        let single_rate = singles.len() as f64 / f64::from(runs.max(1));
+        let single_fps: HashSet<i64> = singles
+            .iter()
+            .flat_map(|c| c.fingerprints.iter().copied())
+            .collect();
+        for (i, (kind, cell)) in class.kinds.iter().enumerate() {
             // A flaky test failing every attempt of a commit may be a flake that struck
-            // each retry: no clean example of a breakage. So may a test that fails alone
-            // this often, when that chance of every attempt failing beats a breakage's.
+            // each retry: no clean example of a breakage. So may a commit of a test that
+            // often fails alone, failing as it does alone, when that chance of every attempt
+            // failing beats a breakage's. A streak is a breakage whatever the test's rate.
             let double_flake = *kind == CellKind::Broken
-                && lone::likely_flake_every_attempt(lone_rate, cell.failures, breakage_rate_high);
+                && !class.streak_cells.contains(&i)
+                && cell.fingerprints.iter().any(|f| single_fps.contains(f))
+                && lone::likely_flake_every_attempt(single_rate, cell.failures, breakage_rate_high);
             let ambiguous = *kind != CellKind::Flaky && (class.flaky_commits > 0 || double_flake);
             if *kind != CellKind::Single && !ambiguous {
                 learned.add(
