@@ -564,3 +564,65 @@ fn a_retry_that_seems_to_start_first_is_still_a_retry() {
     let unit = scored.jobs.iter().find(|j| j.job == "unit").unwrap();
     assert!(unit.wasted_retries_per_day > 0.0, "{unit:?}");
 }
+
+/// The posterior that test `B` is flaky, from one lone failure that says "Deadlock found",
+/// in a history where test `A` failed both attempts of one commit with that message and
+/// failed alone four times with `a_alone`.
+fn lone_deadlock_posterior(a_alone: &'static str) -> Option<f64> {
+    const DEADLOCK: &str = "Deadlock found when trying to get lock; try restarting transaction";
+    let mut h = History::new();
+    let fillers: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+    for c in 0..60 {
+        let a = match c {
+            5 | 15 | 25 | 35 => O::FailWith(a_alone),
+            45 => O::FailWith(DEADLOCK),
+            _ => O::Pass,
+        };
+        let b = if c == 52 {
+            O::FailWith(DEADLOCK)
+        } else {
+            O::Pass
+        };
+        // A confirmed flake (C) and a confirmed breakage (E), to learn from.
+        let flake = if c == 10 {
+            O::FailWith("Timeout after 3000 ms")
+        } else {
+            O::Pass
+        };
+        let broken = if c == 30 { O::Fail } else { O::Pass };
+        let mut cases = vec![
+            ("S", "A", a),
+            ("S", "B", b),
+            ("S", "C", flake),
+            ("S", "E", broken),
+        ];
+        cases.extend(fillers.iter().map(|t| ("S", t.as_str(), O::Pass)));
+        let (commit, id) = (format!("c{c}"), format!("{c}"));
+        h.run("unit", "main", &commit, &id, 1, f64::from(c), &cases);
+        if matches!(c, 10 | 30 | 45) {
+            // The failed job is re-run: C passes, E and A fail again.
+            let again: Vec<_> = cases
+                .iter()
+                .map(|&(k, n, o)| (k, n, if n == "C" { O::Pass } else { o }))
+                .collect();
+            h.run("unit", "main", &commit, &id, 2, f64::from(c) + 0.5, &again);
+        }
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let b = scored.tests.iter().find(|t| t.name == "B").unwrap();
+    b.flaky_posterior
+}
+
+/// A test that fails alone often and failed both attempts of a commit with its usual
+/// message most likely flaked twice: that commit is not learned as a breakage, so another
+/// test failing alone with the same message is not judged a breakage for it.
+#[test]
+fn a_double_flake_is_not_learned_as_a_breakage() {
+    let double_flake = lone_deadlock_posterior(
+        "Deadlock found when trying to get lock; try restarting transaction",
+    )
+    .unwrap();
+    let breakage = lone_deadlock_posterior("Connection pool exhausted for tenant").unwrap();
+    assert!(double_flake > breakage, "{double_flake} vs {breakage}");
+}

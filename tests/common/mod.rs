@@ -19,6 +19,8 @@ pub enum O {
     /// Surefire: failed on the first attempt and on the rerun.
     FailRerun,
     Skip,
+    /// Failed with this message.
+    FailWith(&'static str),
 }
 
 pub struct History {
@@ -89,6 +91,11 @@ impl History {
 
 pub fn surefire_xml(cases: &[(&str, &str, O)]) -> String {
     let mut s = String::from("<?xml version=\"1.0\"?>\n<testsuite name=\"suite\">\n");
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    };
     for (class, name, o) in cases {
         let body = match o {
             O::Pass => String::new(),
@@ -96,11 +103,10 @@ pub fn surefire_xml(cases: &[(&str, &str, O)]) -> String {
             O::FlakyInRun => "<flakyFailure message=\"Timeout after 3000 ms\" type=\"TimeoutException\"/>".into(),
             O::FailRerun => "<failure message=\"expected 1 but was 2\" type=\"AssertionError\"/><rerunFailure message=\"expected 1 but was 2\" type=\"AssertionError\"/>".into(),
             O::Skip => "<skipped/>".into(),
-        };
-        let esc = |t: &str| {
-            t.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('"', "&quot;")
+            O::FailWith(message) => format!(
+                "<failure message=\"{}\" type=\"AssertionError\"/>",
+                esc(message)
+            ),
         };
         s.push_str(&format!(
             "  <testcase classname=\"{}\" name=\"{}\" time=\"1.5\">{body}</testcase>\n",
