@@ -416,12 +416,22 @@ pub(crate) fn names_transient_cause(words: &HashSet<String>) -> bool {
             || w.contains("econnre")
             || (w.contains("unreach") && w.starts_with('e'))
             || w.contains("connectionerror")
+            || w.contains("connectionaborted")
+            || w.contains("brokenpipe")
+            || w.contains("staleelementreference")
+            || ["epipe", "eaddrinuse", "enotfound", "eai_again"].contains(&w.as_str())
     }) || has("timed")
         || has("deadline")
         || has("refused")
         || has("unavailable")
         || (has("reset") && has("connection"))
         || (has("unreachable") && ["host", "network", "address", "destination"].iter().any(|w| has(w)))
+        || (has("broken") && has("pipe"))
+        || (has("already") && has("use") && has("address"))
+        || (has("such") && has("host"))
+        || (has("hang") && has("socket"))
+        // A database's serialization failure is retried by design (PostgreSQL 40001).
+        || (has("serialize") && has("concurrent"))
         // A database's deadlock; Go's "all goroutines are asleep - deadlock!" is a bug.
         || (has("deadlock") && ["found", "detected", "victim"].iter().any(|w| has(w)))
 }
@@ -663,6 +673,14 @@ mod tests {
             "HTTP 503 Service Unavailable",
             "rpc error: code = Unavailable desc = connection closed",
             "Network is unreachable",
+            "BrokenPipeError: [Errno <n>] Broken pipe",
+            "write tcp <ip>: write: broken pipe",
+            "listen tcp :<n>: bind: address already in use",
+            "Error: getaddrinfo ENOTFOUND db",
+            "dial tcp: lookup db on <ip>: no such host",
+            "Error: socket hang up",
+            "psycopg2.errors.SerializationFailure: could not serialize access due to concurrent update",
+            "StaleElementReferenceException: element is not attached to the page document",
         ] {
             assert!(names_transient_cause(&words(m)), "{m}");
         }
