@@ -147,8 +147,8 @@ fn sparse_retries_keep_precision_and_recall() {
 /// no nightly): lone failures judged against the history's own confirmed flakes and
 /// breakages lift recall without calling a breakage flaky. (Measured over seeds 1–5: recall
 /// 0.79–0.97, mean 0.920 with messages that name a transient cause weighed and double
-/// flakes not taught as breakages, 0.907 before; 0.90 before tests found flaky stopped crowding the runs they failed
-/// in; at first 0.68–0.91, mean 0.79, and 0.61–0.88, mean 0.72, before the statistical
+/// flakes not taught as breakages, 0.907 before; 0.90 before tests found flaky stopped
+/// crowding the runs they failed in; at first 0.68–0.91, mean 0.79, and 0.61–0.88, mean 0.72, before the statistical
 /// judgement; precision 1.00 on every seed.)
 #[test]
 fn rare_retries_lone_failures_are_judged_without_false_flakes() {

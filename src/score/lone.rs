@@ -346,7 +346,7 @@ impl Learned {
             };
             parts[3] = (p(true) / p(false)).ln();
             // A message like no confirmed one: what it names (a timeout, a refused
-            // connection) is the evidence left, as often as this history's unfamiliar
+            // connection) is the evidence left, as often as this history's confirmed
             // flakes and breakages name such a cause. A message like both kinds is no
             // evidence: the history has seen it break as well as flake.
             if flakes.max(breakages) < SIMILAR {
@@ -396,8 +396,8 @@ impl Learned {
     }
 }
 
-/// Whether a message's words name a cause that comes and goes: a timeout, a deadline, a
-/// database deadlock, a refused, reset or unreachable connection, a service unavailable.
+/// Whether a message's words name a cause that comes and goes, such as a timeout, a
+/// database deadlock, a refused or reset connection, a failed DNS lookup.
 /// Whether that sets flakes apart from breakages is learned per history; most flakes in
 /// studies of real suites wait on time, a lock or the network (Luo et al., FSE 2014).
 /// A message that states an expectation is an assertion's, whatever wraps it (Cypress's
@@ -425,7 +425,7 @@ pub(crate) fn names_transient_cause(words: &HashSet<String>) -> bool {
         || has("refused")
         || has("unavailable")
         || (has("reset") && has("connection"))
-        || (has("unreachable") && ["host", "network", "address", "destination"].iter().any(|w| has(w)))
+        || (has("unreachable") && ["host", "network", "address", "destination"].into_iter().any(has))
         || (has("broken") && has("pipe"))
         || (has("already") && has("use") && has("address"))
         || (has("such") && has("host"))
@@ -433,7 +433,7 @@ pub(crate) fn names_transient_cause(words: &HashSet<String>) -> bool {
         // A database's serialization failure is retried by design (PostgreSQL 40001).
         || (has("serialize") && has("concurrent"))
         // A database's deadlock; Go's "all goroutines are asleep - deadlock!" is a bug.
-        || (has("deadlock") && ["found", "detected", "victim"].iter().any(|w| has(w)))
+        || (has("deadlock") && ["found", "detected", "victim"].into_iter().any(has))
 }
 
 /// Whether `failed_attempts` failures of a commit are likelier all flakes of a test that

@@ -538,16 +538,16 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
     // Breakages per test run, counting every such failure as one: an upper bound, so a
     // breakage is taken for a flake that struck every attempt only when that is clearly
     // the likelier of the two.
-    let singles_total: usize = classes
+    let singles_by_class: Vec<Vec<&Cell>> = classes
         .iter()
-        .map(|(_, c, _)| isolated_singles(c).len())
-        .sum();
+        .map(|(_, c, _)| isolated_singles(c))
+        .collect();
+    let singles_total: usize = singles_by_class.iter().map(Vec::len).sum();
     let breakage_rate_high =
         (f64::from(breakages) + singles_total as f64 + 1.0) / (test_runs as f64 + 1.0);
-    for (key, class, lone) in classes {
+    for ((key, class, lone), singles) in classes.into_iter().zip(singles_by_class) {
         let (test_id, job) = key;
         let runs = h.accs.get(&key).map_or(0, |a| a.runs);
-        let singles = isolated_singles(&class);
         let single_rate = singles.len() as f64 / f64::from(runs.max(1));
         let single_fps: HashSet<i64> = singles
             .iter()
