@@ -139,6 +139,19 @@ impl TestCase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TestIdentity(pub i64);
 
+/// Identities laid out in at most this many bytes are built on the stack and remembered.
+const IDENTITY_ON_STACK: usize = 256;
+
+/// Identities a thread remembers (about 2 MB at most: the server parses on many threads),
+/// forgotten all at once when full: a report of more distinct tests only pays the hash again.
+const IDENTITY_MEMO_CAP: usize = 1 << 13;
+
+thread_local! {
+    static IDENTITY_MEMO: std::cell::RefCell<
+        std::collections::HashMap<Box<[u8]>, i64, foldhash::fast::RandomState>,
+    > = std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
 impl TestIdentity {
     pub fn new(classname: &str, name: &str, file: Option<&str>) -> Self {
         // Length-prefix each part so ("a.b", "c") and ("a", "b.c") never collide. The parts
@@ -146,7 +159,7 @@ impl TestIdentity {
         // and this runs for every test case ingested.
         let parts = [classname, name, file.unwrap_or("")];
         let len: usize = parts.iter().map(|p| 8 + p.len()).sum();
-        let mut stack = [0u8; 256];
+        let mut stack = [0u8; IDENTITY_ON_STACK];
         let mut heap = Vec::new();
         let buf: &mut [u8] = if len <= stack.len() {
             &mut stack[..len]
@@ -161,10 +174,31 @@ impl TestIdentity {
             buf[at..at + part.len()].copy_from_slice(part.as_bytes());
             at += part.len();
         }
+        if len > IDENTITY_ON_STACK {
+            return TestIdentity(Self::digest(buf));
+        }
+        // Every run repeats its job's tests, and a case's identity is asked for twice
+        // (merging reruns, then storing): a per-thread memo answers most of them for the
+        // price of a foldhash, where blake3 costs two compressions.
+        IDENTITY_MEMO.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if let Some(&id) = memo.get(&*buf) {
+                return TestIdentity(id);
+            }
+            if memo.len() >= IDENTITY_MEMO_CAP {
+                memo.clear();
+            }
+            let id = Self::digest(buf);
+            memo.insert(Box::from(&*buf), id);
+            TestIdentity(id)
+        })
+    }
+
+    fn digest(buf: &[u8]) -> i64 {
         let bytes = blake3::hash(buf);
         let mut first = [0u8; 8];
         first.copy_from_slice(&bytes.as_bytes()[..8]);
-        TestIdentity(i64::from_le_bytes(first))
+        i64::from_le_bytes(first)
     }
 
     /// The 16-hex-digit form printed in outputs and accepted by `show`.

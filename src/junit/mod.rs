@@ -537,11 +537,14 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
 /// (`com.acme.FooTest`) or a file (Deno's `./parse_test.ts`).
 fn is_go_test(case: &TestCase) -> bool {
     let top = case.name.split('/').next().unwrap_or_default();
-    let go_name = !case.name.contains(char::is_whitespace)
-        && ["Test", "Fuzz", "Example"].iter().any(|prefix| {
-            top.strip_prefix(prefix)
-                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_lowercase()))
-        });
+    // Every case of every report is asked: the cheap prefix test goes first.
+    let go_name = ["Test", "Fuzz", "Example"].iter().any(|prefix| {
+        top.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_lowercase()))
+    }) && !case.name.contains(char::is_whitespace);
+    if !go_name {
+        return false;
+    }
     let class = case.classname.as_str();
     let package = !class.is_empty()
         && !class.starts_with('.')
@@ -553,7 +556,7 @@ fn is_go_test(case: &TestCase) -> bool {
                 .strip_suffix(class)
                 .is_some_and(|path| path.ends_with('/'))
     });
-    go_name && package && in_suite
+    package && in_suite
 }
 
 /// How bad an attempt's outcome is, to keep the worst of a test's subtests.
