@@ -232,3 +232,111 @@ fn the_aggregate_scores_exactly_like_the_raw_scan_on_postgres() {
         );
     }
 }
+
+/// `row` again with the report of another run of its job that has a failure: another
+/// report of the same run, whose reruns merge into its stored results.
+fn another_report_of(row: &str, rows: &[String], dir: &Path) -> String {
+    let mut again = fields(row);
+    let other = rows
+        .iter()
+        .map(|r| fields(r))
+        .find(|f| f[3] == again[3] && f[0] != again[0] && has_failure(&dir.join(&f[0])))
+        .expect("another run of the job with a failure");
+    again[0] = other[0].clone();
+    again.join(",")
+}
+
+/// Every row of the daily aggregate, in key order, column by column.
+fn day_rows(db: &Path) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT day, job_id, test_key, runs, attempts, failures, failed_runs, duration_ms,
+                    last_seen, odd
+             FROM result_day ORDER BY day, job_id, test_key",
+        )
+        .unwrap();
+    stmt.query_map([], |r| (0..10).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn days_built_while_ingesting_equal_days_read_back() {
+    // `ingest` builds the days it stores as it goes instead of reading them back. Here a
+    // history arrives in two parts split mid-day (the second part's first day has runs of
+    // the first: read back), with runs of several report files, a run with no report,
+    // and a late re-upload into an old run (read back). Then every day is rolled up again
+    // from the stored results: the rows must be the same, byte for byte.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let config = SimConfig {
+        days: 10,
+        new_test_fraction: 0.05,
+        ..SimConfig::small(7)
+    };
+    simulate(&config, dir.path()).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let mut rows: Vec<String> = lines.map(str::to_string).collect();
+    let n = rows.len();
+    // A job attempt that left no report (an empty folder) is still a run.
+    let mut lost = fields(&rows[n / 5]);
+    std::fs::create_dir_all(dir.path().join("reports/left-nothing")).unwrap();
+    lost[0] = "reports/left-nothing".into();
+    lost[4] = format!("{}-lost", lost[4]);
+    rows.insert(n / 5 + 1, lost.join(","));
+    let (a, b) = rows.split_at(rows.len() / 2);
+    // The second part ends with another report of one of its own runs (read back).
+    let mut b = b.to_vec();
+    let twice = another_report_of(&b[b.len() / 4], &b, dir.path());
+    b.push(twice);
+    let b = &b[..];
+    // How many days each part rolled up from the rows it built.
+    let built_days = |part: &Path| {
+        let out = std::process::Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["ingest", "--manifest"])
+            .arg(part)
+            .env_remove("FLAKEHOUND_DB")
+            .env("CI", "true")
+            .env("RUST_LOG", "flakehound::store=debug")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr)
+            .matches("from the rows the ingest built")
+            .count()
+    };
+    assert!(built_days(&manifest(dir.path(), "a.csv", &header, a)) >= 3);
+    built_days(&manifest(dir.path(), "b.csv", &header, b));
+    let merged = another_report_of(&a[a.len() / 3], a, dir.path());
+    ingest(&db, &manifest(dir.path(), "late.csv", &header, &[merged]));
+    run(&db, &["compact"], false);
+
+    let built = day_rows(&db);
+    let days: std::collections::BTreeSet<String> =
+        built.iter().map(|r| format!("{:?}", r[0])).collect();
+    assert!(days.len() >= 6, "rolled-up days: {days:?}");
+    assert!(
+        built.iter().any(|r| r[9] != rusqlite::types::Value::Null),
+        "no day lists odd runs"
+    );
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT OR IGNORE INTO day_pending (day) SELECT DISTINCT day FROM result_day",
+            [],
+        )
+        .unwrap();
+    }
+    run(&db, &["compact"], false);
+    let read_back = day_rows(&db);
+    assert_eq!(built.len(), read_back.len());
+    for (b, r) in built.iter().zip(&read_back) {
+        assert_eq!(b, r);
+    }
+}

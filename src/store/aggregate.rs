@@ -159,36 +159,54 @@ pub(crate) struct DayBuilder {
     /// Per row: the row, its odd runs so far, its job index and the position of the job's
     /// next run it has not accounted for.
     rows: Vec<(DayRow, Vec<OddRun>, usize, usize)>,
+    /// Odd runs held in all rows.
+    odd_runs: usize,
 }
 
 impl DayBuilder {
     /// `runs`: (run key, job id, started_at) of every run that started on `day`.
     pub(crate) fn new(day: i64, mut runs: Vec<(i64, i64, i64)>) -> DayBuilder {
         runs.sort_unstable();
-        let mut jobs: Vec<(i64, Vec<i64>)> = Vec::new();
-        let runs = runs
-            .into_iter()
-            .map(|(key, job, started)| {
-                // A day has a handful of jobs: a scan beats hashing.
-                let j = match jobs.iter().position(|(id, _)| *id == job) {
-                    Some(j) => j,
-                    None => {
-                        jobs.push((job, Vec::new()));
-                        jobs.len() - 1
-                    }
-                };
-                let list = &mut jobs[j].1;
-                list.push(key);
-                (key, j, started, list.len() - 1)
-            })
-            .collect();
+        let mut builder = DayBuilder::open(day);
+        for (key, job, started) in runs {
+            builder.push_run(key, job, started);
+        }
+        builder
+    }
+
+    /// A day whose runs are given one by one ([`DayBuilder::push_run`]).
+    pub(crate) fn open(day: i64) -> DayBuilder {
         DayBuilder {
             day,
-            runs,
-            jobs,
+            runs: Vec::new(),
+            jobs: Vec::new(),
             index: HashMap::default(),
             rows: Vec::new(),
+            odd_runs: 0,
         }
+    }
+
+    /// Add a run of the day, after every run of a smaller key; its index for
+    /// [`DayBuilder::add`].
+    pub(crate) fn push_run(&mut self, key: i64, job: i64, started: i64) -> usize {
+        debug_assert!(self.runs.last().is_none_or(|r| r.0 < key));
+        // A day has a handful of jobs: a scan beats hashing.
+        let j = match self.jobs.iter().position(|(id, _)| *id == job) {
+            Some(j) => j,
+            None => {
+                self.jobs.push((job, Vec::new()));
+                self.jobs.len() - 1
+            }
+        };
+        let list = &mut self.jobs[j].1;
+        list.push(key);
+        self.runs.push((key, j, started, list.len() - 1));
+        self.runs.len() - 1
+    }
+
+    /// Estimated bytes the builder holds.
+    pub(crate) fn held(&self) -> usize {
+        self.rows.len() * 160 + self.odd_runs * std::mem::size_of::<OddRun>()
     }
 
     /// Run keys in the order results must be given.
@@ -214,6 +232,7 @@ impl DayBuilder {
             self.rows.len() - 1
         });
         let (row, odd, _, next) = &mut self.rows[slot];
+        let odd_before = odd.len();
         // Runs of the job it did not appear in since its last result.
         for &k in &self.jobs[job].1[*next..local] {
             odd.push(absent(k));
@@ -228,6 +247,7 @@ impl DayBuilder {
         if !this.is_clean() {
             odd.push(this);
         }
+        self.odd_runs += odd.len() - odd_before;
         if r.attempts == 0 {
             return;
         }
@@ -258,6 +278,170 @@ impl DayBuilder {
         out.sort_unstable_by_key(|r| (r.job_id, r.test_id));
         out
     }
+}
+
+/// A run's result as the writer holds it: test key, (attempts, failures, duration_ms,
+/// outcome).
+pub(crate) type HeldResult = (i64, (u32, u32, i64, u8));
+
+/// Bytes the day tally may hold (rows of about 160 bytes, odd runs of 24) before it gives
+/// up: a backfill of more reads its days back instead.
+const TALLY_BYTES: usize = 64 << 20;
+
+/// Day rows built while a bulk ingest stores its runs, so that rolling the closed days up
+/// at the end need not read their results back (a tenth of a backfill's work, all of it on
+/// one thread). A day is built only while every run of it is one this ingest created and
+/// flushed whole; any other write to the day (a file added to an existing run, a streamed
+/// report, a run stored before) leaves it to be read back, as does a commit by another
+/// connection (`PRAGMA data_version`).
+pub(crate) struct DayTally {
+    /// Runs stored before the tally began have keys up to this.
+    before: i64,
+    /// The newest day that can close in this ingest: later days are not built.
+    through: i64,
+    data_version: i64,
+    /// Per day touched: its builder, or `None` when it must be read back.
+    days: HashMap<i64, Option<DayBuilder>, foldhash::fast::RandomState>,
+    /// Day of each run the tally was given.
+    run_days: HashMap<i64, i64, foldhash::fast::RandomState>,
+    job_ids: HashMap<String, i64>,
+    /// Estimated bytes held by the builders.
+    held: usize,
+    given_up: bool,
+}
+
+impl DayTally {
+    /// `newest_start`: the latest start of the runs to be ingested, if known (a day closes
+    /// two days before the newest run's).
+    pub(crate) fn new(
+        conn: &rusqlite::Connection,
+        newest_start: Option<i64>,
+    ) -> rusqlite::Result<DayTally> {
+        let stored: Option<i64> =
+            conn.query_row("SELECT max(started_at) FROM run", [], |r| r.get(0))?;
+        Ok(DayTally {
+            before: conn.query_row("SELECT coalesce(max(run_key), 0) FROM run", [], |r| {
+                r.get(0)
+            })?,
+            through: stored.max(newest_start).map_or(i64::MIN, last_closed_day),
+            data_version: data_version(conn)?,
+            days: HashMap::default(),
+            run_days: HashMap::default(),
+            job_ids: HashMap::new(),
+            held: 0,
+            given_up: false,
+        })
+    }
+
+    /// A run created by this ingest, with all its rows (test key → attempts, failures,
+    /// duration, outcome), in run-key order.
+    pub(crate) fn add_run(
+        &mut self,
+        tx: &rusqlite::Connection,
+        run_key: i64,
+        job: &str,
+        started_at: i64,
+        rows: &[HeldResult],
+    ) -> rusqlite::Result<()> {
+        if self.given_up {
+            return Ok(());
+        }
+        let day = day_of(started_at);
+        self.run_days.insert(run_key, day);
+        if day > self.through {
+            // It stays open: the rollup will not ask for it.
+            self.days.entry(day).or_insert(None);
+            return Ok(());
+        }
+        if !self.days.contains_key(&day) {
+            let lo = day * 86_400;
+            let older: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM run WHERE started_at BETWEEN ?1 AND ?2 AND run_key <= ?3)",
+                )?
+                .query_row(params![lo, lo + 86_399, self.before], |r| r.get(0))?;
+            self.days
+                .insert(day, (!older).then(|| DayBuilder::open(day)));
+        }
+        let job_id = match self.job_ids.get(job) {
+            Some(&id) => id,
+            None => {
+                let id = job_id(tx, job)?;
+                self.job_ids.insert(job.to_string(), id);
+                id
+            }
+        };
+        let Some(Some(builder)) = self.days.get_mut(&day) else {
+            return Ok(());
+        };
+        let held = builder.held();
+        let index = builder.push_run(run_key, job_id, started_at);
+        for &(test_key, (attempts, failures, duration_ms, outcome)) in rows {
+            builder.add(
+                index,
+                &ResultRow {
+                    run_key,
+                    test_id: test_key,
+                    outcome,
+                    attempts,
+                    failures,
+                    duration_ms,
+                },
+            );
+        }
+        self.held += builder.held() - held;
+        if self.held > TALLY_BYTES {
+            self.give_up();
+        }
+        Ok(())
+    }
+
+    /// The run's results were written some other way: its day is read back.
+    pub(crate) fn written_elsewhere(&mut self, run_key: i64) {
+        if run_key <= self.before {
+            // Its day, if the tally holds it, was found to have older runs already.
+            return;
+        }
+        match self.run_days.get(&run_key) {
+            Some(day) => {
+                if let Some(Some(b)) = self.days.insert(*day, None) {
+                    self.held -= b.held();
+                }
+            }
+            None => self.give_up(),
+        }
+    }
+
+    pub(crate) fn give_up(&mut self) {
+        self.given_up = true;
+        self.days.clear();
+        self.held = 0;
+    }
+
+    /// The day's builder, if the tally holds the whole day and no other connection wrote
+    /// to the database since the tally began.
+    fn take(
+        &mut self,
+        conn: &rusqlite::Connection,
+        day: i64,
+    ) -> rusqlite::Result<Option<DayBuilder>> {
+        if !self.given_up && data_version(conn)? != self.data_version {
+            self.give_up();
+        }
+        Ok(self.days.remove(&day).flatten())
+    }
+}
+
+fn data_version(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}
+
+/// The aggregate's id of a job, given one if it has none yet.
+fn job_id(tx: &rusqlite::Connection, job: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("INSERT INTO job_name (job) VALUES (?1) ON CONFLICT (job) DO NOTHING")?
+        .execute(params![job])?;
+    tx.prepare_cached("SELECT job_id FROM job_name WHERE job = ?1")?
+        .query_row(params![job], |r| r.get(0))
 }
 
 /// The outcome of a run the test has no result in.
@@ -364,6 +548,8 @@ impl SqliteStore {
             None => return Ok(0),
         };
         let mut done = 0;
+        // Given once: what a bulk ingest built of its days.
+        let mut tally = self.tally.take();
         for day in days {
             let path = self.path.clone();
             let batch = self.batch()?;
@@ -395,53 +581,29 @@ impl SqliteStore {
                 .map_err(err)?;
             let mut ids: HashMap<String, i64> = HashMap::new();
             for (_, job, _) in &runs {
-                if ids.contains_key(job) {
-                    continue;
-                }
-                tx.prepare_cached(
-                    "INSERT INTO job_name (job) VALUES (?1) ON CONFLICT (job) DO NOTHING",
-                )
-                .and_then(|mut s| s.execute(params![job]))
-                .map_err(err)?;
-                let id: i64 = tx
-                    .prepare_cached("SELECT job_id FROM job_name WHERE job = ?1")
-                    .and_then(|mut s| s.query_row(params![job], |r| r.get(0)))
-                    .map_err(err)?;
-                ids.insert(job.clone(), id);
-            }
-            let mut builder = DayBuilder::new(
-                day,
-                runs.iter()
-                    .map(|(k, job, started)| (*k, ids[job], *started))
-                    .collect(),
-            );
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        // Rows are rolled up by test key (as result_day stores them): the
-                        // builder's test_id is the key here.
-                        "SELECT test_key, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
-                    )
-                    .map_err(err)?;
-                for (index, run_key) in builder.run_keys().into_iter().enumerate() {
-                    let mut rows = stmt.query(params![run_key]).map_err(err)?;
-                    while let Some(r) = rows.next().map_err(err)? {
-                        let int =
-                            |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
-                        builder.add(
-                            index,
-                            &ResultRow {
-                                run_key,
-                                test_id: int(0),
-                                outcome: int(1) as u8,
-                                attempts: int(2) as u32,
-                                failures: int(3) as u32,
-                                duration_ms: int(4),
-                            },
-                        );
-                    }
+                if !ids.contains_key(job) {
+                    ids.insert(job.clone(), job_id(tx, job).map_err(err)?);
                 }
             }
+            let tallied = match tally.as_mut() {
+                Some(t) => t.take(tx, day).map_err(err)?,
+                None => None,
+            };
+            // The tally's day must hold exactly the runs stored for it.
+            let tallied = tallied.filter(|b| {
+                let mut keys = b.run_keys();
+                keys.sort_unstable();
+                let mut stored: Vec<i64> = runs.iter().map(|r| r.0).collect();
+                stored.sort_unstable();
+                keys == stored
+            });
+            let builder = match tallied {
+                Some(b) => {
+                    tracing::debug!(day, "rolled up a day from the rows the ingest built");
+                    b
+                }
+                None => read_day(tx, day, &runs, &ids).map_err(err)?,
+            };
             tx.execute("DELETE FROM result_day WHERE day = ?1", params![day])
                 .map_err(err)?;
             {
@@ -480,6 +642,44 @@ impl SqliteStore {
 }
 
 /// Mark the day of a run pending, in the writer's transaction.
+/// A day's rows from its stored runs and their results.
+fn read_day(
+    tx: &rusqlite::Connection,
+    day: i64,
+    runs: &[(i64, String, i64)],
+    ids: &HashMap<String, i64>,
+) -> rusqlite::Result<DayBuilder> {
+    let mut builder = DayBuilder::new(
+        day,
+        runs.iter()
+            .map(|(k, job, started)| (*k, ids[job], *started))
+            .collect(),
+    );
+    // Rows are rolled up by test key (as result_day stores them): the builder's test_id is
+    // the key here.
+    let mut stmt = tx.prepare_cached(
+        "SELECT test_key, outcome, attempts, failures, duration_ms FROM result WHERE run_key = ?1",
+    )?;
+    for (index, run_key) in builder.run_keys().into_iter().enumerate() {
+        let mut rows = stmt.query(params![run_key])?;
+        while let Some(r) = rows.next()? {
+            let int = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
+            builder.add(
+                index,
+                &ResultRow {
+                    run_key,
+                    test_id: int(0),
+                    outcome: int(1) as u8,
+                    attempts: int(2) as u32,
+                    failures: int(3) as u32,
+                    duration_ms: int(4),
+                },
+            );
+        }
+    }
+    Ok(builder)
+}
+
 pub(crate) fn mark_run_day(
     tx: &rusqlite::Connection,
     run_key: i64,

@@ -83,11 +83,16 @@ impl Store {
         Ok(Store { backend })
     }
 
-    /// Prepare for a bulk ingest (SQLite: fewer checkpoints, see
-    /// [`SqliteStore::checkpoint_less_often`]; PostgreSQL needs nothing).
-    pub fn bulk_ingest(&self) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.checkpoint_less_often(),
+    /// Prepare for a bulk ingest of runs starting at the latest at `newest_start`, if
+    /// known (SQLite: fewer checkpoints, see [`SqliteStore::checkpoint_less_often`], and
+    /// days built as they are stored, see [`SqliteStore::tally_days`]; PostgreSQL needs
+    /// nothing).
+    pub fn bulk_ingest(&mut self, newest_start: Option<i64>) -> Result<()> {
+        match &mut self.backend {
+            Backend::Sqlite(s) => {
+                s.checkpoint_less_often()?;
+                s.tally_days(newest_start)
+            }
             Backend::Postgres(_) => Ok(()),
         }
     }

@@ -45,6 +45,8 @@ pub struct SqliteStore {
     /// rows only (a batch borrows the store mutably, so no read runs inside one) and
     /// extended when a key is not in it yet: keys are never reused or changed.
     test_ids: std::cell::RefCell<Vec<Option<i64>>>,
+    /// Days a bulk ingest built as it stored them, for the rollup at its end.
+    tally: Option<Box<aggregate::DayTally>>,
 }
 
 impl SqliteStore {
@@ -128,6 +130,7 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             test_ids: Default::default(),
+            tally: None,
         })
     }
 
@@ -148,6 +151,16 @@ impl SqliteStore {
         self.conn
             .pragma_update(None, "journal_size_limit", BULK_WAL_PAGES * 4096)
             .map_err(|e| self.err("cannot set journal_size_limit", e))
+    }
+
+    /// For a bulk ingest: build the days it stores as it goes, for the rollup at its end
+    /// (see [`aggregate::DayTally`]). `newest_start`: the latest start among the runs to
+    /// come, if known.
+    pub fn tally_days(&mut self, newest_start: Option<i64>) -> Result<()> {
+        let tally = aggregate::DayTally::new(&self.conn, newest_start)
+            .map_err(|e| self.err("cannot read the runs", e))?;
+        self.tally = Some(Box::new(tally));
+        Ok(())
     }
 
     /// Run `PRAGMA integrity_check`; `Ok(())` when the database is sound.

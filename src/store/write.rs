@@ -44,6 +44,8 @@ pub struct SqliteBatch<'s> {
     marked: HashSet<i64>,
     /// The run created last in this batch, whose result rows wait for its last file.
     fresh: Option<FreshRun>,
+    /// The store's day tally, during a bulk ingest.
+    tally: Option<&'s mut super::aggregate::DayTally>,
 }
 
 /// What a batch knows is stored: tests (id → key), fingerprints, path parts (text → id).
@@ -57,6 +59,8 @@ type Known = (HashMap<i64, i64>, HashSet<i64>, HashMap<String, i64>);
 /// but the run row until then, so its duplicate-file check is answered here.
 struct FreshRun {
     run_key: i64,
+    job: String,
+    started_at: i64,
     /// test key → (attempts, failures, duration_ms, outcome), reruns across files merged.
     rows: HashMap<i64, (u32, u32, i64, u8)>,
     /// (content hash key, path, testcases)
@@ -159,6 +163,7 @@ impl SqliteStore {
             saved: None,
             marked: Default::default(),
             fresh: None,
+            tally: self.tally.as_deref_mut(),
         })
     }
 }
@@ -274,6 +279,8 @@ impl SqliteBatch<'_> {
         self.mark(key)?;
         self.fresh = Some(FreshRun {
             run_key: key,
+            job: meta.job.clone(),
+            started_at: meta.started_at,
             rows: Default::default(),
             files: Vec::new(),
             hashes: Default::default(),
@@ -379,6 +386,9 @@ impl SqliteBatch<'_> {
         prepared: &Prepared,
     ) -> Result<FileTally> {
         self.mark(run_key)?;
+        if let Some(t) = self.tally.as_mut() {
+            t.written_elsewhere(run_key);
+        }
         let path = self.store_path;
         let tx = self.tx;
         let prep = |sql: &str| {
@@ -535,8 +545,12 @@ impl SqliteBatch<'_> {
             tx.prepare_cached(sql)
                 .map_err(|e| db_error(path, "cannot prepare", e))
         };
-        let mut rows: Vec<(i64, (u32, u32, i64, u8))> = fresh.rows.into_iter().collect();
+        let mut rows: Vec<super::aggregate::HeldResult> = fresh.rows.into_iter().collect();
         rows.sort_unstable_by_key(|r| r.0);
+        if let Some(t) = self.tally.as_mut() {
+            t.add_run(tx, fresh.run_key, &fresh.job, fresh.started_at, &rows)
+                .map_err(|e| db_error(path, "cannot tally the day", e))?;
+        }
         let mut add_results = prep(&multi_row_insert())?;
         let mut chunks = rows.chunks_exact(INSERT_ROWS);
         let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
@@ -590,6 +604,10 @@ impl SqliteBatch<'_> {
     pub fn savepoint(&mut self) -> Result<()> {
         // Rolling back must not reach rows held in memory from before the savepoint.
         self.flush_fresh()?;
+        // Nor the day tally: a streamed report's days are read back.
+        if let Some(t) = self.tally.as_mut() {
+            t.give_up();
+        }
         self.saved = Some((
             self.known_tests.clone(),
             self.known_fingerprints.clone(),
@@ -644,6 +662,9 @@ impl Drop for SqliteBatch<'_> {
         if !self.finished {
             // An error or a panic mid-batch: nothing of the batch is kept.
             let _ = self.tx.execute_batch("ROLLBACK");
+            if let Some(t) = self.tally.as_mut() {
+                t.give_up();
+            }
         }
     }
 }
