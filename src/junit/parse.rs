@@ -348,9 +348,11 @@ fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(
             tag_name(e)
         ));
     }
-    for attr in e.attributes() {
+    let mut names = AttrNames::default();
+    for attr in e.attributes().with_checks(false) {
         let attr = attr
             .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
+        names.check(attr.key.into_inner(), e)?;
         let key = attr.key.local_name();
         let value: &[u8] = &attr.value;
         let value = if value.len() <= MAX_VALUE {
@@ -389,10 +391,44 @@ fn check_attrs(e: &BytesStart<'_>) -> Result<(), String> {
             tag_name(e)
         ));
     }
-    for attr in e.attributes() {
-        attr.map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
+    let mut names = AttrNames::default();
+    for attr in e.attributes().with_checks(false) {
+        let attr = attr
+            .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
+        names.check(attr.key.into_inner(), e)?;
     }
     Ok(())
+}
+
+/// The attribute names of one tag so far, to refuse a name given twice. quick-xml's own
+/// check keeps them in a vector it allocates for every tag (3 % of an ingest of small
+/// reports); a tag has a handful: they fit on the stack.
+#[derive(Default)]
+struct AttrNames<'a> {
+    first: [&'a [u8]; 12],
+    count: usize,
+    more: Vec<&'a [u8]>,
+}
+
+impl<'a> AttrNames<'a> {
+    fn check(&mut self, name: &'a [u8], e: &BytesStart<'_>) -> Result<(), String> {
+        let held = self.count.min(self.first.len());
+        // Names of one tag rarely share a length and a first letter: test those first.
+        let same = |k: &&[u8]| k.len() == name.len() && k.first() == name.first() && *k == name;
+        if self.first[..held].iter().any(same) || self.more.iter().any(same) {
+            return Err(format!(
+                "malformed XML: attribute `{}` given twice in <{}>",
+                String::from_utf8_lossy(name),
+                tag_name(e)
+            ));
+        }
+        match self.first.get_mut(self.count) {
+            Some(slot) => *slot = name,
+            None => self.more.push(name),
+        }
+        self.count += 1;
+        Ok(())
+    }
 }
 
 /// How severe a result element is. Several in one `<testcase>` are one attempt, which

@@ -262,7 +262,15 @@ fn unescaped_lt_in_an_attribute_is_malformed() {
 fn broken_attribute_syntax_is_malformed() {
     let e = err(b"<testsuite>\n<testcase name=\"a\" name=\"b\"/></testsuite>");
     assert!(e.reason.contains("malformed XML"), "{e}");
+    assert!(e.reason.contains("`name` given twice"), "{e}");
     assert_eq!(e.line, 2, "{e}");
+    // Past the dozen names held on the stack; a name that differs in its prefix is another.
+    let many: String = (0..14).map(|i| format!(" a{i}=\"{i}\"")).collect();
+    let xml = format!("<testsuite><testcase name=\"t\"{many} a13=\"x\"/></testsuite>");
+    let e = err(xml.as_bytes());
+    assert!(e.reason.contains("`a13` given twice"), "{e}");
+    let xml = format!("<testsuite><testcase name=\"t\"{many} x:a13=\"y\"/></testsuite>");
+    assert_eq!(parse_bytes(xml.as_bytes()).unwrap().cases.len(), 1);
     let e = err(b"<testsuite><properties><property name=x/></properties></testsuite>");
     assert!(e.reason.contains("malformed XML"), "{e}");
     let e = err(b"<testsuites><testsuite loose text artifact/></testsuites>");
