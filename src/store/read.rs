@@ -337,10 +337,50 @@ impl SqliteStore {
 
     /// The results of the given (run key, test id) pairs that exist, keyed by the pair.
     pub fn results_of(&self, pairs: &[(i64, i64)]) -> Result<HashMap<(i64, i64), ResultRow>> {
+        use rusqlite::OptionalExtension;
         let mut out = HashMap::with_capacity(pairs.len());
         // Indexed point lookups are cheap in-process; only PostgreSQL needs them batched.
+        // A pair names a test by id: each test's key is looked up once, so each pair costs
+        // one seek of the result table's primary key.
+        let mut keys: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut by_key = self
+            .conn
+            .prepare_cached("SELECT test_key FROM test WHERE test_id = ?1")
+            .map_err(|e| self.err("cannot read tests", e))?;
+        let mut result = self
+            .conn
+            .prepare_cached(
+                "SELECT outcome, attempts, failures, duration_ms FROM result
+                 WHERE run_key = ?1 AND test_key = ?2",
+            )
+            .map_err(|e| self.err("cannot read a result", e))?;
         for &(run_key, test_id) in pairs {
-            if let Some(r) = self.result(run_key, test_id)? {
+            let key = match keys.get(&test_id) {
+                Some(&key) => key,
+                None => {
+                    let key = by_key
+                        .query_row(params![test_id], |r| r.get(0))
+                        .optional()
+                        .map_err(|e| self.err("cannot read tests", e))?;
+                    keys.insert(test_id, key);
+                    key
+                }
+            };
+            let Some(key) = key else { continue };
+            let row = result
+                .query_row(params![run_key, key], |r| {
+                    Ok(ResultRow {
+                        run_key,
+                        test_id,
+                        outcome: r.get(0)?,
+                        attempts: r.get(1)?,
+                        failures: r.get(2)?,
+                        duration_ms: r.get(3)?,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err("cannot read a result", e))?;
+            if let Some(r) = row {
                 out.insert((run_key, test_id), r);
             }
         }
