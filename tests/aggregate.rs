@@ -262,6 +262,19 @@ fn day_rows(db: &Path) -> Vec<Vec<rusqlite::types::Value>> {
         .unwrap()
 }
 
+/// Roll every day of the aggregate up again from the stored results (`compact`); its rows.
+fn read_back_every_day(db: &Path) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "INSERT OR IGNORE INTO day_pending (day) SELECT DISTINCT day FROM result_day",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    run(db, &["compact"], false);
+    day_rows(db)
+}
+
 #[test]
 fn days_built_while_ingesting_equal_days_read_back() {
     // `ingest` builds the days it stores as it goes instead of reading them back. Here a
@@ -325,18 +338,71 @@ fn days_built_while_ingesting_equal_days_read_back() {
         built.iter().any(|r| r[9] != rusqlite::types::Value::Null),
         "no day lists odd runs"
     );
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute(
-            "INSERT OR IGNORE INTO day_pending (day) SELECT DISTINCT day FROM result_day",
-            [],
-        )
-        .unwrap();
-    }
-    run(&db, &["compact"], false);
-    let read_back = day_rows(&db);
+    let read_back = read_back_every_day(&db);
     assert_eq!(built.len(), read_back.len());
     for (b, r) in built.iter().zip(&read_back) {
         assert_eq!(b, r);
     }
+}
+
+/// The runs of a simulator's runs.csv, as `ingest --manifest` reads them.
+fn run_inputs(dir: &Path) -> Vec<flakehound::ingest::RunInput> {
+    let text = std::fs::read_to_string(dir.join("runs.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|row| {
+            let f = fields(row);
+            let listed = flakehound::ingest::list_reports(&dir.join(&f[0])).unwrap();
+            assert!(listed.searched);
+            flakehound::ingest::RunInput {
+                meta: flakehound::model::RunMeta {
+                    commit: f[1].clone(),
+                    branch: f[2].clone(),
+                    job: f[3].clone(),
+                    run_id: f[4].clone(),
+                    attempt: f[5].parse().unwrap(),
+                    started_at: flakehound::ci_env::parse_timestamp(&f[6]).unwrap(),
+                    duration_s: None,
+                    run_url: None,
+                },
+                started_at_known: true,
+                paths: Vec::new(),
+                found: listed.files,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_day_written_by_another_connection_after_the_ingest_is_read_back() {
+    // A `serve` on the same database merges another attempt into a result of the
+    // ingest's first run between the ingest and its rollup: the days built while
+    // ingesting no longer hold what is stored, and every day must be read back.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let config = SimConfig {
+        days: 8,
+        ..SimConfig::small(11)
+    };
+    simulate(&config, dir.path()).unwrap();
+    let runs = run_inputs(dir.path());
+    let mut store = Store::open(&db).unwrap();
+    store
+        .bulk_ingest(runs.iter().map(|r| r.meta.started_at).max())
+        .unwrap();
+    flakehound::ingest::ingest(&mut store, &runs, None).unwrap();
+    let other = rusqlite::Connection::open(&db).unwrap();
+    let changed = other
+        .execute(
+            "UPDATE result SET attempts = attempts + 1, failures = failures + 1, outcome = 1
+             WHERE run_key = (SELECT min(run_key) FROM result)",
+            [],
+        )
+        .unwrap();
+    assert!(changed > 0);
+    drop(other);
+    assert!(store.rollup_closed().unwrap() >= 3);
+    drop(store);
+    let built = day_rows(&db);
+    assert_eq!(built, read_back_every_day(&db));
 }

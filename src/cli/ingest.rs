@@ -313,8 +313,9 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     };
     let total: u64 = runs.iter().map(|r| r.files() as u64).sum();
     let mut store = Store::open(db)?;
-    // A run whose start is read from its report may start later than its row says: its
-    // day is then only read back at the rollup, never wrong.
+    // Days closing in this ingest are built as they are stored. A run whose start is read
+    // from its report may start later than its row says; the days that then close too are
+    // read back at the rollup, never built wrong.
     store.bulk_ingest(runs.iter().map(|r| r.meta.started_at).max())?;
     let bar = super::progress_bar(total, "ingesting");
     let tick = |done: u64| {

@@ -206,7 +206,7 @@ impl DayBuilder {
 
     /// Estimated bytes the builder holds.
     pub(crate) fn held(&self) -> usize {
-        self.rows.len() * 160 + self.odd_runs * std::mem::size_of::<OddRun>()
+        self.rows.len() * 200 + self.odd_runs * std::mem::size_of::<OddRun>()
     }
 
     /// Run keys in the order results must be given.
@@ -284,9 +284,12 @@ impl DayBuilder {
 /// outcome).
 pub(crate) type HeldResult = (i64, (u32, u32, i64, u8));
 
-/// Bytes the day tally may hold (rows of about 160 bytes, odd runs of 24) before it gives
-/// up: a backfill of more reads its days back instead.
+/// Bytes the day tally may hold (rows of about 200 bytes with their index entry, odd runs
+/// of 24, runs of about 100): a backfill of more reads the days past it back instead.
 const TALLY_BYTES: usize = 64 << 20;
+
+/// What a run costs the tally: its entries in the builder's run lists and in `run_days`.
+const RUN_BYTES: usize = 100;
 
 /// Day rows built while a bulk ingest stores its runs, so that rolling the closed days up
 /// at the end need not read their results back (a tenth of a backfill's work, all of it on
@@ -302,8 +305,8 @@ pub(crate) struct DayTally {
     data_version: i64,
     /// Per day touched: its builder, or `None` when it must be read back.
     days: HashMap<i64, Option<DayBuilder>, foldhash::fast::RandomState>,
-    /// Day of each run the tally was given.
-    run_days: HashMap<i64, i64, foldhash::fast::RandomState>,
+    /// (run key, day) of each run given on a day being built, in key order.
+    run_days: Vec<(i64, i64)>,
     job_ids: HashMap<String, i64>,
     /// Estimated bytes held by the builders.
     held: usize,
@@ -317,16 +320,19 @@ impl DayTally {
         conn: &rusqlite::Connection,
         newest_start: Option<i64>,
     ) -> rusqlite::Result<DayTally> {
-        let stored: Option<i64> =
-            conn.query_row("SELECT max(started_at) FROM run", [], |r| r.get(0))?;
+        // The version first: a commit by another connection after it is seen at the rollup.
+        let data_version = data_version(conn)?;
+        let (before, stored): (i64, Option<i64>) = conn.query_row(
+            "SELECT coalesce(max(run_key), 0), max(started_at) FROM run",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(DayTally {
-            before: conn.query_row("SELECT coalesce(max(run_key), 0) FROM run", [], |r| {
-                r.get(0)
-            })?,
+            before,
             through: stored.max(newest_start).map_or(i64::MIN, last_closed_day),
-            data_version: data_version(conn)?,
+            data_version,
             days: HashMap::default(),
-            run_days: HashMap::default(),
+            run_days: Vec::new(),
             job_ids: HashMap::new(),
             held: 0,
             given_up: false,
@@ -347,7 +353,6 @@ impl DayTally {
             return Ok(());
         }
         let day = day_of(started_at);
-        self.run_days.insert(run_key, day);
         if day > self.through {
             // It stays open: the rollup will not ask for it.
             self.days.entry(day).or_insert(None);
@@ -362,6 +367,9 @@ impl DayTally {
                 .query_row(params![lo, lo + 86_399, self.before], |r| r.get(0))?;
             self.days
                 .insert(day, (!older).then(|| DayBuilder::open(day)));
+        }
+        if !matches!(self.days.get(&day), Some(Some(_))) {
+            return Ok(());
         }
         let job_id = match self.job_ids.get(job) {
             Some(&id) => id,
@@ -389,26 +397,30 @@ impl DayTally {
                 },
             );
         }
-        self.held += builder.held() - held;
+        let grown = builder.held() - held;
+        // Keys only grow: a sorted list, searched by halves.
+        self.run_days.push((run_key, day));
+        self.held += grown + RUN_BYTES;
         if self.held > TALLY_BYTES {
-            self.give_up();
+            // Past the cap the growing day is read back; days built so far are kept.
+            self.drop_day(day);
         }
         Ok(())
     }
 
-    /// The run's results were written some other way: its day is read back.
-    pub(crate) fn written_elsewhere(&mut self, run_key: i64) {
-        if run_key <= self.before {
-            // Its day, if the tally holds it, was found to have older runs already.
-            return;
+    fn drop_day(&mut self, day: i64) {
+        if let Some(Some(b)) = self.days.insert(day, None) {
+            self.held -= b.held() + RUN_BYTES * b.runs.len();
         }
-        match self.run_days.get(&run_key) {
-            Some(day) => {
-                if let Some(Some(b)) = self.days.insert(*day, None) {
-                    self.held -= b.held();
-                }
-            }
-            None => self.give_up(),
+    }
+
+    /// The run's results were written some other way: its day is read back. Only runs on
+    /// days being built are listed; every run this ingest created was given here before
+    /// another path could write to it (only the newest run is held unflushed, and it is
+    /// flushed before a streamed chunk is stored), so a run not listed is on no such day.
+    pub(crate) fn written_elsewhere(&mut self, run_key: i64) {
+        if let Ok(at) = self.run_days.binary_search_by_key(&run_key, |r| r.0) {
+            self.drop_day(self.run_days[at].1);
         }
     }
 
@@ -641,7 +653,6 @@ impl SqliteStore {
     }
 }
 
-/// Mark the day of a run pending, in the writer's transaction.
 /// A day's rows from its stored runs and their results.
 fn read_day(
     tx: &rusqlite::Connection,
@@ -680,6 +691,7 @@ fn read_day(
     Ok(builder)
 }
 
+/// Mark the day of a run pending, in the writer's transaction.
 pub(crate) fn mark_run_day(
     tx: &rusqlite::Connection,
     run_key: i64,

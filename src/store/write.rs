@@ -604,10 +604,6 @@ impl SqliteBatch<'_> {
     pub fn savepoint(&mut self) -> Result<()> {
         // Rolling back must not reach rows held in memory from before the savepoint.
         self.flush_fresh()?;
-        // Nor the day tally: a streamed report's days are read back.
-        if let Some(t) = self.tally.as_mut() {
-            t.give_up();
-        }
         self.saved = Some((
             self.known_tests.clone(),
             self.known_fingerprints.clone(),
@@ -628,6 +624,11 @@ impl SqliteBatch<'_> {
     pub fn rollback_to_savepoint(&mut self) -> Result<()> {
         // The rollback may undo a mark: mark again on the next write.
         self.marked.clear();
+        // A run the tally was given may be undone (a streamed run's day is read back
+        // anyway, as its chunks are written elsewhere): trust none of it.
+        if let Some(t) = self.tally.as_mut() {
+            t.give_up();
+        }
         // A run created after the savepoint is rolled back with everything it held.
         self.fresh = None;
         if let Some((tests, fingerprints, parts)) = self.saved.take() {
@@ -651,6 +652,9 @@ impl SqliteBatch<'_> {
         self.finished = true;
         if let Err(e) = self.tx.execute_batch("COMMIT") {
             let _ = self.tx.execute_batch("ROLLBACK");
+            if let Some(t) = self.tally.as_mut() {
+                t.give_up();
+            }
             return Err(db_error(self.store_path, "cannot commit", e));
         }
         Ok(())
