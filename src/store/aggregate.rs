@@ -591,30 +591,23 @@ impl SqliteStore {
                     .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
                 })
                 .map_err(err)?;
-            let mut ids: HashMap<String, i64> = HashMap::new();
-            for (_, job, _) in &runs {
-                if !ids.contains_key(job) {
-                    ids.insert(job.clone(), job_id(tx, job).map_err(err)?);
-                }
-            }
             let tallied = match tally.as_mut() {
                 Some(t) => t.take(tx, day).map_err(err)?,
                 None => None,
             };
-            // The tally's day must hold exactly the runs stored for it.
+            // The tally's day must hold exactly the runs stored for it (its keys are in
+            // order already).
             let tallied = tallied.filter(|b| {
-                let mut keys = b.run_keys();
-                keys.sort_unstable();
                 let mut stored: Vec<i64> = runs.iter().map(|r| r.0).collect();
                 stored.sort_unstable();
-                keys == stored
+                b.run_keys() == stored
             });
             let builder = match tallied {
                 Some(b) => {
                     tracing::debug!(day, "rolled up a day from the rows the ingest built");
                     b
                 }
-                None => read_day(tx, day, &runs, &ids).map_err(err)?,
+                None => read_day(tx, day, &runs).map_err(err)?,
             };
             tx.execute("DELETE FROM result_day WHERE day = ?1", params![day])
                 .map_err(err)?;
@@ -658,14 +651,17 @@ fn read_day(
     tx: &rusqlite::Connection,
     day: i64,
     runs: &[(i64, String, i64)],
-    ids: &HashMap<String, i64>,
 ) -> rusqlite::Result<DayBuilder> {
-    let mut builder = DayBuilder::new(
-        day,
-        runs.iter()
-            .map(|(k, job, started)| (*k, ids[job], *started))
-            .collect(),
-    );
+    let mut ids: HashMap<&str, i64> = HashMap::new();
+    let mut with_ids = Vec::with_capacity(runs.len());
+    for (key, job, started) in runs {
+        let id = match ids.get(job.as_str()) {
+            Some(&id) => id,
+            None => *ids.entry(job).or_insert(job_id(tx, job)?),
+        };
+        with_ids.push((*key, id, *started));
+    }
+    let mut builder = DayBuilder::new(day, with_ids);
     // Rows are rolled up by test key (as result_day stores them): the builder's test_id is
     // the key here.
     let mut stmt = tx.prepare_cached(

@@ -313,26 +313,9 @@ impl SqliteStore {
 
     /// One test's result in one run, if it ran there.
     pub fn result(&self, run_key: i64, test_id: i64) -> Result<Option<ResultRow>> {
-        use rusqlite::OptionalExtension;
-        self.conn
-            .prepare_cached(
-                "SELECT outcome, attempts, failures, duration_ms FROM result
-                 WHERE run_key = ?1 AND test_key = (SELECT test_key FROM test WHERE test_id = ?2)",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![run_key, test_id], |r| {
-                    Ok(ResultRow {
-                        run_key,
-                        test_id,
-                        outcome: r.get(0)?,
-                        attempts: r.get(1)?,
-                        failures: r.get(2)?,
-                        duration_ms: r.get(3)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(|e| self.err("cannot read a result", e))
+        Ok(self
+            .results_of(&[(run_key, test_id)])?
+            .remove(&(run_key, test_id)))
     }
 
     /// The results of the given (run key, test id) pairs that exist, keyed by the pair.
