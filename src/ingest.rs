@@ -9,13 +9,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::junit::{self, FileError, Merger, Report};
 use crate::model::RunMeta;
 use crate::store::{prepare_with_ids, Prepared, Store};
+
+mod lookahead;
 
 /// Files at or above this size are streamed into the store in chunks instead of being
 /// parsed in memory first, so that memory stays bounded for multi-gigabyte reports.
@@ -25,13 +26,10 @@ const STREAM_CHUNK: usize = 20_000;
 /// Results per transaction during a backfill: large enough to amortise commits, small
 /// enough that a crash loses little work.
 const RESULTS_PER_COMMIT: u64 = 250_000;
-/// Test cases parsed per chunk handed to the writer (about 20–40 MB once parsed): the
-/// chunk's number of files follows from the cases per file seen so far, so that many
-/// small reports go in few large chunks (each chunk is a pause for the parse workers)
-/// and big ones one or a few at a time (memory stays bounded, with two chunks queued).
+/// Test cases handed to the writer at a time, at most (about 20–40 MB once parsed);
+/// parsing runs up to two such chunks ahead (see [`lookahead`]).
 const CHUNK_CASES: usize = 100_000;
-/// The most files in a chunk. The first chunk has one file per core: nothing is known yet
-/// about their size.
+/// The most files handed to the writer at a time.
 const MAX_CHUNK_FILES: usize = 512;
 
 /// One run's reports to ingest.
@@ -292,22 +290,6 @@ struct ParsedFile {
     parsed: Parsed,
 }
 
-/// How many files the next chunk takes, from the cases of the files of the last one.
-/// Streamed and rejected files (no cases in memory) say nothing about the next files'
-/// size, and a chunk at most doubles: a run of tiny reports before big ones cannot make
-/// one chunk of 512 big ones.
-fn next_chunk_files(last: usize, cases: impl Iterator<Item = usize>) -> usize {
-    let (files, cases) = cases
-        .filter(|&c| c > 0)
-        .fold((0usize, 0usize), |(f, n), c| (f + 1, n + c));
-    if files == 0 {
-        return last.max(1);
-    }
-    (CHUNK_CASES * files / cases)
-        .min(last.max(1) * 2)
-        .clamp(1, MAX_CHUNK_FILES)
-}
-
 impl Parsed {
     /// Test cases held in memory (a streamed report holds none until it is written).
     fn cases(&self) -> usize {
@@ -496,7 +478,7 @@ pub fn ingest(
     runs: &[RunInput],
     progress: Option<Progress<'_>>,
 ) -> Result<(Summary, Vec<Rejection>)> {
-    let files: Vec<(usize, &Path, bool)> = runs
+    let files: Vec<lookahead::FileToRead<'_>> = runs
         .iter()
         .enumerate()
         .flat_map(|(i, r)| {
@@ -510,46 +492,14 @@ pub fn ingest(
     let mut distinct: HashSet<i64, foldhash::fast::RandomState> = HashSet::default();
 
     std::thread::scope(|scope| -> Result<()> {
-        // Parsing runs ahead of writing, on all cores, one chunk at a time so memory
-        // stays bounded; the channel's capacity is the look-ahead.
-        let (tx, rx) = sync_channel::<Vec<ParsedFile>>(2);
-        let files_ref = &files;
-        // One report (a CI post-step): parse it here, without starting threads that
-        // would only wait for it.
-        let single = files.len() <= 1;
-        if single {
-            let parsed = files
-                .iter()
-                .map(|&(run, path, found)| ParsedFile {
-                    run,
-                    path: path.to_path_buf(),
-                    parsed: parse_one(path, found),
-                })
-                .collect();
-            let _ = tx.send(parsed);
-            drop(tx);
+        // Parsing runs ahead of writing, on all cores. One report (a CI post-step) is
+        // parsed on this thread, without starting threads that would only wait for it.
+        let workers = if files.len() <= 1 {
+            0
         } else {
-            scope.spawn(move || {
-                let mut rest = &files_ref[..];
-                let mut take = rayon::current_num_threads().max(1);
-                while !rest.is_empty() {
-                    let (chunk, after) = rest.split_at(take.min(rest.len()));
-                    rest = after;
-                    let parsed: Vec<ParsedFile> = chunk
-                        .par_iter()
-                        .map(|&(run, path, found)| ParsedFile {
-                            run,
-                            path: path.to_path_buf(),
-                            parsed: parse_one(path, found),
-                        })
-                        .collect();
-                    take = next_chunk_files(take, parsed.iter().map(|f| f.parsed.cases()));
-                    if tx.send(parsed).is_err() {
-                        return; // the writer stopped on an error
-                    }
-                }
-            });
-        }
+            rayon::current_num_threads().max(1)
+        };
+        let mut ahead = lookahead::Lookahead::start(scope, &files, workers);
 
         // Freeing a chunk's parsed reports is a good share of the writer's time with many
         // small files, and with one big report (a CI post-step) it overlaps the commit:
@@ -589,8 +539,10 @@ pub fn ingest(
                 *done += 1;
             }
         };
-        for chunk in rx.into_iter().map(Some).chain(std::iter::once(None)) {
-            let last = chunk.is_none();
+        let mut last = false;
+        while !last {
+            let chunk = ahead.next_chunk();
+            last = chunk.is_none();
             let chunk = chunk.unwrap_or_default();
             let mut ready = Vec::with_capacity(chunk.len());
             for mut file in chunk {
@@ -942,19 +894,6 @@ mod tests {
             5,
         );
         assert_eq!(c.resolve(), (vec![5], vec![]));
-    }
-
-    /// Small reports go in large chunks, big ones one at a time (about 100,000 cases in
-    /// memory per chunk).
-    #[test]
-    fn chunks_hold_about_the_same_number_of_cases() {
-        assert_eq!(next_chunk_files(512, [20, 30].into_iter()), MAX_CHUNK_FILES);
-        assert_eq!(next_chunk_files(64, [800; 64].into_iter()), 125);
-        assert_eq!(next_chunk_files(2, [300_000, 300_000].into_iter()), 1);
-        // Growth is at most twofold, and files without cases in memory do not count.
-        assert_eq!(next_chunk_files(2, [20, 30].into_iter()), 4);
-        assert_eq!(next_chunk_files(8, [0, 0].into_iter()), 8);
-        assert_eq!(next_chunk_files(8, [50_000, 0].into_iter()), 2);
     }
 
     /// A file is taken as given (whatever its name), a folder is searched for reports in
