@@ -399,7 +399,8 @@ impl SqliteBatch<'_> {
             "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut add_results = prep(&multi_row_insert())?;
+        // A conflict must undo the statement's own rows: they are then taken one by one.
+        let mut add_results = prep(&multi_row_insert(false))?;
         let mut merge_result = prep(
             "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -551,7 +552,7 @@ impl SqliteBatch<'_> {
             t.add_run(tx, fresh.run_key, &fresh.job, fresh.started_at, &rows)
                 .map_err(|e| db_error(path, "cannot tally the day", e))?;
         }
-        let mut add_results = prep(&multi_row_insert())?;
+        let mut add_results = prep(&multi_row_insert(true))?;
         let mut chunks = rows.chunks_exact(INSERT_ROWS);
         let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
         for chunk in chunks.by_ref() {
@@ -868,10 +869,17 @@ pub(crate) fn truncate(text: &str, max: usize) -> &str {
 /// Result rows per multi-row INSERT: fewer statement executions per row.
 const INSERT_ROWS: usize = 32;
 
-fn multi_row_insert() -> String {
-    let mut sql = String::from(
-        "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES ",
-    );
+/// The INSERT of [`INSERT_ROWS`] result rows. `or_fail`: for rows that cannot conflict
+/// (a run new in this batch), whose error rolls the whole batch back anyway. A statement
+/// that writes many rows and may abort halfway makes SQLite copy every page it changes
+/// to a statement journal first, so that it can undo its own rows; `OR FAIL` keeps them
+/// instead, and needs no such copy.
+fn multi_row_insert(or_fail: bool) -> String {
+    let mut sql = String::from(if or_fail {
+        "INSERT OR FAIL INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES "
+    } else {
+        "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES "
+    });
     for i in 0..INSERT_ROWS {
         if i > 0 {
             sql.push(',');
