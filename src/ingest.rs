@@ -499,7 +499,13 @@ pub fn ingest(
         } else {
             rayon::current_num_threads().max(1)
         };
-        let mut ahead = lookahead::Lookahead::start(scope, &files, workers);
+        let mut ahead = lookahead::Lookahead::start(
+            scope,
+            &files,
+            &parse_one,
+            workers,
+            lookahead::Limits::DEFAULT,
+        );
 
         // Freeing a chunk's parsed reports is a good share of the writer's time with many
         // small files, and with one big report (a CI post-step) it overlaps the commit:
@@ -541,7 +547,7 @@ pub fn ingest(
         };
         let mut last = false;
         while !last {
-            let chunk = ahead.next_chunk();
+            let chunk = ahead.next_chunk()?;
             last = chunk.is_none();
             let chunk = chunk.unwrap_or_default();
             let mut ready = Vec::with_capacity(chunk.len());
