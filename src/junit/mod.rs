@@ -536,10 +536,12 @@ fn is_pytest_teardown_error(case: &TestCase) -> bool {
 /// element (go-junit-report 0.9) or a short package name. Never a Java or .NET class
 /// (`com.acme.FooTest`) or a file (Deno's `./parse_test.ts`).
 fn is_go_test(case: &TestCase) -> bool {
-    let top = case.name.split('/').next().unwrap_or_default();
-    // Every case of every report is asked: the cheap prefix test goes first.
+    // Every case of every report is asked: the cheap prefix test goes first. It reads the
+    // top-level test's name (before any `/subtest`) without splitting: after the prefix
+    // comes either the rest of that name or the `/`, which is not lowercase either.
     let go_name = ["Test", "Fuzz", "Example"].iter().any(|prefix| {
-        top.strip_prefix(prefix)
+        case.name
+            .strip_prefix(prefix)
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_lowercase()))
     }) && !case.name.contains(char::is_whitespace);
     if !go_name {

@@ -1255,7 +1255,10 @@ fn finish_case(
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("(unnamed testcase {})", b.ordinal));
     // A unittest subtest's failure is its test's, named in the message.
-    let name = match subtest_of(&name).filter(|_| dialect == Dialect::PyUnittest) {
+    let subtest = (dialect == Dialect::PyUnittest)
+        .then(|| subtest_of(&name))
+        .flatten();
+    let name = match subtest {
         Some((test, params)) => {
             if let Some((_, f)) = b.final_failure.as_mut() {
                 f.message = Some(match f.message.take() {
