@@ -11,7 +11,7 @@
 //! written since their rollup are scanned raw. The result is the same `History` either
 //! way (`ScoreOptions::raw_scan` is the oracle).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::changepoint::Obs;
 use super::ScoreOptions;
@@ -92,7 +92,8 @@ impl std::hash::Hasher for FastHasher {
     }
 }
 
-pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+pub(crate) type FastMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 #[derive(Default)]
 pub(crate) struct Acc {
@@ -200,7 +201,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         });
     }
     let keys: Vec<i64> = runs.iter().map(|r| r.run_key).collect();
-    let key_pos: HashMap<i64, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    let key_pos: FastMap<i64, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
 
     let mut jobs: Vec<&str> = runs.iter().map(|r| r.job.as_str()).collect();
     jobs.sort_unstable();
@@ -343,7 +344,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     if let Some(agg) = &agg {
         let mut part = new_part();
         let ids = store.job_ids()?;
-        let job_index: HashMap<i64, u32> = ids
+        let job_index: FastMap<i64, u32> = ids
             .iter()
             .filter_map(|(id, name)| {
                 jobs.binary_search(&name.as_str())
@@ -365,7 +366,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
                     .push(pos);
             }
         }
-        let mut odd_of: HashMap<i64, OddRun> = HashMap::new();
+        let mut odd_of: FastMap<i64, OddRun> = FastMap::default();
         store.for_each_day_row(agg.first, agg.last, job_filter, |row| {
             if !agg.covers(row.day) {
                 return;

@@ -9,7 +9,7 @@
 //! other than flaky tests (those are retried anyway), and `P₋ᵢ` leaves test i out. Two
 //! flaky tests failing the same attempt therefore share, not double-count, one retry.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde::Serialize;
 

@@ -18,7 +18,7 @@
 //! flaky as the prior. The result is a posterior, never same-commit evidence: the JSON
 //! says `flaky_evidence: "statistical"` so a gate can insist on `"same-sha"`.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// What one failing commit of a test looked like around it.
 #[derive(Debug, Clone, Default)]
@@ -613,7 +613,7 @@ mod tests {
         let commits = [10, 10, 11, 12];
         assert_eq!(
             recurring_companions(&failed, &commits),
-            HashSet::from([(1, 2)])
+            HashSet::from_iter([(1, 2)])
         );
         // The same pair twice on one commit (a rerun) is no recurrence.
         assert!(recurring_companions(&failed[..2], &commits[..2]).is_empty());
@@ -630,7 +630,7 @@ mod tests {
         ];
         assert_eq!(
             nested_companions(tests.into_iter()),
-            HashSet::from([(1, 2), (1, 3), (2, 3)])
+            HashSet::from_iter([(1, 2), (1, 3), (2, 3)])
         );
     }
 
@@ -642,7 +642,7 @@ mod tests {
         failures.extend([(0, 1, 200), (0, 2, 200), (1, 1, 100), (1, 2, 100)]);
         assert_eq!(
             generic_fingerprints(failures.into_iter()),
-            HashSet::from([(0, 100)])
+            HashSet::from_iter([(0, 100)])
         );
     }
 
@@ -734,7 +734,7 @@ mod tests {
             false,
             &lone(true, false, "socket timeout gateway"),
         );
-        l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
+        l.finish(40, 100_000, &HashMap::from_iter([(0, (20, 400))]), &[]);
         l
     }
 
@@ -784,7 +784,7 @@ mod tests {
             l.add((i, 0), true, &lone(trunk, true, flake));
             l.add((100 + i, 0), false, &lone(trunk, vanishes(i), breakage));
         }
-        l.finish(40, 100_000, &HashMap::from([(0, (20, 400))]), &[]);
+        l.finish(40, 100_000, &HashMap::from_iter([(0, (20, 400))]), &[]);
         l
     }
 
@@ -951,7 +951,7 @@ mod tests {
             b.twin_passed = Some(false);
             l.add((100 + i, 0), false, &b);
         }
-        l.finish(20, 10_000, &HashMap::from([(0, (10, 100))]), &[]);
+        l.finish(20, 10_000, &HashMap::from_iter([(0, (10, 100))]), &[]);
         let mut passed = lone(false, true, "");
         passed.twin_passed = Some(true);
         let mut failed = passed.clone();

@@ -15,7 +15,8 @@ mod stats;
 
 pub(crate) use gather::FastHasher;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -1356,7 +1357,7 @@ mod tests {
             .unwrap()
         };
         assert!(judge(HashSet::new()).statistically_flaky);
-        let c = judge(HashSet::from([5]));
+        let c = judge(HashSet::from_iter([5]));
         assert!(!c.statistically_flaky);
         assert_eq!(
             c.isolated_total, 3,
@@ -1382,7 +1383,7 @@ mod tests {
             .unwrap()
         };
         assert_eq!(judge(HashSet::new()).matched_singles, 3);
-        let c = judge(HashSet::from([5]));
+        let c = judge(HashSet::from_iter([5]));
         assert_eq!(c.matched_singles, 0);
         assert_eq!(c.streak_cells.len(), 3);
     }
