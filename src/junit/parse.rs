@@ -1351,9 +1351,12 @@ mod attr_scan_tests {
     /// What quick-xml's attribute iterator reads from the tag `<t{attrs}>`: each
     /// attribute's name and raw value, up to the first error.
     fn quick_xml_reads(attrs: &str) -> Reading {
-        let xml = format!("<t{attrs}>");
-        let mut reader = Reader::from_str(&xml);
-        let Ok(Event::Start(e)) = reader.read_event() else {
+        quick_xml_reads_in(&format!("<t{attrs}>"))
+    }
+
+    fn quick_xml_reads_in(xml: &str) -> Reading {
+        let mut reader = Reader::from_str(xml);
+        let (Ok(Event::Start(e)) | Ok(Event::Empty(e))) = reader.read_event() else {
             return vec![Err("not a start tag".into())];
         };
         let mut out = Vec::new();
@@ -1370,9 +1373,12 @@ mod attr_scan_tests {
     }
 
     fn scan_reads(attrs: &str) -> Reading {
-        let xml = format!("<t{attrs}>");
-        let mut reader = Reader::from_str(&xml);
-        let Ok(Event::Start(e)) = reader.read_event() else {
+        scan_reads_in(&format!("<t{attrs}>"))
+    }
+
+    fn scan_reads_in(xml: &str) -> Reading {
+        let mut reader = Reader::from_str(xml);
+        let (Ok(Event::Start(e)) | Ok(Event::Empty(e))) = reader.read_event() else {
             return vec![Err("not a start tag".into())];
         };
         let mut scan = AttrScan::of(&e);
@@ -1424,7 +1430,21 @@ mod attr_scan_tests {
             r#" a="1" ="2""#,
         ] {
             assert_eq!(scan_reads(attrs), quick_xml_reads(attrs), "tag <t{attrs}>");
+            // An empty element's `/` is not part of its attributes.
+            let empty = format!("<t{attrs}/>");
+            assert_eq!(
+                scan_reads_in(&empty),
+                quick_xml_reads_in(&empty),
+                "tag {empty}"
+            );
         }
+        assert_eq!(
+            scan_reads_in(r#"<testcase name="a" time="1" />"#),
+            vec![
+                Ok((b"name".to_vec(), b"a".to_vec())),
+                Ok((b"time".to_vec(), b"1".to_vec()))
+            ]
+        );
     }
 
     proptest! {
@@ -1432,6 +1452,8 @@ mod attr_scan_tests {
         fn the_scanner_agrees_with_quick_xml_on_any_tag(attrs in "[ab:= \t\n'\"x&;]{0,24}") {
             let attrs = format!(" {attrs}");
             prop_assert_eq!(scan_reads(&attrs), quick_xml_reads(&attrs));
+            let empty = format!("<t{attrs}/>");
+            prop_assert_eq!(scan_reads_in(&empty), quick_xml_reads_in(&empty));
         }
     }
 }
