@@ -162,12 +162,8 @@ impl<'a> Lookahead<'a> {
         });
         let mut waiting = VecDeque::new();
         let parsed = if workers == 0 {
-            if let Some(&(run, path, found)) = files.first() {
-                waiting.push_back(Some(ParsedFile {
-                    run,
-                    path: path.to_path_buf(),
-                    parsed: parse(path, found),
-                }));
+            if let Some(file) = files.first() {
+                waiting.push_back(Some(parse_file(parse, file)));
             }
             None
         } else {
@@ -207,12 +203,8 @@ impl<'a> Lookahead<'a> {
         match &self.parsed {
             None => {
                 if self.waiting.is_empty() {
-                    let (run, path, found) = self.files[self.handed];
-                    self.waiting.push_back(Some(ParsedFile {
-                        run,
-                        path: path.to_path_buf(),
-                        parsed: (self.parse)(path, found),
-                    }));
+                    let file = parse_file(self.parse, &self.files[self.handed]);
+                    self.waiting.push_back(Some(file));
                 }
             }
             Some(rx) => {
@@ -288,22 +280,18 @@ impl Worker<'_> {
             if first >= end {
                 return;
             }
-            for (i, &(run, path, found)) in (first..end).zip(&self.files[first..end]) {
+            for (i, file) in (first..end).zip(&self.files[first..end]) {
                 if !self.window.has_room(i) {
                     // The writer may be waiting for the files held here: send them first.
                     if !send(&mut held, &mut held_cases, i) || !self.window.wait_for_room(i) {
                         return;
                     }
                 }
-                let parsed = (self.parse)(path, found);
-                let cases = parsed.cases();
+                let parsed = parse_file(self.parse, file);
+                let cases = parsed.parsed.cases();
                 self.window.parsed(cases);
                 held_cases += cases;
-                held.push(ParsedFile {
-                    run,
-                    path: path.to_path_buf(),
-                    parsed,
-                });
+                held.push(parsed);
                 if held_cases >= send_cases && !send(&mut held, &mut held_cases, i + 1) {
                     return;
                 }
@@ -312,6 +300,14 @@ impl Worker<'_> {
                 return;
             }
         }
+    }
+}
+
+fn parse_file(parse: ParseFn<'_>, &(run, path, found): &FileToRead<'_>) -> ParsedFile {
+    ParsedFile {
+        run,
+        path: path.to_path_buf(),
+        parsed: parse(path, found),
     }
 }
 

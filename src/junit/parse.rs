@@ -344,23 +344,13 @@ fn tag_name(e: &BytesStart<'_>) -> String {
 /// `name="<exe-name>"` placeholder), lenient on their values (an unknown entity stays as
 /// written). `f` sees each attribute's local name and unescaped value.
 fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(), String> {
-    if memchr::memchr(b'<', e.attributes_raw()).is_some() {
-        return Err(format!(
-            "malformed XML: unescaped '<' inside the tag <{}>",
-            tag_name(e)
-        ));
-    }
-    let mut names = AttrNames::default();
-    let mut scan = AttrScan::of(e);
-    while let Some(attr) = scan.next() {
+    checked_attrs(e, |attr| {
         let RawAttr {
-            name,
             local: key,
             value,
             amp,
-        } = attr
-            .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
-        names.check(name, e)?;
+            ..
+        } = attr;
         let value = if value.len() <= MAX_VALUE {
             value
         } else if key == b"message" {
@@ -376,6 +366,29 @@ fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(
             ));
         };
         f(key, attr_text(value, key != b"message", amp));
+        Ok(())
+    })
+}
+
+/// The structural checks of [`attrs`] (no `<` in the tag, each attribute well formed, no
+/// name twice), handing each attribute to `f` as written.
+fn checked_attrs<'a>(
+    e: &'a BytesStart<'_>,
+    mut f: impl FnMut(RawAttr<'a>) -> Result<(), String>,
+) -> Result<(), String> {
+    if memchr::memchr(b'<', e.attributes_raw()).is_some() {
+        return Err(format!(
+            "malformed XML: unescaped '<' inside the tag <{}>",
+            tag_name(e)
+        ));
+    }
+    let mut names = AttrNames::default();
+    let mut scan = AttrScan::of(e);
+    while let Some(attr) = scan.next() {
+        let attr = attr
+            .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
+        names.check(attr.name, e)?;
+        f(attr)?;
     }
     Ok(())
 }
@@ -494,20 +507,7 @@ fn cut_value(value: &[u8], cap: usize) -> &[u8] {
 
 /// [`attrs`] for an element whose attributes we do not use: only checked.
 fn check_attrs(e: &BytesStart<'_>) -> Result<(), String> {
-    if memchr::memchr(b'<', e.attributes_raw()).is_some() {
-        return Err(format!(
-            "malformed XML: unescaped '<' inside the tag <{}>",
-            tag_name(e)
-        ));
-    }
-    let mut names = AttrNames::default();
-    let mut scan = AttrScan::of(e);
-    while let Some(attr) = scan.next() {
-        let attr = attr
-            .map_err(|err| format!("malformed XML: bad attribute in <{}>: {err}", tag_name(e)))?;
-        names.check(attr.name, e)?;
-    }
-    Ok(())
+    checked_attrs(e, |_| Ok(()))
 }
 
 /// The attribute names of one tag so far, to refuse a name given twice. quick-xml's own
@@ -1348,60 +1348,56 @@ mod attr_scan_tests {
     /// Each attribute's name and raw value, up to the first error (its message).
     type Reading = Vec<Result<(Vec<u8>, Vec<u8>), String>>;
 
-    /// What quick-xml's attribute iterator reads from the tag `<t{attrs}>`: each
-    /// attribute's name and raw value, up to the first error.
+    /// What quick-xml's attribute iterator reads from the tag `<t{attrs}>`.
     fn quick_xml_reads(attrs: &str) -> Reading {
         quick_xml_reads_in(&format!("<t{attrs}>"))
-    }
-
-    fn quick_xml_reads_in(xml: &str) -> Reading {
-        let mut reader = Reader::from_str(xml);
-        let (Ok(Event::Start(e)) | Ok(Event::Empty(e))) = reader.read_event() else {
-            return vec![Err("not a start tag".into())];
-        };
-        let mut out = Vec::new();
-        for a in e.attributes().with_checks(false) {
-            match a {
-                Ok(a) => out.push(Ok((a.key.as_ref().to_vec(), a.value.to_vec()))),
-                Err(err) => {
-                    out.push(Err(err.to_string()));
-                    break;
-                }
-            }
-        }
-        out
     }
 
     fn scan_reads(attrs: &str) -> Reading {
         scan_reads_in(&format!("<t{attrs}>"))
     }
 
-    fn scan_reads_in(xml: &str) -> Reading {
+    /// `read` of the first tag of `xml`, a start tag or an empty element.
+    fn first_tag(xml: &str, read: impl FnOnce(&BytesStart<'_>, &mut Reading)) -> Reading {
         let mut reader = Reader::from_str(xml);
         let (Ok(Event::Start(e)) | Ok(Event::Empty(e))) = reader.read_event() else {
             return vec![Err("not a start tag".into())];
         };
-        let mut scan = AttrScan::of(&e);
         let mut out = Vec::new();
-        while let Some(a) = scan.next() {
-            match a {
-                Ok(a) => {
-                    let qname = quick_xml::name::QName(a.name);
-                    assert_eq!(
-                        a.local,
-                        qname.local_name().as_ref(),
-                        "local name of {qname:?}"
-                    );
-                    assert_eq!(a.amp, a.value.contains(&b'&'));
-                    out.push(Ok((a.name.to_vec(), a.value.to_vec())))
-                }
-                Err(err) => {
-                    out.push(Err(err.to_string()));
-                    break;
+        read(&e, &mut out);
+        out
+    }
+
+    fn quick_xml_reads_in(xml: &str) -> Reading {
+        first_tag(xml, |e, out| {
+            for a in e.attributes().with_checks(false) {
+                match a {
+                    Ok(a) => out.push(Ok((a.key.as_ref().to_vec(), a.value.to_vec()))),
+                    Err(err) => return out.push(Err(err.to_string())),
                 }
             }
-        }
-        out
+        })
+    }
+
+    fn scan_reads_in(xml: &str) -> Reading {
+        first_tag(xml, |e, out| {
+            let mut scan = AttrScan::of(e);
+            while let Some(a) = scan.next() {
+                match a {
+                    Ok(a) => {
+                        let qname = quick_xml::name::QName(a.name);
+                        assert_eq!(
+                            a.local,
+                            qname.local_name().as_ref(),
+                            "local name of {qname:?}"
+                        );
+                        assert_eq!(a.amp, a.value.contains(&b'&'));
+                        out.push(Ok((a.name.to_vec(), a.value.to_vec())))
+                    }
+                    Err(err) => return out.push(Err(err.to_string())),
+                }
+            }
+        })
     }
 
     /// The scanner reads what quick-xml reads, and fails where it fails, with the same

@@ -400,7 +400,7 @@ impl SqliteBatch<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         // A conflict must undo the statement's own rows: they are then taken one by one.
-        let mut add_results = prep(&multi_row_insert(false))?;
+        let mut add_results = prep(multi_row_insert(false))?;
         let mut merge_result = prep(
             "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -552,7 +552,7 @@ impl SqliteBatch<'_> {
             t.add_run(tx, fresh.run_key, &fresh.job, fresh.started_at, &rows)
                 .map_err(|e| db_error(path, "cannot tally the day", e))?;
         }
-        let mut add_results = prep(&multi_row_insert(true))?;
+        let mut add_results = prep(multi_row_insert(true))?;
         let mut chunks = rows.chunks_exact(INSERT_ROWS);
         let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
         for chunk in chunks.by_ref() {
@@ -874,19 +874,17 @@ const INSERT_ROWS: usize = 32;
 /// that writes many rows and may abort halfway makes SQLite copy every page it changes
 /// to a statement journal first, so that it can undo its own rows; `OR FAIL` keeps them
 /// instead, and needs no such copy.
-fn multi_row_insert(or_fail: bool) -> String {
-    let mut sql = String::from(if or_fail {
-        "INSERT OR FAIL INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES "
-    } else {
-        "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES "
+fn multi_row_insert(or_fail: bool) -> &'static str {
+    // Built once: a batch asks for it at every run it stores.
+    static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+        let rows = vec!["(?,?,?,?,?,?)"; INSERT_ROWS].join(",");
+        [" ", " OR FAIL "].map(|conflict| {
+            format!(
+                "INSERT{conflict}INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES {rows}"
+            )
+        })
     });
-    for i in 0..INSERT_ROWS {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?)");
-    }
-    sql
+    &SQL[usize::from(or_fail)]
 }
 
 /// A report's rows, computed away from the writer: identities hashed, outcomes counted,
