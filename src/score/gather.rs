@@ -160,16 +160,7 @@ pub(crate) fn attempts_in_order(runs: &mut [RunRow]) {
         }
     }
     if moved {
-        // The store's order: start, then job, CI run, attempt, commit.
-        runs.sort_by(|x, y| {
-            (x.started_at, &x.job, &x.run_id, x.attempt, &x.commit).cmp(&(
-                y.started_at,
-                &y.job,
-                &y.run_id,
-                y.attempt,
-                &y.commit,
-            ))
-        });
+        runs.sort_by(RunRow::stored_order);
     }
 }
 

@@ -964,3 +964,26 @@ fn a_short_sha_stored_first_joins_its_full_sha() {
         assert_eq!(commits, [full, full]);
     }
 }
+
+/// `.cargo/config.toml` builds the bundled SQLite without allocation statistics and
+/// without the shared page-cache group: both take a global mutex on hot paths (every
+/// allocation; every page-cache call of every `serve` connection). A build that lost the
+/// flags (an `[env]` not applied, a system SQLite) would be slower without failing.
+#[test]
+fn bundled_sqlite_is_built_without_global_allocation_locks() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut stmt = store.conn.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}
