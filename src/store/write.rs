@@ -400,7 +400,7 @@ impl SqliteBatch<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         // A conflict must undo the statement's own rows: they are then taken one by one.
-        let mut add_results = prep(multi_row_insert(false))?;
+        let mut add_results = prep(multi_row_insert())?;
         let mut merge_result = prep(
             "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -552,20 +552,33 @@ impl SqliteBatch<'_> {
             t.add_run(tx, fresh.run_key, &fresh.job, fresh.started_at, &rows)
                 .map_err(|e| db_error(path, "cannot tally the day", e))?;
         }
-        let mut add_results = prep(multi_row_insert(true))?;
-        let mut chunks = rows.chunks_exact(INSERT_ROWS);
-        let mut values: Vec<i64> = Vec::with_capacity(INSERT_ROWS * 6);
+        // Most results are single passes (outcome 0, one attempt, no failure): their rows
+        // bind only the test and the duration, a third of the values a row binds otherwise.
+        let (passes, others): (Vec<_>, Vec<_>) = rows
+            .iter()
+            .partition(|&&(_, (a, f, _, o))| o == 0 && a == 1 && f == 0);
+        let mut add_passes = prep(fresh_insert(Shape::Passes))?;
+        let mut chunks = passes.chunks_exact(INSERT_ROWS);
+        let mut values: Vec<i64> = Vec::with_capacity(1 + INSERT_ROWS * 5);
         for chunk in chunks.by_ref() {
             values.clear();
-            for &(test_key, (a, f, d, o)) in chunk {
-                values.extend([
-                    fresh.run_key,
-                    test_key,
-                    i64::from(o),
-                    i64::from(a),
-                    i64::from(f),
-                    d,
-                ]);
+            values.push(fresh.run_key);
+            for &&(test_key, (_, _, d, _)) in chunk {
+                values.extend([test_key, d]);
+            }
+            add_passes
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| db_error(path, "cannot store results", e))?;
+        }
+        let rest: Vec<&super::aggregate::HeldResult> =
+            chunks.remainder().iter().copied().chain(others).collect();
+        let mut add_results = prep(fresh_insert(Shape::Any))?;
+        let mut chunks = rest.chunks_exact(INSERT_ROWS);
+        for chunk in chunks.by_ref() {
+            values.clear();
+            values.push(fresh.run_key);
+            for &&(test_key, (a, f, d, o)) in chunk {
+                values.extend([test_key, i64::from(o), i64::from(a), i64::from(f), d]);
             }
             add_results
                 .execute(rusqlite::params_from_iter(values.iter()))
@@ -575,7 +588,7 @@ impl SqliteBatch<'_> {
             "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for &(test_key, (a, f, d, o)) in chunks.remainder() {
+        for &&(test_key, (a, f, d, o)) in chunks.remainder() {
             add_result
                 .execute(params![fresh.run_key, test_key, o, a, f, d])
                 .map_err(|e| db_error(path, "cannot store a result", e))?;
@@ -869,22 +882,57 @@ pub(crate) fn truncate(text: &str, max: usize) -> &str {
 /// Result rows per multi-row INSERT: fewer statement executions per row.
 const INSERT_ROWS: usize = 32;
 
-/// The INSERT of [`INSERT_ROWS`] result rows. `or_fail`: for rows that cannot conflict
-/// (a run new in this batch), whose error rolls the whole batch back anyway. A statement
-/// that writes many rows and may abort halfway makes SQLite copy every page it changes
-/// to a statement journal first, so that it can undo its own rows; `OR FAIL` keeps them
-/// instead, and needs no such copy.
-fn multi_row_insert(or_fail: bool) -> &'static str {
+/// The INSERT of [`INSERT_ROWS`] result rows, for a run that may already hold some.
+fn multi_row_insert() -> &'static str {
     // Built once: a batch asks for it at every run it stores.
-    static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let rows = vec!["(?,?,?,?,?,?)"; INSERT_ROWS].join(",");
-        [" ", " OR FAIL "].map(|conflict| {
+        format!(
+            "INSERT INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES {rows}"
+        )
+    });
+    &SQL
+}
+
+/// The rows of a [`fresh_insert`].
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// Single passes: each row binds its test and duration.
+    Passes,
+    /// Any result: each row binds its test, outcome, attempts, failures and duration.
+    Any,
+}
+
+/// The INSERT of [`INSERT_ROWS`] result rows of a run new in this batch; the run's key is
+/// bound once, as `?1`. Its rows cannot conflict, and an error rolls the whole batch back
+/// anyway: `OR FAIL` says so. A statement that writes many rows and may abort halfway
+/// makes SQLite copy every page it changes to a statement journal first, so that it can
+/// undo its own rows; `OR FAIL` keeps them instead, and needs no such copy.
+fn fresh_insert(shape: Shape) -> &'static str {
+    // Built once: a batch asks for them at every run it stores.
+    static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+        [Shape::Passes, Shape::Any].map(|shape| {
+            let mut next = 2;
+            let mut param = || {
+                next += 1;
+                format!("?{}", next - 1)
+            };
+            let rows: Vec<String> = (0..INSERT_ROWS)
+                .map(|_| match shape {
+                    Shape::Passes => format!("(?1,{},0,1,0,{})", param(), param()),
+                    Shape::Any => {
+                        let values: Vec<String> = (0..5).map(|_| param()).collect();
+                        format!("(?1,{})", values.join(","))
+                    }
+                })
+                .collect();
             format!(
-                "INSERT{conflict}INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES {rows}"
+                "INSERT OR FAIL INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES {}",
+                rows.join(",")
             )
         })
     });
-    &SQL[usize::from(or_fail)]
+    &SQL[shape as usize]
 }
 
 /// A report's rows, computed away from the writer: identities hashed, outcomes counted,
