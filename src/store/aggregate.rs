@@ -611,32 +611,7 @@ impl SqliteStore {
             };
             tx.execute("DELETE FROM result_day WHERE day = ?1", params![day])
                 .map_err(err)?;
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO result_day (day, job_id, test_key, runs, attempts, failures,
-                                                 failed_runs, duration_ms, last_seen, odd)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )
-                    .map_err(err)?;
-                for r in builder.finish() {
-                    let odd = (!r.odd.is_empty()).then_some(&r.odd);
-                    insert
-                        .execute(params![
-                            r.day,
-                            r.job_id,
-                            r.test_id,
-                            r.runs,
-                            r.attempts,
-                            r.failures,
-                            r.failed_runs,
-                            r.duration_ms,
-                            r.last_seen,
-                            odd
-                        ])
-                        .map_err(err)?;
-                }
-            }
+            insert_day_rows(tx, day, &builder.finish()).map_err(err)?;
             tx.execute("DELETE FROM day_pending WHERE day = ?1", params![day])
                 .map_err(err)?;
             batch.commit()?;
@@ -644,6 +619,60 @@ impl SqliteStore {
         }
         Ok(done)
     }
+}
+
+/// Day rows per multi-row INSERT: fewer statement executions per row (the rollup runs
+/// alone at the end of an ingest, so its time is all wall time).
+const DAY_INSERT_ROWS: usize = 32;
+
+/// Store a day's rows (the day bound once, as `?1`).
+fn insert_day_rows(tx: &rusqlite::Connection, day: i64, rows: &[DayRow]) -> rusqlite::Result<()> {
+    const COLUMNS: &str = "(day, job_id, test_key, runs, attempts, failures, failed_runs, duration_ms, last_seen, odd)";
+    static MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let rows: Vec<String> = (0..DAY_INSERT_ROWS)
+            .map(|i| {
+                let first = 2 + i * 9;
+                let values: Vec<String> = (first..first + 9).map(|p| format!("?{p}")).collect();
+                format!("(?1,{})", values.join(","))
+            })
+            .collect();
+        format!("INSERT INTO result_day {COLUMNS} VALUES {}", rows.join(","))
+    });
+    let values = |r: &DayRow| -> [rusqlite::types::Value; 9] {
+        [
+            r.job_id.into(),
+            r.test_id.into(),
+            r.runs.into(),
+            r.attempts.into(),
+            r.failures.into(),
+            r.failed_runs.into(),
+            r.duration_ms.into(),
+            r.last_seen.into(),
+            // Empty when every run was clean: stored as NULL.
+            (!r.odd.is_empty()).then(|| r.odd.clone()).into(),
+        ]
+    };
+    let mut many = tx.prepare_cached(&MANY)?;
+    let mut chunks = rows.chunks_exact(DAY_INSERT_ROWS);
+    let mut bound: Vec<rusqlite::types::Value> = Vec::with_capacity(1 + DAY_INSERT_ROWS * 9);
+    for chunk in chunks.by_ref() {
+        bound.clear();
+        bound.push(day.into());
+        for r in chunk {
+            bound.extend(values(r));
+        }
+        many.execute(rusqlite::params_from_iter(bound.iter()))?;
+    }
+    let mut one = tx.prepare_cached(&format!(
+        "INSERT INTO result_day {COLUMNS} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?;
+    for r in chunks.remainder() {
+        bound.clear();
+        bound.push(day.into());
+        bound.extend(values(r));
+        one.execute(rusqlite::params_from_iter(bound.iter()))?;
+    }
+    Ok(())
 }
 
 /// A day's rows from its stored runs and their results.
