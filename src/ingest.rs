@@ -372,22 +372,34 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
             Err(e) => reject(path, FileError::Io(e.to_string())),
         };
     }
-    let bytes = match read_whole(&mut file, size) {
-        Ok(b) => b,
-        Err(e) => return reject(path, FileError::Io(e.to_string())),
-    };
-    drop(file);
+    READ_BUFFER.with_borrow_mut(|buf| {
+        let parsed = match read_whole(&mut file, size, buf) {
+            Ok(n) => {
+                drop(file);
+                parse_read(path, found, &buf[..n])
+            }
+            Err(e) => reject(path, FileError::Io(e.to_string())),
+        };
+        if buf.capacity() > KEPT_READ_BUFFER {
+            *buf = Vec::new();
+        }
+        parsed
+    })
+}
+
+/// Hash and parse a report read whole.
+fn parse_read(path: &Path, found: bool, bytes: &[u8]) -> Parsed {
     // Two variants' byte-identical reports are two reports: the key holds the environment.
     let environment = junit::local_path_environment(path);
     let hash = junit::report_key(
-        blake3::hash(&bytes).to_hex().to_string(),
+        blake3::hash(bytes).to_hex().to_string(),
         environment.as_deref(),
     );
     let options = junit::ParseOptions {
         environment: environment.as_deref(),
         ..junit::ParseOptions::default()
     };
-    match junit::parse_bytes_with(&bytes, options) {
+    match junit::parse_bytes_with(bytes, options) {
         Ok(report) => {
             let prepared = prepare_with_ids(&report.cases, &report.ids);
             Parsed::Whole {
@@ -397,7 +409,7 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
             }
         }
         Err(e) => {
-            let r = rejection(path, FileError::Parse(junit::located_in(&bytes, &e)));
+            let r = rejection(path, FileError::Parse(junit::located_in(bytes, &e)));
             if found && e.is_foreign_root() {
                 Parsed::NotJunit(r)
             } else {
@@ -407,23 +419,30 @@ fn parse_one(path: &Path, found: bool) -> Parsed {
     }
 }
 
-/// Read a regular file of `size` bytes (as `fstat` gave it) to its end. With many small
-/// files the kernel's per-call cost outweighs the copying: `read_to_end` asks for the size
-/// again (`statx`, `lseek`) and ends with an empty `read`, three calls of the seven per
-/// file. A short read at the announced size is the end of a regular file; a file that grew
-/// since is read on to its new end.
-fn read_whole(file: &mut std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = vec![0u8; size as usize + 1];
+/// Read a regular file of `size` bytes (as `fstat` gave it) to its end, into `buf`;
+/// returns how many bytes it holds, at its start. With many small files the kernel's
+/// per-call cost outweighs the copying: `read_to_end` asks for the size again (`statx`,
+/// `lseek`) and ends with an empty `read`, three calls of the seven per file. A short read
+/// at the announced size is the end of a regular file; a file that grew since is read on to
+/// its new end.
+///
+/// `buf` keeps its length (the largest file it held) between files: only bytes past it
+/// are zeroed before a read, and the rest of it is the previous file's, never returned.
+fn read_whole(file: &mut std::fs::File, size: u64, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let want = size as usize + 1;
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
     let mut filled = 0;
     loop {
-        match file.read(&mut bytes[filled..]) {
+        match file.read(&mut buf[filled..want]) {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
-                if filled == bytes.len() {
-                    bytes.truncate(filled);
-                    file.read_to_end(&mut bytes)?;
-                    return Ok(bytes);
+                if filled == want {
+                    buf.truncate(filled);
+                    file.read_to_end(buf)?;
+                    return Ok(buf.len());
                 }
                 // Only a first read that returns the whole announced size is trusted as the
                 // end; after short reads (network file systems) read on to an empty one.
@@ -435,8 +454,17 @@ fn read_whole(file: &mut std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    bytes.truncate(filled);
-    Ok(bytes)
+    Ok(filled)
+}
+
+/// The largest read buffer a parse thread keeps between files.
+const KEPT_READ_BUFFER: usize = 4 << 20;
+
+thread_local! {
+    /// Each parse thread's read buffer: a report is read into it, hashed and parsed, and
+    /// nothing parsed borrows from it, so one buffer serves every file instead of a fresh
+    /// zeroed allocation per file.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Fill `buf` from the start of a file as far as it goes; the bytes read.
@@ -859,13 +887,26 @@ mod tests {
         let path = dir.path().join("r.xml");
         let text: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &text).unwrap();
+        // One buffer throughout, as a parse thread keeps it: what a larger file left in it
+        // is never read back as a smaller file's.
+        let mut buf = vec![7u8; 300_000];
         for announced in [0, 1, 99_999, 100_000, 100_001, 250_000] {
             let mut f = std::fs::File::open(&path).unwrap();
-            assert_eq!(read_whole(&mut f, announced).unwrap(), text, "{announced}");
+            let n = read_whole(&mut f, announced, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &text[..], "{announced}");
+        }
+        std::fs::write(&path, b"abc").unwrap();
+        for announced in [0, 3, 10] {
+            let mut f = std::fs::File::open(&path).unwrap();
+            let n = read_whole(&mut f, announced, &mut buf).unwrap();
+            assert_eq!(&buf[..n], b"abc", "{announced}");
         }
         std::fs::write(&path, b"").unwrap();
         let mut f = std::fs::File::open(&path).unwrap();
-        assert!(read_whole(&mut f, 0).unwrap().is_empty());
+        assert_eq!(read_whole(&mut f, 0, &mut buf).unwrap(), 0);
+        let mut fresh = Vec::new();
+        let mut f = std::fs::File::open(&path).unwrap();
+        assert_eq!(read_whole(&mut f, 0, &mut fresh).unwrap(), 0);
     }
 
     /// Per TestNG output folder: Surefire's report wins, else JUnitXMLReporter's files, else
