@@ -348,6 +348,7 @@ fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(
         let RawAttr {
             local: key,
             value,
+            text,
             amp,
             ..
         } = attr;
@@ -365,7 +366,11 @@ fn attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], Cow<'_, str>)) -> Result<(
                 MAX_VALUE / 1024
             ));
         };
-        f(key, attr_text(value, key != b"message", amp));
+        // A cut message keeps its text only when the cut falls between characters.
+        match text.and_then(|t| t.get(..value.len())) {
+            Some(text) if !amp => f(key, Cow::Borrowed(text)),
+            _ => f(key, attr_text(value, key != b"message", amp)),
+        }
         Ok(())
     })
 }
@@ -401,6 +406,10 @@ fn checked_attrs<'a>(
 struct AttrScan<'a> {
     /// The tag's bytes from its name on (positions in errors count from there).
     tag: &'a [u8],
+    /// The same bytes as text, when they are UTF-8: checked once for the whole tag, where
+    /// checking each value on its own cost several times more (short values are checked a
+    /// byte at a time).
+    text: Option<&'a str>,
     at: usize,
 }
 
@@ -410,7 +419,11 @@ impl<'a> AttrScan<'a> {
         let name_len = e.name().as_ref().len();
         // `attributes_raw` is the tag's bytes after its name.
         let tag: &'a [u8] = &e.as_ref()[..name_len + raw.len()];
-        AttrScan { tag, at: name_len }
+        AttrScan {
+            tag,
+            text: std::str::from_utf8(tag).ok(),
+            at: name_len,
+        }
     }
 
     fn skip_space(&mut self) -> Option<u8> {
@@ -478,6 +491,10 @@ impl<'a> AttrScan<'a> {
                     name,
                     local,
                     value: &rest[..len],
+                    // Quotes are ASCII, so the value's ends are character boundaries.
+                    text: self
+                        .text
+                        .and_then(|t| t.get(value_start..value_start + len)),
                     amp,
                 }))
             }
@@ -493,6 +510,8 @@ struct RawAttr<'a> {
     name: &'a [u8],
     local: &'a [u8],
     value: &'a [u8],
+    /// The value as text, when the tag is UTF-8.
+    text: Option<&'a str>,
     amp: bool,
 }
 
