@@ -628,15 +628,11 @@ const DAY_INSERT_ROWS: usize = 32;
 /// Store a day's rows (the day bound once, as `?1`).
 fn insert_day_rows(tx: &rusqlite::Connection, day: i64, rows: &[DayRow]) -> rusqlite::Result<()> {
     const COLUMNS: &str = "(day, job_id, test_key, runs, attempts, failures, failed_runs, duration_ms, last_seen, odd)";
+    // A bare `?` takes the number after the largest one so far: each row's own values get
+    // their own, after the shared `?1`.
     static MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let rows: Vec<String> = (0..DAY_INSERT_ROWS)
-            .map(|i| {
-                let first = 2 + i * 9;
-                let values: Vec<String> = (first..first + 9).map(|p| format!("?{p}")).collect();
-                format!("(?1,{})", values.join(","))
-            })
-            .collect();
-        format!("INSERT INTO result_day {COLUMNS} VALUES {}", rows.join(","))
+        let rows = vec!["(?1,?,?,?,?,?,?,?,?,?)"; DAY_INSERT_ROWS].join(",");
+        format!("INSERT INTO result_day {COLUMNS} VALUES {rows}")
     });
     let values = |r: &DayRow| -> [rusqlite::types::Value; 9] {
         [

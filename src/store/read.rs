@@ -195,7 +195,7 @@ impl SqliteStore {
             .conn
             .prepare(&sql)
             .map_err(|e| self.err("cannot read runs", e))?;
-        let rows = stmt
+        let mut rows: Vec<RunRow> = stmt
             .query_map(params_from_iter(args), |r| {
                 Ok(RunRow {
                     run_key: r.get(0)?,
@@ -216,7 +216,6 @@ impl SqliteStore {
         // B-tree (a seventh of `flaky`'s reading). The columns are NOT NULL and TEXT
         // compares as bytes in both, so the order is the one `ORDER BY started_at, job,
         // ci_run_id, attempt, commit_sha` gave.
-        let mut rows = rows;
         rows.sort_unstable_by(RunRow::stored_order);
         Ok(rows)
     }

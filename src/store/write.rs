@@ -909,26 +909,17 @@ enum Shape {
 /// makes SQLite copy every page it changes to a statement journal first, so that it can
 /// undo its own rows; `OR FAIL` keeps them instead, and needs no such copy.
 fn fresh_insert(shape: Shape) -> &'static str {
-    // Built once: a batch asks for them at every run it stores.
+    // Built once: a batch asks for them at every run it stores. A bare `?` takes the
+    // number after the largest one so far, so every row's own values get their own.
     static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
         [Shape::Passes, Shape::Any].map(|shape| {
-            let mut next = 2;
-            let mut param = || {
-                next += 1;
-                format!("?{}", next - 1)
+            let row = match shape {
+                Shape::Passes => "(?1,?,0,1,0,?)",
+                Shape::Any => "(?1,?,?,?,?,?)",
             };
-            let rows: Vec<String> = (0..INSERT_ROWS)
-                .map(|_| match shape {
-                    Shape::Passes => format!("(?1,{},0,1,0,{})", param(), param()),
-                    Shape::Any => {
-                        let values: Vec<String> = (0..5).map(|_| param()).collect();
-                        format!("(?1,{})", values.join(","))
-                    }
-                })
-                .collect();
             format!(
                 "INSERT OR FAIL INTO result (run_key, test_key, outcome, attempts, failures, duration_ms) VALUES {}",
-                rows.join(",")
+                vec![row; INSERT_ROWS].join(",")
             )
         })
     });
