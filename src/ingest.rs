@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
@@ -151,8 +152,8 @@ pub struct Listed {
 pub fn list_reports(path: &Path) -> std::io::Result<Listed> {
     // Listing first and asking what the path is only when that fails saves a `statx` per
     // folder of a manifest (thousands of job folders).
-    let top = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
+    let top = match open_folder(path) {
+        Ok(fd) => fd,
         // Not `NotADirectory` alone: `report.xml/x` says so too, and is no file.
         Err(e) => {
             return match std::fs::metadata(path) {
@@ -167,22 +168,35 @@ pub fn list_reports(path: &Path) -> std::io::Result<Listed> {
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     let mut top = Some(top);
+    // Directory entries are read straight from `getdents64` into this buffer: `std`'s
+    // `read_dir` goes through libc's `opendir`, which adds an `fstat` and a 32 KiB
+    // allocation per folder, and a path allocation per entry.
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
     while let Some(dir) = stack.pop() {
-        let entries = match top.take() {
-            Some(entries) => entries,
-            None => std::fs::read_dir(&dir)?,
+        let fd = match top.take() {
+            Some(fd) => fd,
+            None => open_folder(&dir)?,
         };
-        for entry in entries {
+        let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+        while let Some(entry) = entries.next() {
             let entry = entry?;
-            let p = entry.path();
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                stack.push(p);
-            } else if p
-                .file_name()
-                .is_some_and(|n| is_report_name(&n.to_string_lossy()))
-            {
-                out.push(p);
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = std::ffi::OsStr::from_bytes(name);
+            let kind = match entry.file_type() {
+                // Some file systems do not say (`DT_UNKNOWN`): ask, as `std` does, without
+                // following a link.
+                rustix::fs::FileType::Unknown => rustix::fs::FileType::from_raw_mode(
+                    rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?.st_mode,
+                ),
+                kind => kind,
+            };
+            if kind == rustix::fs::FileType::Directory {
+                stack.push(dir.join(name));
+            } else if is_report_name(&name.to_string_lossy()) {
+                out.push(dir.join(name));
             }
         }
     }
@@ -191,6 +205,16 @@ pub fn list_reports(path: &Path) -> std::io::Result<Listed> {
         files: out,
         searched: true,
     })
+}
+
+/// Open a folder for listing; fails (`ENOTDIR`) on anything else.
+fn open_folder(path: &Path) -> std::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::OFlags;
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
 }
 
 /// TestNG writes each result up to three times in JUnit form: Surefire's own report
@@ -941,6 +965,23 @@ mod tests {
             5,
         );
         assert_eq!(c.resolve(), (vec![5], vec![]));
+    }
+
+    #[test]
+    fn a_folder_of_many_reports_is_listed_whole_and_links_to_folders_are_not_followed() {
+        // More entries than one directory read returns (an 8 KiB buffer holds ~130 of
+        // these names), and a link back to the folder that would loop if followed.
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = Vec::new();
+        for i in 0..600 {
+            let p = dir
+                .path()
+                .join(format!("TEST-com.example.billing.Service{i:04}IT.xml"));
+            std::fs::write(&p, b"<testsuite/>").unwrap();
+            expected.push(p);
+        }
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("again")).unwrap();
+        assert_eq!(report_files(dir.path()).unwrap(), expected);
     }
 
     /// A file is taken as given (whatever its name), a folder is searched for reports in
