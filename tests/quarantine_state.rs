@@ -288,6 +288,21 @@ fn a_go_parent_is_not_quarantined_for_its_flaky_subtest() {
     let mut top: Vec<&str> = report.top.iter().map(|t| t.name.as_str()).collect();
     top.sort_unstable();
     assert_eq!(top, ["TestClock", "TestQueue/empty_input"]);
+    // The headline counts the parent as a flaky test; the table says where it went, so
+    // that "3 flaky tests" over a table of 2 adds up.
+    assert_eq!(report.headline.current.flaky_tests, 3);
+    assert_eq!(
+        (report.flaky_total, report.go_parents_in_subtest_rows),
+        (2, 1)
+    );
+    let md = flakehound::report::to_markdown(&report);
+    assert!(
+        md.contains("(2 of 2)")
+            && md.contains("1 flaky Go parent test(s) are counted in their flaky subtest's row"),
+        "{md}"
+    );
+    let html = flakehound::report::to_html(&report);
+    assert!(html.contains("1 flaky Go parent test(s)"), "{html}");
 }
 
 /// A Go parent quarantined while it flaked alone is released once a subtest of it flakes:

@@ -444,6 +444,13 @@ pub fn to_html_with(r: &Report, test_pages: Option<&str>) -> String {
     } else {
         out.push_str(r##"<p class="note legend">Flake rate per attempt with its 95% interval; retries and CI minutes per day are what a fix would save (model). Strip: one cell per run of the test in its job, oldest first —
 <span><i style="background:#4ac26b"></i>passed</span><span><i style="background:#e3a008"></i>flaky in the run (passed on rerun)</span><span><i style="background:#d1242f"></i>failed</span><span><i style="background:#c8ced5"></i>skipped</span></p>"##);
+        if r.go_parents_in_subtest_rows > 0 {
+            let _ = write!(
+                out,
+                r#"<p class="note">{} flaky Go parent test(s) are counted in their flaky subtest's row: a parent fails whenever its subtest does.</p>"#,
+                r.go_parents_in_subtest_rows
+            );
+        }
         out.push_str(r#"<table><thead><tr><th class="n">#</th><th>Test</th><th>Job</th><th class="n">Flake rate (95% CI)</th><th class="n">Retries/day</th><th class="n">CI min/day</th><th>Flaky commits</th><th>Top failures</th></tr></thead><tbody>"#);
         for t in &r.top {
             let mut jobs = job(&t.job);

@@ -272,6 +272,13 @@ fn render(r: &Report, limits: Limits) -> String {
         out.push_str("No flaky tests in this window.\n");
     } else {
         out.push_str("Flake rate is per attempt, with its 95% interval. Retries/day and CI minutes/day are what fixing the test would save (model).\n\n");
+        if r.go_parents_in_subtest_rows > 0 {
+            let _ = writeln!(
+                out,
+                "{} flaky Go parent test(s) are counted in their flaky subtest's row: a parent fails whenever its subtest does.\n",
+                r.go_parents_in_subtest_rows
+            );
+        }
         out.push_str("| # | Test | Job | Flake rate (95% CI) | Retries/day | CI min/day | Flaky commits | Top failure |\n|---:|---|---|---:|---:|---:|---|---|\n");
         for t in r.top.iter().take(lim) {
             let mut jobs = code(&t.job);

@@ -73,6 +73,10 @@ pub struct Report {
     pub top: Vec<TopTest>,
     /// Flaky (test, job) pairs in the window; `top` shows the first `top_limit`.
     pub flaky_total: usize,
+    /// Flaky Go parent tests not counted in `flaky_total`: a parent with a flaky subtest
+    /// is that subtest's row (it fails whenever the subtest does); the headline's
+    /// `flaky_tests` counts them.
+    pub go_parents_in_subtest_rows: usize,
     pub top_limit: usize,
     pub co_failures: CoFailures,
     pub broken: Vec<BrokenTest>,
@@ -459,6 +463,7 @@ fn build_in(store: &Store, opts: &ReportOptions, links: &Links) -> Result<Report
         movement,
         top,
         flaky_total: flaky.len(),
+        go_parents_in_subtest_rows: cur.flaky().count() - flaky.len(),
         top_limit: opts.top,
         co_failures,
         broken,
