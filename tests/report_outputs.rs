@@ -145,3 +145,29 @@ fn empty_database_gives_an_empty_report() {
     assert!(md.contains("No flaky tests"));
     assert!(report::to_html(&r).contains("<svg"));
 }
+
+/// A window longer than the history says both lengths: per-day figures are over the days
+/// that hold runs, not over the window asked for.
+#[test]
+fn a_window_longer_than_the_history_says_what_per_day_figures_are_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = standard_store(dir.path());
+    let r = report::build(
+        &store,
+        &ReportOptions {
+            window_s: 3650 * 86_400,
+            ..ReportOptions::default()
+        },
+    )
+    .unwrap();
+    let heading = format!(
+        "(3650.0 days; per-day figures are over its last {:.1}, where the runs are)",
+        r.window_days
+    );
+    assert!(r.window_days < 60.0, "{}", r.window_days);
+    assert!(report::to_markdown(&r).contains(&heading), "{heading}");
+    assert!(report::to_html(&r).contains(&heading), "{heading}");
+    // A window the history covers is given by its length alone.
+    let week = standard_report();
+    assert_eq!(week.window_text(), "7.0 days");
+}

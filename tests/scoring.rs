@@ -626,3 +626,87 @@ fn a_double_flake_is_not_learned_as_a_breakage() {
     let breakage = lone_deadlock_posterior("Connection pool exhausted for tenant").unwrap();
     assert!(double_flake > breakage, "{double_flake} vs {breakage}");
 }
+
+/// Per-day figures are over the days the history covers. A history that started before
+/// the window covers all of it, even when the window opens on a quiet weekend: its first
+/// run inside the window is no start. A job that started inside the window (asked about on
+/// its own) is counted from its first run.
+fn per_day_figures_cover_the_window_the_history_covers(open: impl Fn(&History) -> Store) {
+    let mut h = History::new();
+    let case = [("A", "t", O::Pass)];
+    // Job `old`: a run a day for five days, a quiet gap, then runs at 8.5 and 13 days.
+    for (i, day) in [0.0, 1.0, 2.0, 3.0, 4.0, 8.5, 13.0].into_iter().enumerate() {
+        h.run(
+            "old",
+            "main",
+            &format!("o{i}"),
+            &format!("o{i}"),
+            1,
+            day * 24.0,
+            &case,
+        );
+    }
+    // Job `new`: only at 10 and 13 days, on a branch of its own.
+    for (i, day) in [10.0, 13.0].into_iter().enumerate() {
+        h.run(
+            "new",
+            "next",
+            &format!("n{i}"),
+            &format!("n{i}"),
+            1,
+            day * 24.0,
+            &case,
+        );
+    }
+    let mut store = open(&h);
+    h.ingest_into(&mut store);
+    let days = |job: Option<&str>, branch: Option<&str>| {
+        score(
+            &store,
+            &ScoreOptions {
+                window_s: 7 * 86_400,
+                job: job.map(str::to_string),
+                branch: branch.map(str::to_string),
+                ..ScoreOptions::default()
+            },
+        )
+        .unwrap()
+        .window_days
+    };
+    // The window is days 6–13. Before, the whole history read as 4.5 days (from 8.5).
+    assert_eq!(days(None, None), 7.0);
+    assert_eq!(days(Some("old"), None), 7.0);
+    assert_eq!(days(None, Some("main")), 7.0);
+    assert_eq!(days(Some("new"), None), 3.0);
+    assert_eq!(days(None, Some("next")), 3.0);
+    assert_eq!(
+        days(Some("new"), Some("main")),
+        1.0,
+        "no runs: at least a day"
+    );
+    // A window longer than the history is the history, from its first run.
+    let all = score(
+        &store,
+        &ScoreOptions {
+            window_s: 30 * 86_400,
+            ..ScoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(all.window_days, 13.0);
+}
+
+#[test]
+fn per_day_figures_cover_the_window_the_history_covers_on_sqlite() {
+    per_day_figures_cover_the_window_the_history_covers(|h| Store::open(&h.db()).unwrap());
+}
+
+#[test]
+fn per_day_figures_cover_the_window_the_history_covers_on_postgres() {
+    let Some(url) = pg::test_server("per_day_figures_cover_the_window") else {
+        return;
+    };
+    per_day_figures_cover_the_window_the_history_covers(|_| {
+        Store::open(&pg::scratch_database(&url).unwrap()).unwrap()
+    });
+}

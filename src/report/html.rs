@@ -333,11 +333,11 @@ pub fn to_html_with(r: &Report, test_pages: Option<&str>) -> String {
     );
     let _ = write!(
         out,
-        r#"<h1>Flaky-test report{}</h1><div class="sub">{} → {} ({:.1} days)</div>"#,
+        r#"<h1>Flaky-test report{}</h1><div class="sub">{} → {} ({})</div>"#,
         escape(&scope),
         escape(&r.since),
         escape(&r.as_of),
-        r.window_days
+        escape(&r.window_text())
     );
 
     // Headline cards.

@@ -162,8 +162,10 @@ fn render(r: &Report, limits: Limits) -> String {
     let _ = writeln!(out, "# Flaky-test report{scope}\n");
     let _ = writeln!(
         out,
-        "Window: {} → {} ({:.1} days). One row per (test, job): a test flaky in several jobs has a row for each.\n",
-        r.since, r.as_of, r.window_days
+        "Window: {} → {} ({}). One row per (test, job): a test flaky in several jobs has a row for each.\n",
+        r.since,
+        r.as_of,
+        r.window_text()
     );
     if truncated {
         out.push_str("> **Truncated**: the long tails of the tables below were cut to fit in a GitHub comment (65,536 characters); the JSON and HTML reports have everything.\n\n");

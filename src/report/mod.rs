@@ -84,6 +84,31 @@ pub struct Report {
     pub trend: Vec<TrendDay>,
 }
 
+impl Report {
+    /// The window's length for a heading. When the history starts inside the window, the
+    /// per-day figures are over the part that holds runs, and the heading says so: a
+    /// 3650-day window over two weeks of runs is not "3650 days" of data.
+    pub fn window_text(&self) -> String {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.timestamp())
+        };
+        let asked = match (at(&self.since), at(&self.as_of)) {
+            (Some(a), Some(b)) => (b - a) as f64 / 86_400.0,
+            _ => self.window_days,
+        };
+        if asked - self.window_days >= 0.05 {
+            format!(
+                "{asked:.1} days; per-day figures are over its last {:.1}, where the runs are",
+                self.window_days
+            )
+        } else {
+            format!("{:.1} days", self.window_days)
+        }
+    }
+}
+
 /// Pipeline numbers of one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowNumbers {

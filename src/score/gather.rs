@@ -22,6 +22,9 @@ use crate::store::{day_of, decode_odd, OddRun, ResultRow, RunFilter, RunRow, Sto
 pub(crate) struct History {
     pub as_of: i64,
     pub since: i64,
+    /// Runs (of the branch and job asked about) started before `since`: the history covers
+    /// the whole window, and its first run inside it says nothing about where it starts.
+    pub covers_window: bool,
     /// Job names, sorted; `job_of` indexes them.
     pub jobs: Vec<String>,
     /// Per run: its job.
@@ -172,12 +175,14 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         None => store.newest_run_start()?.unwrap_or(0),
     };
     let since = as_of - opts.window_s;
-    let mut runs = store.runs(&RunFilter {
+    let filter = RunFilter {
         since: Some(since),
         until: Some(as_of),
         branch: opts.branch.clone(),
         job: opts.job.clone(),
-    })?;
+    };
+    let mut runs = store.runs(&filter)?;
+    let covers_window = store.has_runs_before(&filter)?;
     attempts_in_order(&mut runs);
     // A day's aggregate row counts every run of that day: the days of excluded runs are
     // scanned raw instead, where each run can be left out on its own.
@@ -444,6 +449,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     Ok(History {
         as_of,
         since,
+        covers_window,
         jobs,
         job_of,
         commit_of,

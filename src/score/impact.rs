@@ -65,9 +65,17 @@ pub struct PipelineImpact {
     pub flaky_tests: u32,
 }
 
-/// Days covered: the window, or the history inside it if that is shorter (at least a day).
-pub(crate) fn window_days(runs: &[RunRow], since: i64, as_of: i64) -> f64 {
-    let first = runs.iter().map(|r| r.started_at).min().unwrap_or(as_of);
+/// Days covered: the window, or, when the history starts inside it (`covers_window`
+/// false), the part from its first run (at least a day). A history that started before
+/// the window covers all of it, however late its first run inside the window: a window
+/// opening on a Friday evening would otherwise lose the quiet weekend and overstate every
+/// per-day figure by as much.
+pub(crate) fn window_days(runs: &[RunRow], since: i64, as_of: i64, covers_window: bool) -> f64 {
+    let first = if covers_window {
+        since
+    } else {
+        runs.iter().map(|r| r.started_at).min().unwrap_or(as_of)
+    };
     let span = (as_of - first.max(since)) as f64 / 86_400.0;
     span.max(1.0)
 }

@@ -800,7 +800,7 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         })
         .collect();
 
-    let window_days = impact::window_days(runs, h.since, h.as_of);
+    let window_days = impact::window_days(runs, h.since, h.as_of, h.covers_window);
     let jobs: Vec<&str> = h.jobs.iter().map(String::as_str).collect();
     let (pipeline, job_stats) = impact::estimate(
         &mut tests,

@@ -188,6 +188,12 @@ impl Store {
         both!(self, s => s.runs(filter))
     }
 
+    /// Whether a run matching the filter's branch and job started before its `since`:
+    /// the history then covers the whole window (false without a `since`).
+    pub fn has_runs_before(&self, filter: &RunFilter) -> Result<bool> {
+        both!(self, s => s.has_runs_before(filter))
+    }
+
     /// Number of report files stored per run key.
     pub fn report_counts(&self) -> Result<HashMap<i64, u64>> {
         both!(self, s => s.report_counts())

@@ -119,6 +119,18 @@ pub type FailureMessage = (u32, Option<String>, Option<String>);
 /// Keep SQL parameter lists well under SQLite's limit.
 const CHUNK: usize = 500;
 
+/// The filter's branch and job as `AND` clauses with their arguments.
+fn scope_clauses(filter: &RunFilter, sql: &mut String, args: &mut Vec<rusqlite::types::Value>) {
+    if let Some(branch) = &filter.branch {
+        sql.push_str(" AND branch = ?");
+        args.push(branch.clone().into());
+    }
+    if let Some(job) = &filter.job {
+        sql.push_str(" AND job = ?");
+        args.push(job.clone().into());
+    }
+}
+
 impl SqliteStore {
     /// The start of the newest run, the default "now" of every query. Runs that start
     /// more than [`crate::model::MAX_FUTURE_S`] after the wall clock are ignored (a runner
@@ -183,14 +195,7 @@ impl SqliteStore {
             sql.push_str(" AND started_at <= ?");
             args.push(until.into());
         }
-        if let Some(branch) = &filter.branch {
-            sql.push_str(" AND branch = ?");
-            args.push(branch.clone().into());
-        }
-        if let Some(job) = &filter.job {
-            sql.push_str(" AND job = ?");
-            args.push(job.clone().into());
-        }
+        scope_clauses(filter, &mut sql, &mut args);
         let mut stmt = self
             .conn
             .prepare(&sql)
@@ -218,6 +223,22 @@ impl SqliteStore {
         // ci_run_id, attempt, commit_sha` gave.
         rows.sort_unstable_by(RunRow::stored_order);
         Ok(rows)
+    }
+
+    /// See [`crate::store::Store::has_runs_before`].
+    pub fn has_runs_before(&self, filter: &RunFilter) -> Result<bool> {
+        let Some(since) = filter.since else {
+            return Ok(false);
+        };
+        // With a job, SQLite searches the run identity index (it starts with the job): only
+        // that job's runs are looked at. Otherwise `run_by_time` walks back from `since`.
+        let mut sql = String::from("SELECT EXISTS (SELECT 1 FROM run WHERE started_at < ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![since.into()];
+        scope_clauses(filter, &mut sql, &mut args);
+        sql.push(')');
+        self.conn
+            .query_row(&sql, params_from_iter(args), |r| r.get(0))
+            .map_err(|e| self.err("cannot read runs", e))
     }
 
     /// Number of report files stored per run key.

@@ -28,6 +28,18 @@ const FAILURE_RUNS_PER_QUERY: usize = 4096;
 /// The day of a run, from its start, in SQL (the partition key).
 const RUN_DAY: &str = "floor(started_at::float8 / 86400)::int4";
 
+/// The filter's branch and job as `AND` clauses with their numbered arguments.
+fn scope_clauses(filter: &RunFilter, sql: &mut String, args: &mut Vec<Box<dyn ToSql + Sync>>) {
+    if let Some(branch) = &filter.branch {
+        args.push(Box::new(branch.clone()));
+        sql.push_str(&format!(" AND branch = ${}", args.len()));
+    }
+    if let Some(job) = &filter.job {
+        args.push(Box::new(job.clone()));
+        sql.push_str(&format!(" AND job = ${}", args.len()));
+    }
+}
+
 impl PgStore {
     /// As on SQLite: runs more than a day ahead of the clock never set the default "now".
     pub fn newest_run_start(&self) -> Result<Option<i64>> {
@@ -103,28 +115,39 @@ impl PgStore {
         f()
     }
 
+    /// As on SQLite.
+    pub fn has_runs_before(&self, filter: &RunFilter) -> Result<bool> {
+        let Some(since) = filter.since else {
+            return Ok(false);
+        };
+        let mut sql = String::from("SELECT EXISTS (SELECT 1 FROM run WHERE started_at < $1");
+        let mut args: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(since)];
+        scope_clauses(filter, &mut sql, &mut args);
+        sql.push(')');
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
+        let row = self
+            .client
+            .borrow_mut()
+            .query_one(&sql, &params)
+            .map_err(|e| self.err("cannot read runs", e))?;
+        Ok(row.get(0))
+    }
+
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = String::from(
             "SELECT run_key, commit_sha, branch, job, ci_run_id, attempt, started_at, duration_s, tests_time_s, run_url
              FROM run WHERE true",
         );
         let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: Box<dyn ToSql + Sync>| {
-            args.push(v);
-            sql.push_str(&format!(" AND {clause} ${}", args.len()));
-        };
         if let Some(since) = filter.since {
-            arg(&mut sql, "started_at >=", Box::new(since));
+            args.push(Box::new(since));
+            sql.push_str(&format!(" AND started_at >= ${}", args.len()));
         }
         if let Some(until) = filter.until {
-            arg(&mut sql, "started_at <=", Box::new(until));
+            args.push(Box::new(until));
+            sql.push_str(&format!(" AND started_at <= ${}", args.len()));
         }
-        if let Some(branch) = &filter.branch {
-            arg(&mut sql, "branch =", Box::new(branch.clone()));
-        }
-        if let Some(job) = &filter.job {
-            arg(&mut sql, "job =", Box::new(job.clone()));
-        }
+        scope_clauses(filter, &mut sql, &mut args);
         sql.push_str(" ORDER BY started_at, job, ci_run_id, attempt, commit_sha");
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
         let rows = self
