@@ -353,6 +353,10 @@ pub fn report_options(p: &Params<'_>) -> Result<crate::report::ReportOptions, Ap
         job: p.get("job").map(String::from),
         slo: p.share("slo")?.unwrap_or(defaults.slo),
         top: p.parse("top")?.unwrap_or(defaults.top),
+        lone_alpha: p.fraction("lone_alpha")?.unwrap_or(defaults.lone_alpha),
+        lone_posterior: p
+            .fraction("lone_posterior")?
+            .unwrap_or(defaults.lone_posterior),
     })
 }
 

@@ -150,3 +150,41 @@ fn attempt_zero_and_an_empty_job_are_refused_on_the_command_line_and_in_a_manife
     let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs.len(), 3);
 }
+
+/// `report` takes the scorer's lone-failure flags as `flaky` does: with them, it counts the
+/// flaky tests `flaky` lists. It once accepted them and scored with the defaults.
+#[test]
+fn report_judges_lone_failures_with_the_flags_flaky_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::process::Command::new(env!("CARGO_BIN_EXE_flakehound"))
+        .args(["demo", "--retries", "rare", "--days", "14", "--seed", "3"])
+        .current_dir(dir.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(0), "{demo:?}");
+    let db = dir.path().join("flakehound-demo").join("flakehound.db");
+    let count = |strict: bool| {
+        let mut flags = vec!["--window", "30d", "--format", "json"];
+        if strict {
+            flags.extend(["--lone-posterior", "0.999999", "--lone-alpha", "0.000001"]);
+        }
+        let run = |cmd: &str| {
+            let out = flakehound(&db, &[&[cmd][..], &flags].concat());
+            assert_eq!(out.status.code(), Some(0), "{cmd}: {out:?}");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        let listed = run("flaky").as_array().unwrap().len() as u64;
+        let report = run("report");
+        let counted = report["headline"]["current"]["flaky_tests"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(listed, counted, "strict: {strict}");
+        listed
+    };
+    let (default, strict) = (count(false), count(true));
+    assert!(
+        strict < default,
+        "the flags changed nothing: {strict} vs {default}"
+    );
+}

@@ -303,6 +303,52 @@ fn a_go_parent_is_not_quarantined_for_its_flaky_subtest() {
     );
     let html = flakehound::report::to_html(&report);
     assert!(html.contains("1 flaky Go parent test(s)"), "{html}");
+    // Eight hours of history: no runs in the previous week, so nothing moved from anything
+    // (not every flaky test "new").
+    assert_eq!(report.movement, Default::default());
+    assert!(
+        md.contains("No runs in the previous window: nothing to compare with.")
+            && !md.contains("### New flaky tests"),
+        "{md}"
+    );
+}
+
+/// The movement tables fold a Go parent into its flaky subtest, as the top table does.
+#[test]
+fn a_go_parent_moves_with_its_flaky_subtest() {
+    let mut h = common::History::new();
+    let pkg = "github.com/acme/queue";
+    let names = ["TestQueue", "TestQueue/empty_input", "TestClock"];
+    // A clean week, then a week in which the subtest (and so its parent) flakes.
+    for c in 0..6 {
+        go_commit(&mut h, pkg, c, f64::from(c) * 24.0, &names, &[]);
+    }
+    for c in 6..12 {
+        let fails: &[&str] = if c % 2 == 0 {
+            &["TestQueue", "TestQueue/empty_input"]
+        } else {
+            &[]
+        };
+        go_commit(
+            &mut h,
+            pkg,
+            c,
+            7.0 * 24.0 + f64::from(c - 6) * 24.0,
+            &names,
+            fails,
+        );
+    }
+    let store = h.ingest();
+    let report = flakehound::report::build(&store, &Default::default()).unwrap();
+    let new: Vec<&str> = report
+        .movement
+        .new_flaky
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(new, ["TestQueue/empty_input"]);
+    assert_eq!(report.headline.current.flaky_tests, 2);
+    assert_eq!(report.go_parents_in_subtest_rows, 1);
 }
 
 /// A Go parent quarantined while it flaked alone is released once a subtest of it flakes:

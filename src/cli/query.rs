@@ -483,6 +483,8 @@ pub fn report(db: &Path, args: ReportArgs, out: &mut dyn Write) -> Result<u8> {
         ("compare_window".into(), args.compare_window.clone()),
         ("slo".into(), args.slo.to_string()),
         ("top".into(), args.top.to_string()),
+        ("lone_alpha".into(), args.lone_alpha.to_string()),
+        ("lone_posterior".into(), args.lone_posterior.to_string()),
     ];
     for (k, v) in [
         ("as_of", &args.as_of),

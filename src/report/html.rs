@@ -422,16 +422,20 @@ pub fn to_html_with(r: &Report, test_pages: Option<&str>) -> String {
 
     out.push_str("<h2>Movement since the previous window</h2>");
     let m = &r.movement;
-    let _ = write!(out, "<h3>New flaky tests ({})</h3>", m.new_flaky.len());
-    moved_table(&mut out, &m.new_flaky, false);
-    let _ = write!(
-        out,
-        "<h3>Fixed since the last window ({})</h3>",
-        m.fixed.len()
-    );
-    moved_table(&mut out, &m.fixed, true);
-    let _ = write!(out, "<h3>Got worse ({})</h3>", m.worse.len());
-    moved_table(&mut out, &m.worse, true);
+    if h.previous.is_none() {
+        out.push_str(
+            r#"<p class="empty">No runs in the previous window: nothing to compare with.</p>"#,
+        );
+    } else {
+        for (title, rows, previous) in [
+            ("New flaky tests", &m.new_flaky, false),
+            ("Fixed since the last window", &m.fixed, true),
+            ("Got worse", &m.worse, true),
+        ] {
+            let _ = write!(out, "<h3>{title} ({})</h3>", rows.len());
+            moved_table(&mut out, rows, previous);
+        }
+    }
 
     let _ = write!(
         out,

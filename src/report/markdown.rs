@@ -235,33 +235,27 @@ fn render(r: &Report, limits: Limits) -> String {
     for (label, a, b, d) in rows {
         let _ = writeln!(out, "| {label} | {a} | {b} | {d} |");
     }
-    if p.is_none() {
-        out.push_str("\nNo runs in the previous window: nothing to compare with.\n");
-    }
-
     out.push_str("\n## Movement since the previous window\n\n");
     let m = &r.movement;
-    let _ = writeln!(out, "### New flaky tests ({})\n", m.new_flaky.len());
-    if m.new_flaky.is_empty() {
-        out.push_str("None.\n");
+    if p.is_none() {
+        out.push_str("No runs in the previous window: nothing to compare with.\n");
     } else {
-        moved_table(&mut out, &m.new_flaky, lim, false);
-    }
-    let _ = writeln!(
-        out,
-        "\n### Fixed since the last window ({})\n",
-        m.fixed.len()
-    );
-    if m.fixed.is_empty() {
-        out.push_str("None.\n");
-    } else {
-        moved_table(&mut out, &m.fixed, lim, true);
-    }
-    let _ = writeln!(out, "\n### Got worse ({})\n", m.worse.len());
-    if m.worse.is_empty() {
-        out.push_str("None.\n");
-    } else {
-        moved_table(&mut out, &m.worse, lim, true);
+        for (i, (title, rows, previous)) in [
+            ("New flaky tests", &m.new_flaky, false),
+            ("Fixed since the last window", &m.fixed, true),
+            ("Got worse", &m.worse, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let gap = if i == 0 { "" } else { "\n" };
+            let _ = writeln!(out, "{gap}### {title} ({})\n", rows.len());
+            if rows.is_empty() {
+                out.push_str("None.\n");
+            } else {
+                moved_table(&mut out, rows, lim, previous);
+            }
+        }
     }
 
     let _ = writeln!(

@@ -42,6 +42,11 @@ pub struct ReportOptions {
     pub slo: f64,
     /// Rows in the top flaky tests table (default 25).
     pub top: usize,
+    /// The scorer's judgement of lone failures, as `flaky` takes them (see
+    /// [`ScoreOptions::lone_alpha`] and [`ScoreOptions::lone_posterior`]), so that the report
+    /// can list what `flaky` and `backlog` list.
+    pub lone_alpha: f64,
+    pub lone_posterior: f64,
 }
 
 impl Default for ReportOptions {
@@ -54,6 +59,8 @@ impl Default for ReportOptions {
             job: None,
             slo: 0.01,
             top: 25,
+            lone_alpha: ScoreOptions::default().lone_alpha,
+            lone_posterior: ScoreOptions::default().lone_posterior,
         }
     }
 }
@@ -160,8 +167,10 @@ pub struct Change {
     pub broken_tests: i64,
 }
 
-/// Tests whose status moved between the windows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Tests whose status moved between the windows: empty when the previous window has no
+/// runs (nothing moved from anything). A Go parent with a flaky subtest is the subtest's row,
+/// as in the top table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Movement {
     /// Flaky now and not flaky in the previous window (their first flake is in this window).
     pub new_flaky: Vec<MovedTest>,
@@ -348,6 +357,8 @@ fn build_in(store: &Store, opts: &ReportOptions, links: &Links) -> Result<Report
         branch: opts.branch.clone(),
         job: opts.job.clone(),
         slo: opts.slo,
+        lone_alpha: opts.lone_alpha,
+        lone_posterior: opts.lone_posterior,
         ..ScoreOptions::default()
     };
     let cur = score::score(store, &score_opts(as_of, opts.window_s))?;
@@ -519,6 +530,10 @@ fn moved(now: Option<&TestScore>, before: Option<&TestScore>) -> MovedTest {
 }
 
 fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
+    let Some(prev) = prev else {
+        return Movement::default();
+    };
+    let prev = Some(prev);
     let index = |s: &Scored| -> HashMap<(i64, String), usize> {
         s.tests
             .iter()
@@ -537,7 +552,7 @@ fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
     };
     let mut new_flaky = Vec::new();
     let mut worse = Vec::new();
-    for t in cur.flaky() {
+    for t in crate::score::without_go_parents(cur.flaky().collect()) {
         let before = get_prev(t);
         match before {
             Some(b) if b.status == Status::Flaky => {
@@ -553,7 +568,7 @@ fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
     }
     let mut fixed = Vec::new();
     if let Some(p) = prev {
-        for b in p.flaky() {
+        for b in crate::score::without_go_parents(p.flaky().collect()) {
             let now = cur_ix
                 .get(&(test_key(b), b.job.clone()))
                 .map(|&i| &cur.tests[i]);
