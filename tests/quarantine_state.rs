@@ -608,3 +608,62 @@ fn every_go_parent_gives_way_to_its_subtest() {
     let again = quarantine::apply(&mut store, &scored, &opts).unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
+
+/// Quarantining a test does not rewrite the window's past: the attempts it failed before it
+/// went silent were flaky failures, and the pipeline's flake rate, wasted retries and daily
+/// trend count them so, with or without the quarantine row.
+#[test]
+fn quarantine_does_not_rewrite_the_flake_rate_of_the_past() {
+    let build = |quarantine: bool| {
+        let mut h = common::History::new();
+        let pkg = "github.com/acme/queue";
+        let all = ["TestClock", "TestQueue"];
+        for c in 0..10 {
+            let fails: &[&str] = if c % 2 == 0 { &["TestQueue"] } else { &[] };
+            go_commit(&mut h, pkg, c, f64::from(c) * 6.0, &all, fails);
+        }
+        let mut store = h.ingest();
+        if quarantine {
+            let opts = QuarantineOptions {
+                min_retries_per_day: 0.0,
+                ..QuarantineOptions::default()
+            };
+            let scored = scored_at(&store, None);
+            quarantine::apply(&mut store, &scored, &opts).unwrap();
+        }
+        // Later runs deselect the quarantined test: it produces no results.
+        for c in 10..14 {
+            go_commit(&mut h, pkg, c, f64::from(c) * 6.0, &["TestClock"], &[]);
+        }
+        h.ingest_into(&mut store);
+        (h, store)
+    };
+    let (_a, plain) = build(false);
+    let (_b, quarantined) = build(true);
+    let statuses = |store: &flakehound::store::Store| {
+        let s = scored_at(store, None);
+        s.tests
+            .iter()
+            .find(|t| t.name == "TestQueue")
+            .map(|t| t.status)
+    };
+    assert_eq!(statuses(&quarantined), Some(Status::Quarantined));
+    let report = |store: &flakehound::store::Store| {
+        flakehound::report::build(store, &Default::default()).unwrap()
+    };
+    let (a, b) = (report(&plain), report(&quarantined));
+    assert_eq!(b.headline.current.flaky_failed_attempts, 5);
+    assert_eq!(
+        a.headline.current.flaky_failed_attempts,
+        b.headline.current.flaky_failed_attempts
+    );
+    assert_eq!(
+        a.headline.current.wasted_retries_per_day,
+        b.headline.current.wasted_retries_per_day
+    );
+    let trend_ff = |r: &flakehound::report::Report| -> u32 {
+        r.trend.iter().map(|d| d.flaky_failed_attempts).sum()
+    };
+    assert_eq!(trend_ff(&b), 5);
+    assert_eq!(trend_ff(&a), trend_ff(&b));
+}

@@ -164,6 +164,21 @@ pub(crate) fn estimate(
         let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
         flaky.entry(job).or_default().insert(id);
     }
+    // Tests known flaky at some point of the window: flaky now, quarantined for it and silent
+    // since, or fixed part-way. Their failures in the window were flaky failures whatever the
+    // test's status today, so an attempt they alone failed is flaky waste; counting them as
+    // "other reasons" made the flake rate drop the moment a test was quarantined or fixed.
+    let mut was_flaky: HashMap<u32, HashSet<i64>> = HashMap::new();
+    for t in tests.iter().filter(|t| {
+        matches!(
+            t.status,
+            Status::Flaky | Status::Quarantined | Status::Fixed
+        )
+    }) {
+        let job = jobs.binary_search(&t.job.as_str()).unwrap_or(0) as u32;
+        let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
+        was_flaky.entry(job).or_default().insert(id);
+    }
     let one_failure = nested_tests(tests, jobs);
     // The re-run of a failed attempt is the next run of the same job on the same commit:
     // the next attempt of the CI run, or a new run (providers such as CircleCI and Jenkins
@@ -279,7 +294,7 @@ pub(crate) fn estimate(
             continue;
         }
         s.failed_attempts += 1;
-        let flaky_here = flaky.get(&job).unwrap_or(&empty);
+        let flaky_here = was_flaky.get(&job).unwrap_or(&empty);
         let only_flaky = failed.iter().all(|t| flaky_here.contains(t));
         if only_flaky {
             s.flaky_failed_attempts += 1;
