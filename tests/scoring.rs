@@ -710,3 +710,54 @@ fn per_day_figures_cover_the_window_the_history_covers_on_postgres() {
         Store::open(&pg::scratch_database(&url).unwrap()).unwrap()
     });
 }
+
+/// A push build and a pull-request build of one commit, started by the same push, are two
+/// first attempts: the one that failed was never retried. The failure and the pass are still
+/// same-commit evidence that the test is flaky.
+#[test]
+fn a_push_and_a_pull_request_build_of_one_commit_are_not_a_retry() {
+    let mut h = History::new();
+    let cases = |fail: bool| {
+        [
+            ("A", "t", if fail { O::Fail } else { O::Pass }),
+            ("A", "ok", O::Pass),
+        ]
+    };
+    for c in 0..8u32 {
+        let (commit, hours) = (format!("c{c}"), f64::from(c) * 3.0);
+        let fail = c % 2 == 0;
+        h.run(
+            "unit",
+            "main",
+            &commit,
+            &format!("p{c}"),
+            1,
+            hours,
+            &cases(fail),
+        )
+        .run(
+            "unit",
+            "feature",
+            &commit,
+            &format!("q{c}"),
+            1,
+            hours + 0.01,
+            &cases(false),
+        );
+    }
+    // One real retry: attempt 2 of a failed run.
+    h.run("unit", "main", "c9", "p9", 1, 30.0, &cases(true))
+        .run("unit", "main", "c9", "p9", 2, 30.5, &cases(false));
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let t = scored.tests.iter().find(|t| t.name == "t").unwrap();
+    assert_eq!(t.status, Status::Flaky);
+    assert!(t.flaky_commits >= 4, "{t:?}");
+    assert_eq!(t.observed_retries, 1, "{t:?}");
+    let wasted: f64 = scored.jobs.iter().map(|j| j.wasted_retries_per_day).sum();
+    assert!(
+        (wasted - 1.0 / scored.window_days).abs() < 1e-3,
+        "{wasted} over {} days",
+        scored.window_days
+    );
+}

@@ -180,9 +180,9 @@ pub(crate) fn estimate(
         was_flaky.entry(job).or_default().insert(id);
     }
     let one_failure = nested_tests(tests, jobs);
-    // The re-run of a failed attempt is the next run of the same job on the same commit:
-    // the next attempt of the CI run, or a new run (providers such as CircleCI and Jenkins
-    // give a re-run a new id). Runs are in start order already.
+    // The re-run of a failed attempt is the next run of the same job and branch on the same
+    // commit: the next attempt of the CI run, or a new run (providers such as CircleCI and
+    // Jenkins give a re-run a new id). Runs are in start order already.
     // A run is a retry when it follows, on the same job and commit, a run that failed (a
     // failing test) or that it re-runs (a higher attempt of the CI run, e.g. after an
     // infrastructure failure). A later run after a passing one (a nightly, a manual re-run)
@@ -192,9 +192,12 @@ pub(crate) fn estimate(
     // 1 for the first attempt of a chain, 2 for its first retry, …
     let mut nth_attempt: Vec<u32> = vec![1; runs.len()];
     {
-        let mut last: HashMap<(u32, &str), usize> = HashMap::new();
+        // Keyed by branch too: a push build and a pull-request build of one commit (both
+        // started by the same push) are two first attempts, not a failure and its retry.
+        let mut last: HashMap<(u32, &str, &str), usize> = HashMap::new();
         for (pos, r) in runs.iter().enumerate() {
-            if let Some(prev) = last.insert((job_of[pos], r.commit.as_str()), pos) {
+            let key = (job_of[pos], r.branch.as_str(), r.commit.as_str());
+            if let Some(prev) = last.insert(key, pos) {
                 let retry = !failed_tests[prev].is_empty()
                     || (r.run_id == runs[prev].run_id && r.attempt > runs[prev].attempt);
                 if retry {
