@@ -684,6 +684,26 @@ fn per_day_figures_cover_the_window_the_history_covers(open: impl Fn(&History) -
         1.0,
         "no runs: at least a day"
     );
+    // Each job's per-day figures are over its own days, with or without `--job`: `new`'s two
+    // runs are over its 3 days, `old`'s two over the 7 (rounded to two places).
+    let per_day = |job: Option<&str>| {
+        let s = score(
+            &store,
+            &ScoreOptions {
+                window_s: 7 * 86_400,
+                job: job.map(str::to_string),
+                ..ScoreOptions::default()
+            },
+        )
+        .unwrap();
+        s.jobs
+            .iter()
+            .map(|j| (j.job.clone(), j.attempts_per_day))
+            .collect::<Vec<_>>()
+    };
+    let jobs = per_day(None);
+    assert_eq!(jobs, [("new".to_string(), 0.67), ("old".to_string(), 0.29)]);
+    assert_eq!(per_day(Some("new")), jobs[..1]);
     // A window longer than the history is the history, from its first run.
     let all = score(
         &store,

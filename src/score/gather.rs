@@ -25,6 +25,9 @@ pub(crate) struct History {
     /// Runs (of the branch and job asked about) started before `since`: the history covers
     /// the whole window, and its first run inside it says nothing about where it starts.
     pub covers_window: bool,
+    /// Per job (as `jobs`): the same, for that job's own runs. A job that started inside
+    /// the window has its per-day figures over its own days, not diluted by the window's.
+    pub job_covers_window: Vec<bool>,
     /// Job names, sorted; `job_of` indexes them.
     pub jobs: Vec<String>,
     /// Per run: its job.
@@ -446,10 +449,24 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
         cell.failed_runs.sort_unstable();
     }
     let jobs: Vec<String> = jobs.into_iter().map(str::to_string).collect();
+    // One indexed lookup per job; with one job asked for, the window's answer is its own.
+    let job_covers_window = jobs
+        .iter()
+        .map(|job| {
+            if !covers_window || opts.job.is_some() {
+                return Ok(covers_window);
+            }
+            store.has_runs_before(&RunFilter {
+                job: Some(job.clone()),
+                ..filter.clone()
+            })
+        })
+        .collect::<Result<Vec<bool>>>()?;
     Ok(History {
         as_of,
         since,
         covers_window,
+        job_covers_window,
         jobs,
         job_of,
         commit_of,

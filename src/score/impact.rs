@@ -70,11 +70,17 @@ pub struct PipelineImpact {
 /// the window covers all of it, however late its first run inside the window: a window
 /// opening on a Friday evening would otherwise lose the quiet weekend and overstate every
 /// per-day figure by as much.
-pub(crate) fn window_days(runs: &[RunRow], since: i64, as_of: i64, covers_window: bool) -> f64 {
+/// `first_run`: the start of the first run inside the window, if any.
+pub(crate) fn window_days(
+    first_run: Option<i64>,
+    since: i64,
+    as_of: i64,
+    covers_window: bool,
+) -> f64 {
     let first = if covers_window {
         since
     } else {
-        runs.iter().map(|r| r.started_at).min().unwrap_or(as_of)
+        first_run.unwrap_or(as_of)
     };
     let span = (as_of - first.max(since)) as f64 / 86_400.0;
     span.max(1.0)
@@ -154,7 +160,7 @@ pub(crate) fn estimate(
     failed_tests: &[Vec<i64>],
     jobs: &[&str],
     job_of: &[u32],
-    days: f64,
+    job_days: &[f64],
     slo: f64,
 ) -> (PipelineImpact, Vec<JobImpact>) {
     // Flaky tests per job, by id.
@@ -328,8 +334,8 @@ pub(crate) fn estimate(
         ..Default::default()
     };
     for (j, s) in stats.iter_mut().enumerate() {
-        s.attempts_per_day = f64::from(s.attempts) / days;
-        s.first_attempts_per_day = f64::from(first_attempts[j]) / days;
+        s.attempts_per_day = f64::from(s.attempts) / job_days[j];
+        s.first_attempts_per_day = f64::from(first_attempts[j]) / job_days[j];
         // Laplace's rule keeps a job with one failure from claiming a certain retry.
         s.retry_rate =
             (f64::from(failed_retried[j]) + 0.5) / (f64::from(failed_retriable[j]) + 1.0);
@@ -343,8 +349,8 @@ pub(crate) fn estimate(
         } else {
             0.0
         };
-        s.wasted_retries_per_day = f64::from(wasted_retries[j]) / days;
-        s.wasted_ci_minutes_per_day = wasted_minutes[j] / days;
+        s.wasted_retries_per_day = f64::from(wasted_retries[j]) / job_days[j];
+        s.wasted_ci_minutes_per_day = wasted_minutes[j] / job_days[j];
         s.failure_rate = if s.attempts > 0 {
             round(f64::from(s.failed_attempts) / f64::from(s.attempts), 5)
         } else {
@@ -400,13 +406,13 @@ pub(crate) fn estimate(
             // where the window saw none (a retry policy too rare to show them).
             let counted = caused.get(&(j as u32, id)).copied().unwrap_or(0);
             let rate = if counted > 0 || seen_retried.contains(&(j as u32, id)) {
-                f64::from(counted) / days
+                f64::from(counted) / job_days[j]
             } else {
                 saved.max(0.0)
             };
             t.retries_per_day = round(rate, 3);
             t.in_run_rerun_minutes_per_day = round(
-                f64::from(t.in_run_reruns) * t.mean_attempt_s / 60.0 / days,
+                f64::from(t.in_run_reruns) * t.mean_attempt_s / 60.0 / job_days[j],
                 2,
             );
             t.ci_minutes_per_day = round(

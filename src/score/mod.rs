@@ -800,15 +800,30 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
         })
         .collect();
 
-    let window_days = impact::window_days(runs, h.since, h.as_of, h.covers_window);
     let jobs: Vec<&str> = h.jobs.iter().map(String::as_str).collect();
+    let mut first_run: Vec<Option<i64>> = vec![None; jobs.len()];
+    for (r, &j) in runs.iter().zip(&h.job_of) {
+        let f = &mut first_run[j as usize];
+        *f = Some(f.map_or(r.started_at, |t| t.min(r.started_at)));
+    }
+    let window_days = impact::window_days(
+        first_run.iter().flatten().copied().min(),
+        h.since,
+        h.as_of,
+        h.covers_window,
+    );
+    let job_days: Vec<f64> = first_run
+        .iter()
+        .zip(&h.job_covers_window)
+        .map(|(&first, &covers)| impact::window_days(first, h.since, h.as_of, covers))
+        .collect();
     let (pipeline, job_stats) = impact::estimate(
         &mut tests,
         runs,
         &h.failed_tests,
         &jobs,
         &h.job_of,
-        window_days,
+        &job_days,
         opts.slo,
     );
     sort_tests(&mut tests);
