@@ -667,3 +667,45 @@ fn quarantine_does_not_rewrite_the_flake_rate_of_the_past() {
     assert_eq!(trend_ff(&b), 5);
     assert_eq!(trend_ff(&a), trend_ff(&b));
 }
+
+/// An active entry shows (and is ranked by) what its test costs now, as `flaky` says it, not
+/// what it cost when it was added: a quarantined test that keeps running (run but ignored)
+/// and passing has a lower flake rate than when it went in, though no entry was renewed.
+#[test]
+fn an_active_entry_shows_the_figures_of_now() {
+    let mut h = common::History::new();
+    let pkg = "github.com/acme/queue";
+    let all = ["TestClock", "TestQueue"];
+    for c in 0..6 {
+        let fails: &[&str] = if c % 2 == 0 { &["TestQueue"] } else { &[] };
+        go_commit(&mut h, pkg, c, f64::from(c) * 6.0, &all, fails);
+    }
+    let mut store = h.ingest();
+    let opts = QuarantineOptions {
+        min_retries_per_day: 0.0,
+        ..QuarantineOptions::default()
+    };
+    let added = scored_at(&store, None);
+    quarantine::apply(&mut store, &added, &opts).unwrap();
+    for c in 6..10 {
+        go_commit(&mut h, pkg, c, f64::from(c) * 6.0, &all, &[]);
+    }
+    h.ingest_into(&mut store);
+    let now = scored_at(&store, None);
+    let t = now.tests.iter().find(|t| t.name == "TestQueue").unwrap();
+    assert_eq!(t.status, Status::Flaky);
+    let then = added.tests.iter().find(|t| t.name == "TestQueue").unwrap();
+    assert!(
+        t.flake_rate < then.flake_rate,
+        "{} vs {}",
+        t.flake_rate,
+        then.flake_rate
+    );
+    let plan = quarantine::plan(&store, &now, &opts).unwrap();
+    let e = plan.entries.iter().find(|e| e.name == "TestQueue").unwrap();
+    assert_eq!(e.state, "active");
+    assert_eq!(
+        (e.retries_per_day, e.flake_rate),
+        (t.retries_per_day, t.flake_rate)
+    );
+}

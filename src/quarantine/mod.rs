@@ -177,6 +177,13 @@ fn kept(
     until: i64,
 ) -> Result<(QuarantineRow, Option<QuarantineChange>)> {
     let newest = s.last_flake_at.as_deref().map(parse_time).transpose()?;
+    let mut row = row;
+    if s.status == Status::Flaky {
+        // The list shows (and ranks by) what the test costs now; the stored row keeps what it
+        // cost when it was added or last renewed. A silent test keeps its last known figures.
+        row.retries_per_day = s.retries_per_day;
+        row.flake_rate = s.flake_rate;
+    }
     if newest.is_none() || newest <= row.last_flake_at {
         return Ok((row, None));
     }
