@@ -533,7 +533,6 @@ fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
     let Some(prev) = prev else {
         return Movement::default();
     };
-    let prev = Some(prev);
     let index = |s: &Scored| -> HashMap<(i64, String), usize> {
         s.tests
             .iter()
@@ -542,13 +541,11 @@ fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
             .collect()
     };
     let cur_ix = index(cur);
-    let prev_ix = prev.map(index).unwrap_or_default();
+    let prev_ix = index(prev);
     let get_prev = |t: &TestScore| {
-        prev.and_then(|p| {
-            prev_ix
-                .get(&(test_key(t), t.job.clone()))
-                .map(|&i| &p.tests[i])
-        })
+        prev_ix
+            .get(&(test_key(t), t.job.clone()))
+            .map(|&i| &prev.tests[i])
     };
     let mut new_flaky = Vec::new();
     let mut worse = Vec::new();
@@ -567,18 +564,16 @@ fn movement(cur: &Scored, prev: Option<&Scored>) -> Movement {
         }
     }
     let mut fixed = Vec::new();
-    if let Some(p) = prev {
-        for b in crate::score::without_go_parents(p.flaky().collect()) {
-            let now = cur_ix
-                .get(&(test_key(b), b.job.clone()))
-                .map(|&i| &cur.tests[i]);
-            let is_fixed = match now {
-                None => cur.jobs.iter().any(|j| j.job == b.job),
-                Some(n) => matches!(n.status, Status::Fixed | Status::Stable),
-            };
-            if is_fixed {
-                fixed.push(moved(now, Some(b)));
-            }
+    for b in crate::score::without_go_parents(prev.flaky().collect()) {
+        let now = cur_ix
+            .get(&(test_key(b), b.job.clone()))
+            .map(|&i| &cur.tests[i]);
+        let is_fixed = match now {
+            None => cur.jobs.iter().any(|j| j.job == b.job),
+            Some(n) => matches!(n.status, Status::Fixed | Status::Stable),
+        };
+        if is_fixed {
+            fixed.push(moved(now, Some(b)));
         }
     }
     let by_impact = |v: &mut Vec<MovedTest>, now: bool| {
@@ -674,12 +669,7 @@ fn trend(cur: &Scored, as_of: i64, window_s: i64) -> Vec<TrendDay> {
     let flaky: HashSet<(i64, &str)> = cur
         .tests
         .iter()
-        .filter(|t| {
-            matches!(
-                t.status,
-                Status::Flaky | Status::Quarantined | Status::Fixed
-            )
-        })
+        .filter(|t| t.status.flaked_in_window())
         .map(|t| (test_key(t), t.job.as_str()))
         .collect();
     let mut days: BTreeMap<String, (u32, u32)> = BTreeMap::new();

@@ -163,26 +163,17 @@ pub(crate) fn estimate(
     job_days: &[f64],
     slo: f64,
 ) -> (PipelineImpact, Vec<JobImpact>) {
-    // Flaky tests per job, by id.
+    // Flaky tests per job, by id; and those that flaked in the window (see
+    // [`Status::flaked_in_window`]): an attempt they alone failed is flaky waste, and counting
+    // it as "other reasons" made the flake rate drop the moment a test was quarantined.
     let mut flaky: HashMap<u32, HashSet<i64>> = HashMap::new();
-    for t in tests.iter().filter(|t| t.status == Status::Flaky) {
-        let job = jobs.binary_search(&t.job.as_str()).unwrap_or(0) as u32;
-        let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
-        flaky.entry(job).or_default().insert(id);
-    }
-    // Tests known flaky at some point of the window: flaky now, quarantined for it and silent
-    // since, or fixed part-way. Their failures in the window were flaky failures whatever the
-    // test's status today, so an attempt they alone failed is flaky waste; counting them as
-    // "other reasons" made the flake rate drop the moment a test was quarantined or fixed.
     let mut was_flaky: HashMap<u32, HashSet<i64>> = HashMap::new();
-    for t in tests.iter().filter(|t| {
-        matches!(
-            t.status,
-            Status::Flaky | Status::Quarantined | Status::Fixed
-        )
-    }) {
+    for t in tests.iter().filter(|t| t.status.flaked_in_window()) {
         let job = jobs.binary_search(&t.job.as_str()).unwrap_or(0) as u32;
         let id = u64::from_str_radix(&t.test_id, 16).unwrap_or(0) as i64;
+        if t.status == Status::Flaky {
+            flaky.entry(job).or_default().insert(id);
+        }
         was_flaky.entry(job).or_default().insert(id);
     }
     let one_failure = nested_tests(tests, jobs);

@@ -124,6 +124,12 @@ pub enum Status {
 }
 
 impl Status {
+    /// Flaky at some point of the window: flaky now, quarantined for it and silent since, or
+    /// fixed part-way. Its failures in the window were flaky failures whatever it is today.
+    pub fn flaked_in_window(self) -> bool {
+        matches!(self, Status::Flaky | Status::Quarantined | Status::Fixed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Flaky => "flaky",
