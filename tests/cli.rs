@@ -220,6 +220,12 @@ fn bad_manifest_and_usage_errors_exit_2() {
     assert!(stderr(&out).contains("no commit"), "{}", stderr(&out));
     let out = flakehound(&dir.path().join("missing.db"), &["flaky"]);
     assert_eq!(out.status.code(), Some(2));
+    // A refused ingest creates no database, and leaves nothing of the one it started.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["m.csv"]);
 }
 
 #[test]

@@ -711,7 +711,12 @@ struct KillLoop {
 /// Start the backfill, SIGKILL it after a random delay, check the database; repeat.
 /// Each iteration resumes the database the previous kill left, as a CI retry would; a
 /// backfill that completed before its kill starts over from an empty database.
-fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
+///
+/// `existing`: the database file exists (empty) before each backfill starts over, so the
+/// ingest writes in place and a kill keeps what was committed. Otherwise the backfill
+/// builds a new database aside: a kill leaves no database at all (or a complete one, if
+/// it landed after the rename), and its side file is swept by the next ingest.
+fn kill_loop(iterations: usize, budget: Duration, existing: bool) -> KillLoop {
     let dir = tempfile::tempdir().unwrap();
     // 48 runs of 6,000 tests cross the ingest's 250,000-results commit once; the script
     // sets KILL9_RUNS higher for more commits, so more kills land between two of them.
@@ -741,6 +746,15 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
         integrity_failures: 0,
     };
     let deadline = Instant::now() + budget;
+    let start_over = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        if existing {
+            std::fs::File::create(&db).unwrap();
+        }
+    };
+    start_over();
     let mut seed: u64 = std::env::var("KILL9_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -823,6 +837,7 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
             let (runs, files, results) = assert_whole_files(&conn);
             if runs > 0 && runs < run_count as i64 {
                 stats.partial += 1;
+                assert!(existing, "a database built aside appeared with {runs} runs");
             }
             eprintln!(
                 "iteration {}: {} after {delay:.1?}; stored {runs} runs, {files} files, {results} results; integrity ok",
@@ -833,9 +848,7 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
         if !child_killed {
             // Finished before the kill: start over, so that the next kill lands on a
             // backfill in progress again.
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-            }
+            start_over();
         }
     }
     // The same backfill again completes it, storing nothing twice.
@@ -847,6 +860,13 @@ fn kill_loop(iterations: usize, budget: Duration) -> KillLoop {
     assert_eq!((runs, files, results), (rr, rf, rres));
     assert_eq!(json(&db, &["tests", "--format", "json"]), expected);
     assert_eq!(json(&db, &["runs", "--format", "json"]), expected_runs);
+    // Side files of killed builders do not pile up.
+    let side_files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("flakehound-new"))
+        .collect();
+    assert!(side_files.is_empty(), "{side_files:?}");
     stats
 }
 
@@ -862,13 +882,16 @@ fn kill_9_during_a_backfill_leaves_whole_files_and_resumes() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(20),
     );
-    let stats = kill_loop(iterations, budget);
-    eprintln!(
-        "kill-9 loop: iterations={} killed={} completed={} partial={} integrity_failures={}",
-        stats.iterations, stats.killed, stats.completed, stats.partial, stats.integrity_failures
-    );
-    assert_eq!(stats.integrity_failures, 0);
-    assert!(stats.iterations >= 3, "too few iterations in the budget");
+    for existing in [true, false] {
+        let stats = kill_loop(iterations, budget / 2, existing);
+        eprintln!(
+            "kill-9 loop (database {}): iterations={} killed={} completed={} partial={} integrity_failures={}",
+            if existing { "existing" } else { "new" },
+            stats.iterations, stats.killed, stats.completed, stats.partial, stats.integrity_failures
+        );
+        assert_eq!(stats.integrity_failures, 0);
+        assert!(stats.iterations >= 3, "too few iterations in the budget");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -256,78 +256,44 @@ pub fn read_manifest(path: &Path) -> Result<(Vec<RunInput>, Vec<Rejection>)> {
     Ok((runs, rejected))
 }
 
+/// The most report files an ingest into a new database builds aside (see
+/// `Store::start_new`): about two seconds of work here, all lost if it is killed.
+const MAX_FILES_BUILT_ASIDE: usize = 100_000;
+
 pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
-    let (runs, mut rejected) = if let Some(manifest) = &args.manifest {
-        read_manifest(manifest)?
-    } else {
-        if args.paths.is_empty() {
-            return Err(Error::Usage(
-                "nothing to ingest: give report files or folders, or --manifest".into(),
-            ));
-        }
-        let (meta, known) = run_meta(&args.meta)?;
-        let mut paths = Vec::new();
-        let mut found = Vec::new();
-        let mut rejected = Vec::new();
-        for p in &args.paths {
-            match list_reports(p) {
-                Ok(listed) if listed.searched => found.extend(listed.files),
-                Ok(listed) => paths.extend(listed.files),
-                Err(e) => rejected.push(Rejection {
-                    path: p.display().to_string(),
-                    line: 0,
-                    column: 0,
-                    reason: format!("cannot read: {e}"),
-                }),
-            }
-        }
-        if paths.is_empty() && found.is_empty() {
-            // A crashed job leaves no reports: storing a clean run would count it as a
-            // pass forever. Store nothing and fail the step.
-            for r in &rejected {
-                eprintln!("{r}");
-            }
-            eprintln!(
-                "error: no report files (*.xml, *.junit-xml, *.xml.gz) in {}; nothing stored (did the tests run?)",
-                shown_paths(&args.paths)
-            );
-            print_summary(
-                &Summary {
-                    rejected: rejected.len() as u64,
-                    ..Summary::default()
-                },
-                args.json,
-                out,
-            )?;
-            return Ok(exit::REJECTED);
-        }
+    // A database that does not exist yet is created (and migrated) beside its path while
+    // the inputs are listed.
+    let (new, inputs) = std::thread::scope(|scope| {
+        let new = scope.spawn(|| Store::start_new(db));
+        let inputs = read_inputs(&args, out);
         (
-            vec![RunInput {
-                meta,
-                started_at_known: known,
-                paths,
-                found,
-            }],
-            rejected,
+            new.join().expect("creating a database does not panic"),
+            inputs,
         )
+    });
+    let (runs, mut rejected) = match inputs? {
+        Inputs::Runs(runs, rejected) => (runs, rejected),
+        Inputs::Nothing(code) => return Ok(code),
     };
-    let total: u64 = runs.iter().map(|r| r.files() as u64).sum();
-    let mut store = Store::open(db)?;
-    // Days closing in this ingest are built as they are stored. A run whose start is read
-    // from its report may start later than its row says; the days that then close too are
-    // read back at the rollup, never built wrong.
-    store.bulk_ingest(runs.iter().map(|r| r.meta.started_at).max())?;
-    let bar = super::progress_bar(total, "ingesting");
-    let tick = |done: u64| {
-        if let Some(b) = &bar {
-            b.set_position(done);
+    // A backfill long enough that losing it to a kill would hurt is stored in place, where
+    // the next ingest resumes from what was committed.
+    let files: usize = runs.iter().map(RunInput::files).sum();
+    let new = new.filter(|_| files <= MAX_FILES_BUILT_ASIDE);
+    let (mut summary, file_rejections) = match new {
+        Some((mut store, new)) => {
+            let stored = store_runs(&mut store, &runs)?;
+            if store.put_in_place(new)? {
+                stored
+            } else {
+                tracing::info!(
+                    "database {} was created by another process during this ingest; storing into it",
+                    db.display()
+                );
+                store_runs(&mut Store::open(db)?, &runs)?
+            }
         }
+        None => store_runs(&mut Store::open(db)?, &runs)?,
     };
-    let (mut summary, file_rejections) = ingest(&mut store, &runs, Some(&tick))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    roll_up(&mut store);
     summary.rejected += rejected.len() as u64;
     rejected.extend(file_rejections);
     for r in &rejected {
@@ -339,6 +305,91 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         exit::REJECTED
     })
+}
+
+enum Inputs {
+    Runs(Vec<RunInput>, Vec<Rejection>),
+    /// Nothing to store; the exit code.
+    Nothing(u8),
+}
+
+/// The runs to store: the manifest's, or one run of the reports named.
+fn read_inputs(args: &IngestArgs, out: &mut dyn Write) -> Result<Inputs> {
+    if let Some(manifest) = &args.manifest {
+        let (runs, rejected) = read_manifest(manifest)?;
+        return Ok(Inputs::Runs(runs, rejected));
+    }
+    if args.paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to ingest: give report files or folders, or --manifest".into(),
+        ));
+    }
+    let (meta, known) = run_meta(&args.meta)?;
+    let mut paths = Vec::new();
+    let mut found = Vec::new();
+    let mut rejected = Vec::new();
+    for p in &args.paths {
+        match list_reports(p) {
+            Ok(listed) if listed.searched => found.extend(listed.files),
+            Ok(listed) => paths.extend(listed.files),
+            Err(e) => rejected.push(Rejection {
+                path: p.display().to_string(),
+                line: 0,
+                column: 0,
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    if paths.is_empty() && found.is_empty() {
+        // A crashed job leaves no reports: storing a clean run would count it as a
+        // pass forever. Store nothing and fail the step.
+        for r in &rejected {
+            eprintln!("{r}");
+        }
+        eprintln!(
+            "error: no report files (*.xml, *.junit-xml, *.xml.gz) in {}; nothing stored (did the tests run?)",
+            shown_paths(&args.paths)
+        );
+        print_summary(
+            &Summary {
+                rejected: rejected.len() as u64,
+                ..Summary::default()
+            },
+            args.json,
+            out,
+        )?;
+        return Ok(Inputs::Nothing(exit::REJECTED));
+    }
+    Ok(Inputs::Runs(
+        vec![RunInput {
+            meta,
+            started_at_known: known,
+            paths,
+            found,
+        }],
+        rejected,
+    ))
+}
+
+/// Store the runs and roll up the days they close.
+fn store_runs(store: &mut Store, runs: &[RunInput]) -> Result<(Summary, Vec<Rejection>)> {
+    let total: u64 = runs.iter().map(|r| r.files() as u64).sum();
+    // Days closing in this ingest are built as they are stored. A run whose start is read
+    // from its report may start later than its row says; the days that then close too are
+    // read back at the rollup, never built wrong.
+    store.bulk_ingest(runs.iter().map(|r| r.meta.started_at).max())?;
+    let bar = super::progress_bar(total, "ingesting");
+    let tick = |done: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let stored = ingest(store, runs, Some(&tick))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    roll_up(store);
+    Ok(stored)
 }
 
 /// Roll up the days that closed (see `flakehound compact`). The reports are stored

@@ -13,8 +13,9 @@ use super::aggregate::DayRow;
 use super::pg::{Handle, PgBatch, PgStore};
 use super::read::FailureMessage;
 use super::{
-    FailureRow, FileTally, FingerprintRow, Prepared, QuarantineChange, QuarantineEventRow,
-    QuarantineRow, ResultRow, RunFilter, RunRow, SqliteBatch, SqliteStore, TestCounts, TestRow,
+    FailureRow, FileTally, FingerprintRow, NewDatabase, Prepared, QuarantineChange,
+    QuarantineEventRow, QuarantineRow, ResultRow, RunFilter, RunRow, SqliteBatch, SqliteStore,
+    TestCounts, TestRow,
 };
 use crate::error::Result;
 use crate::model::{RunMeta, TestCase};
@@ -94,6 +95,32 @@ impl Store {
                 s.tally_days(newest_start)
             }
             Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// For an ingest into a SQLite database that does not exist yet: the database, built
+    /// beside its path until [`Store::put_in_place`] (see `fresh.rs`). `None`: open `db`
+    /// with [`Store::open`] (it exists, is PostgreSQL, or its folder takes no side file).
+    pub fn start_new(db: &Path) -> Option<(Store, NewDatabase)> {
+        if is_postgres_url(db) {
+            return None;
+        }
+        let (store, new) = NewDatabase::start(db)?;
+        Some((
+            Store {
+                backend: Backend::Sqlite(store),
+            },
+            new,
+        ))
+    }
+
+    /// Give a database from [`Store::start_new`] its path. `Ok(false)`: another process
+    /// created the database meanwhile; nothing of this one is kept, so store the same
+    /// reports again into the database at the path.
+    pub fn put_in_place(self, new: NewDatabase) -> Result<bool> {
+        match self.backend {
+            Backend::Sqlite(s) => new.put_in_place(s),
+            Backend::Postgres(_) => unreachable!("start_new builds SQLite only"),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod aggregate;
 mod dispatch;
+mod fresh;
 mod lookup;
 mod migrate;
 pub mod pg;
@@ -24,6 +25,7 @@ use crate::error::{DbError, Error, Result};
 
 pub use aggregate::{day_of, decode_odd, last_closed_day, DayRow, OddRun, ABSENT};
 pub use dispatch::{is_postgres_url, Batch, Store};
+pub use fresh::NewDatabase;
 pub use lookup::normalize_commit;
 pub use migrate::SCHEMA_VERSION;
 pub use quarantine::{QuarantineChange, QuarantineEventRow, QuarantineRow};
@@ -122,6 +124,11 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        Self::with_connection(conn, path, writable)
+    }
+
+    /// The store over a connection already set up and migrated.
+    fn with_connection(conn: Connection, path: &Path, writable: bool) -> Result<SqliteStore> {
         // Writers keep B-tree pages hot across a batch; readers mostly stream once.
         let cache_kib: i64 = if writable { 64_000 } else { 16_000 };
         conn.pragma_update(None, "cache_size", -cache_kib)

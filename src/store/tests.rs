@@ -987,3 +987,100 @@ fn bundled_sqlite_is_built_without_global_allocation_locks() {
         "{options:?}"
     );
 }
+
+/// The files in a folder, by name.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn store_report(store: &mut Store) {
+    let report = parse_bytes(REPORT.as_bytes()).unwrap();
+    let mut batch = store.batch().unwrap();
+    let (run, _) = batch.run(&meta(1)).unwrap();
+    batch
+        .add_file(run, "h", "r.xml", &report.cases, 4, None)
+        .unwrap();
+    batch.commit().unwrap();
+}
+
+#[test]
+fn a_new_database_appears_whole_in_wal_mode_with_nothing_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let (mut store, new) = Store::start_new(&db).unwrap();
+    store_report(&mut store);
+    assert!(
+        !db.exists(),
+        "the path stays free until the database is complete"
+    );
+    assert!(store.put_in_place(new).unwrap());
+    assert_eq!(names_in(dir.path()), ["h.db"]);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let store = Store::open_read_only(&db).unwrap();
+    assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn a_database_created_meanwhile_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let (mut built, new) = Store::start_new(&db).unwrap();
+    store_report(&mut built);
+    // Another process (a `serve`, another ingest) creates the database and stores a run.
+    let mut other = Store::open(&db).unwrap();
+    let mut batch = other.batch().unwrap();
+    let mut m = meta(1);
+    m.run_id = "other".into();
+    batch.run(&m).unwrap();
+    batch.commit().unwrap();
+    assert!(!built.put_in_place(new).unwrap());
+    let runs = other.runs(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run_id, "other");
+    drop(other);
+    assert_eq!(names_in(dir.path()), ["h.db"], "the side file is removed");
+}
+
+#[test]
+fn an_existing_or_dangling_path_is_opened_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    drop(Store::open(&db).unwrap());
+    assert!(Store::start_new(&db).is_none());
+    let dangling = dir.path().join("link.db");
+    std::os::unix::fs::symlink(dir.path().join("missing/x.db"), &dangling).unwrap();
+    assert!(Store::start_new(&dangling).is_none());
+    assert!(Store::start_new(&dir.path().join("no-such-folder/h.db")).is_none());
+}
+
+#[test]
+fn an_unfinished_build_leaves_nothing_and_a_dead_builders_side_files_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    // Dropped before it is put in place (an error, a panic): nothing stays.
+    let (mut store, new) = Store::start_new(&db).unwrap();
+    store_report(&mut store);
+    drop(store);
+    drop(new);
+    assert!(names_in(dir.path()).is_empty());
+    // A killed builder's files (no process has this id: it is past Linux's pid_max), one
+    // of a builder still running (init, pid 1), and a file that only looks alike.
+    let dead = "h.db.flakehound-new-2147483647";
+    let alive = "h.db.flakehound-new-1";
+    let other = "h.db.flakehound-new-x";
+    for name in [dead, &format!("{dead}-wal"), alive, other] {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    let (store, new) = Store::start_new(&db).unwrap();
+    drop((store, new));
+    assert_eq!(names_in(dir.path()), [alive, other]);
+}
