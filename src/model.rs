@@ -46,7 +46,7 @@ pub struct TestCase {
     pub name: String,
     pub file: Option<String>,
     /// The innermost `<testsuite name>` around the case.
-    pub suite: Option<String>,
+    pub suite: Option<std::sync::Arc<str>>,
     pub attempts: Vec<Attempt>,
 }
 

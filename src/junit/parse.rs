@@ -256,7 +256,7 @@ struct CaseBuilder {
 }
 
 struct SuiteFrame {
-    name: Option<String>,
+    name: Option<std::sync::Arc<str>>,
     file: Option<String>,
     /// Playwright's project (the suite's `hostname`).
     project: Option<String>,
@@ -960,7 +960,7 @@ fn open_element(
             let (mut hostname, mut has_id) = (None, false);
             let (mut disabled, mut stamped) = (false, false);
             attrs(e, |key, value| match key {
-                b"name" => frame.name = Some(value.into_owned()),
+                b"name" => frame.name = Some(value.as_ref().into()),
                 b"hostname" => hostname = Some(value.into_owned()),
                 b"id" => has_id = true,
                 b"disabled" => disabled = true,
@@ -1265,7 +1265,7 @@ fn finish_case(
     let classname = b
         .classname
         .filter(|c| !c.is_empty())
-        .or_else(|| suite.clone())
+        .or_else(|| suite.as_deref().map(str::to_string))
         .unwrap_or_default();
     // A test without a name cannot be told from its neighbours: merging them as reruns of
     // one test would invent flakiness, so each keeps its place as its name.

@@ -159,7 +159,7 @@ pub fn case_bytes(case: &TestCase) -> u64 {
     let strings = case.classname.len()
         + case.name.len()
         + case.file.as_ref().map_or(0, String::len)
-        + case.suite.as_ref().map_or(0, String::len);
+        + case.suite.as_deref().map_or(0, str::len);
     let attempts: usize = case
         .attempts
         .iter()

@@ -414,7 +414,7 @@ impl PgBatch<'_> {
                     case.classname.clone(),
                     case.name.clone(),
                     case.file.clone(),
-                    case.suite.clone(),
+                    case.suite.as_deref().map(str::to_string),
                 ));
             }
         }
