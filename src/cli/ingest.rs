@@ -286,7 +286,7 @@ pub fn run(db: &Path, args: IngestArgs, out: &mut dyn Write) -> Result<u8> {
                 stored
             } else {
                 tracing::info!(
-                    "database {} was created by another process during this ingest; storing into it",
+                    "database {} was not put in place (another process created it during this ingest, or the file system cannot rename without replacing); storing into the database at that path",
                     db.display()
                 );
                 store_runs(&mut Store::open(db)?, &runs)?

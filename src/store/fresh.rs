@@ -5,49 +5,83 @@
 //! WAL mode each page is written twice (WAL, then the checkpoint on close) and synced
 //! twice. Nothing is lost if it fails: until the rename the database does not exist; a
 //! crash leaves only the side file, removed by the next build (see [`sweep_stale`]).
+//!
+//! The builder holds an exclusive `flock` on its side file from creation to rename: a
+//! sweep removes only side files nobody holds, which works across PID namespaces (a
+//! container and its host sharing a folder), where a process id says nothing.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
+use rustix::fs::{flock, FlockOperation};
 
 use super::{db_error, migrate, SqliteStore};
 use crate::error::{Error, Result};
 
-/// What a side file's name adds to the database's, before the builder's process id.
+/// What a side file's name adds to the database's, before its builder's process id and a
+/// random part.
 const SIDE_MARK: &str = ".flakehound-new-";
+
+/// Files SQLite keeps beside a database. Left behind by a database that was deleted
+/// without them, SQLite would replay them into a new file that is not empty: a database
+/// that has any of them is created in place, where SQLite discards them.
+const COMPANIONS: [&str; 3] = ["-wal", "-journal", "-shm"];
 
 /// A database being built beside `dest`. Dropped without [`NewDatabase::put_in_place`],
 /// its side file is removed.
 pub struct NewDatabase {
     side: PathBuf,
     dest: PathBuf,
+    /// The side file as created, holding the builder's lock: synced through this handle,
+    /// and checked to be still the file at `side` before the rename.
+    file: File,
     placed: bool,
 }
 
 impl NewDatabase {
-    /// Start a database for `dest`, or `None` when `dest` exists (even as a dangling link)
-    /// or its folder takes no new file: then the caller opens `dest` as usual.
+    /// Start a database for `dest`, or `None` to open `dest` in place: it exists (even as
+    /// a dangling link), SQLite files of an earlier database are beside it, it is a
+    /// `file:` URI, or its folder takes no new file.
     pub(crate) fn start(dest: &Path) -> Option<(SqliteStore, NewDatabase)> {
-        if dest.symlink_metadata().is_ok() {
+        if dest.symlink_metadata().is_ok()
+            || has_companions(dest)
+            || dest.as_os_str().as_encoded_bytes().starts_with(b"file:")
+        {
             return None;
         }
         let name = dest.file_name()?;
         sweep_stale(dest, name);
         let mut side_name = name.to_owned();
-        side_name.push(format!("{SIDE_MARK}{}", std::process::id()));
+        side_name.push(format!(
+            "{SIDE_MARK}{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         let side = dest.with_file_name(side_name);
-        // create_new: never build into a file someone else has.
-        std::fs::OpenOptions::new()
+        // create_new: never build into a file someone else has. 0644 before the umask, as
+        // SQLite creates a database.
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o644)
             .open(&side)
             .ok()?;
         let new = NewDatabase {
             side,
             dest: dest.to_path_buf(),
+            file,
             placed: false,
         };
+        // Locked, and still ours: a sweep between the create and the lock removes it.
+        if flock(&new.file, FlockOperation::NonBlockingLockExclusive).is_err()
+            || !new.still_at_side()
+        {
+            return None;
+        }
         match open_side(&new.side) {
             Ok(store) => Some((store, new)),
             Err(e) => {
@@ -57,10 +91,11 @@ impl NewDatabase {
         }
     }
 
-    /// Close the built database and give it its path. `Ok(false)`: the path was taken
-    /// meanwhile (another process created the database) or cannot be given atomically;
-    /// nothing was written there, the side file is removed, and the caller stores the
-    /// same reports into the database at the path instead.
+    /// Close the built database and give it its path. `Ok(false)`: nothing was written
+    /// there, the side file is removed, and the caller stores the same reports into the
+    /// database at the path instead. That happens when the path was taken meanwhile
+    /// (another process created the database), when SQLite files appeared beside it, or
+    /// when the file system cannot rename without replacing.
     pub(crate) fn put_in_place(mut self, store: SqliteStore) -> Result<bool> {
         // The file a later writer opens is the same as one made in place: a WAL database.
         let mode: String = store
@@ -77,27 +112,39 @@ impl NewDatabase {
             .conn
             .close()
             .map_err(|(_, e)| db_error(&self.side, "cannot close", e))?;
-        let synced = std::fs::File::open(&self.side).and_then(|f| f.sync_all());
-        synced.map_err(|e| Error::io(&self.side, "cannot sync", e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io(&self.side, "cannot sync", e))?;
+        if !self.still_at_side() || has_companions(&self.dest) {
+            return Ok(false);
+        }
         if !rename_no_replace(&self.side, &self.dest) {
             return Ok(false);
         }
         self.placed = true;
         // The new name is durable only once its folder is.
-        let folder = match self.dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Err(e) = std::fs::File::open(folder).and_then(|f| f.sync_all()) {
-            tracing::debug!("cannot sync folder {}: {e}", folder.display());
+        let folder = folder_of(&self.dest);
+        if let Err(e) = File::open(folder).and_then(|f| f.sync_all()) {
+            tracing::warn!(
+                "cannot sync folder {} after creating the database in it: {e}",
+                folder.display()
+            );
         }
         Ok(true)
+    }
+
+    /// Whether the file at `side` is still the one this builder created and holds.
+    fn still_at_side(&self) -> bool {
+        match (self.file.metadata(), self.side.symlink_metadata()) {
+            (Ok(ours), Ok(there)) => ours.dev() == there.dev() && ours.ino() == there.ino(),
+            _ => false,
+        }
     }
 }
 
 impl Drop for NewDatabase {
     fn drop(&mut self) {
-        if !self.placed {
+        if !self.placed && self.still_at_side() {
             let _ = std::fs::remove_file(&self.side);
         }
     }
@@ -106,7 +153,14 @@ impl Drop for NewDatabase {
 /// The side file as a SQLite database: its rollback journal in memory (ROLLBACK TO a
 /// savepoint must still work) and no `fsync` until it is complete.
 fn open_side(side: &Path) -> Result<SqliteStore> {
-    let conn = Connection::open(side).map_err(|e| db_error(side, "cannot open", e))?;
+    // Not a URI: the side file is opened by its name, whatever it looks like.
+    let conn = Connection::open_with_flags(
+        side,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| db_error(side, "cannot open", e))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=MEMORY", [], |r| r.get(0))
         .map_err(|e| db_error(side, "cannot set the journal mode", e))?;
@@ -120,6 +174,23 @@ fn open_side(side: &Path) -> Result<SqliteStore> {
         .map_err(|e| db_error(side, "cannot set synchronous", e))?;
     migrate::migrate(&conn, side)?;
     SqliteStore::with_connection(conn, side, true)
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether SQLite files of a database at `dest` (a WAL, a rollback journal, a shared-memory
+/// index) are there.
+fn has_companions(dest: &Path) -> bool {
+    COMPANIONS.iter().any(|suffix| {
+        let mut name: OsString = dest.as_os_str().to_owned();
+        name.push(suffix);
+        Path::new(&name).symlink_metadata().is_ok()
+    })
 }
 
 /// Rename without replacing: `renameat2(RENAME_NOREPLACE)`, or where a file system lacks
@@ -142,13 +213,10 @@ fn rename_no_replace(from: &Path, to: &Path) -> bool {
     }
 }
 
-/// Remove side files of `dest` left by builders that died (a crash, Ctrl-C): those whose
-/// process id no longer runs.
-fn sweep_stale(dest: &Path, name: &std::ffi::OsStr) {
-    let folder = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+/// Remove side files of `dest` that no builder holds (left by a crash, a kill, Ctrl-C),
+/// with any SQLite file beside them.
+fn sweep_stale(dest: &Path, name: &OsStr) {
+    let folder = folder_of(dest);
     let Ok(entries) = std::fs::read_dir(folder) else {
         return;
     };
@@ -156,25 +224,38 @@ fn sweep_stale(dest: &Path, name: &std::ffi::OsStr) {
     prefix.push(SIDE_MARK);
     let prefix = prefix.as_encoded_bytes();
     for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(pid) = file.as_encoded_bytes().strip_prefix(prefix) else {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_encoded_bytes();
+        if !bytes.starts_with(prefix) {
+            continue;
+        }
+        let path = entry.path();
+        // A -wal or -shm of a side file: removed with it, or here once it is gone.
+        if let Some(base) = COMPANIONS
+            .iter()
+            .find_map(|s| bytes.strip_suffix(s.as_bytes()))
+        {
+            let base = folder.join(OsStr::from_bytes(base));
+            if base.symlink_metadata().is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+            continue;
+        }
+        let Ok(file) = File::open(&path) else {
             continue;
         };
-        // The side file, or its -wal/-shm beside it.
-        let pid = pid.split(|&b| b == b'-').next().unwrap_or_default();
-        let Some(pid) = std::str::from_utf8(pid)
-            .ok()
-            .and_then(|p| p.parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            continue;
-        };
-        if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) {
-            tracing::info!(
-                "removing {}, left by an ingest that did not finish",
-                entry.path().display()
-            );
-            let _ = std::fs::remove_file(entry.path());
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // a builder at work
+        }
+        tracing::info!(
+            "removing {}, left by an ingest that did not finish",
+            path.display()
+        );
+        let _ = std::fs::remove_file(&path);
+        for suffix in COMPANIONS {
+            let mut companion = path.clone().into_os_string();
+            companion.push(suffix);
+            let _ = std::fs::remove_file(companion);
         }
     }
 }

@@ -1051,7 +1051,7 @@ fn a_database_created_meanwhile_is_not_replaced() {
 }
 
 #[test]
-fn an_existing_or_dangling_path_is_opened_in_place() {
+fn an_existing_or_dangling_path_or_a_uri_is_opened_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
     drop(Store::open(&db).unwrap());
@@ -1060,8 +1060,29 @@ fn an_existing_or_dangling_path_is_opened_in_place() {
     std::os::unix::fs::symlink(dir.path().join("missing/x.db"), &dangling).unwrap();
     assert!(Store::start_new(&dangling).is_none());
     assert!(Store::start_new(&dir.path().join("no-such-folder/h.db")).is_none());
+    // SQLite reads `file:` as a URI: a side file of that name would be another file.
+    assert!(Store::start_new(Path::new("file:u.db")).is_none());
+    assert_eq!(names_in(dir.path()), ["h.db", "link.db"]);
 }
 
+#[test]
+fn files_of_a_deleted_database_are_never_replayed_into_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    // A database deleted without its WAL: SQLite would replay that WAL into a new file
+    // that is not empty, bringing the deleted database's pages back.
+    for companion in ["h.db-wal", "h.db-journal"] {
+        std::fs::write(dir.path().join(companion), b"left behind").unwrap();
+        assert!(Store::start_new(&db).is_none(), "{companion}");
+        std::fs::remove_file(dir.path().join(companion)).unwrap();
+    }
+    // One that appears while the database is built: not put in place.
+    let (mut store, new) = Store::start_new(&db).unwrap();
+    store_report(&mut store);
+    std::fs::write(dir.path().join("h.db-wal"), b"left behind").unwrap();
+    assert!(!store.put_in_place(new).unwrap());
+    assert_eq!(names_in(dir.path()), ["h.db-wal"]);
+}
 #[test]
 fn an_unfinished_build_leaves_nothing_and_a_dead_builders_side_files_are_swept() {
     let dir = tempfile::tempdir().unwrap();
@@ -1072,15 +1093,19 @@ fn an_unfinished_build_leaves_nothing_and_a_dead_builders_side_files_are_swept()
     drop(store);
     drop(new);
     assert!(names_in(dir.path()).is_empty());
-    // A killed builder's files (no process has this id: it is past Linux's pid_max), one
-    // of a builder still running (init, pid 1), and a file that only looks alike.
-    let dead = "h.db.flakehound-new-2147483647";
-    let alive = "h.db.flakehound-new-1";
-    let other = "h.db.flakehound-new-x";
-    for name in [dead, &format!("{dead}-wal"), alive, other] {
+    // A killed builder's side file and its WAL, a WAL whose side file is gone, a side
+    // file a builder holds (its lock, in another process or container), and a file that
+    // only looks alike.
+    let dead = "h.db.flakehound-new-77-0badcafe";
+    let orphan = "h.db.flakehound-new-78-00000000-wal";
+    let held = "h.db.flakehound-new-1-12345678";
+    let other = "h.db.flakehound-newer";
+    for name in [dead, &format!("{dead}-wal"), orphan, held, other] {
         std::fs::write(dir.path().join(name), b"").unwrap();
     }
+    let holder = std::fs::File::open(dir.path().join(held)).unwrap();
+    rustix::fs::flock(&holder, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let (store, new) = Store::start_new(&db).unwrap();
     drop((store, new));
-    assert_eq!(names_in(dir.path()), [alive, other]);
+    assert_eq!(names_in(dir.path()), [held, other]);
 }
