@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use rustix::fs::{flock, FlockOperation};
 
-use super::{db_error, migrate, SqliteStore};
+use super::{db_error, enable_wal, migrate, SqliteStore};
 use crate::error::{Error, Result};
 
 /// What a side file's name adds to the database's, before its builder's process id and a
@@ -98,16 +98,7 @@ impl NewDatabase {
     /// when the file system cannot rename without replacing.
     pub(crate) fn put_in_place(mut self, store: SqliteStore) -> Result<bool> {
         // The file a later writer opens is the same as one made in place: a WAL database.
-        let mode: String = store
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| db_error(&self.side, "cannot enable WAL", e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Usage(format!(
-                "database {}: journal mode stayed {mode}",
-                self.side.display()
-            )));
-        }
+        enable_wal(&store.conn, &self.side)?;
         store
             .conn
             .close()
