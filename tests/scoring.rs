@@ -627,6 +627,71 @@ fn a_double_flake_is_not_learned_as_a_breakage() {
     assert!(double_flake > breakage, "{double_flake} vs {breakage}");
 }
 
+/// The posterior that test `B` is flaky from one lone failure on `linux`, in a two-job
+/// matrix whose confirmed flakes passed on the other job and whose confirmed breakage
+/// failed on both. `twin` is how B ended on `macos` on that commit (None: not run there).
+fn lone_posterior_with_twin(twin: Option<O>) -> Option<f64> {
+    let mut h = History::new();
+    let fillers: Vec<String> = (0..30).map(|i| format!("t{i}")).collect();
+    for c in 0..60 {
+        for job in ["linux", "macos"] {
+            let on_linux = job == "linux";
+            // Flakes strike one job; the breakage at commit 30 breaks both.
+            let flake = |at: &[u32]| {
+                if at.contains(&c) {
+                    O::FailWith("Timeout after 3000 ms")
+                } else {
+                    O::Pass
+                }
+            };
+            let c_case = if on_linux {
+                flake(&[10, 20, 40])
+            } else {
+                flake(&[15, 25])
+            };
+            let e_case = if c == 30 { O::Fail } else { O::Pass };
+            let mut cases = vec![("S", "A", O::Pass), ("S", "C", c_case), ("S", "E", e_case)];
+            match (c, on_linux, twin) {
+                (52, true, _) => cases.push(("S", "B", O::FailWith("expected 3 but was 4"))),
+                (52, false, Some(o)) => cases.push(("S", "B", o)),
+                (52, false, None) => {}
+                _ => cases.push(("S", "B", O::Pass)),
+            }
+            cases.extend(fillers.iter().map(|t| ("S", t.as_str(), O::Pass)));
+            let (commit, id) = (format!("c{c}"), format!("{job}-{c}"));
+            h.run(job, "main", &commit, &id, 1, f64::from(c), &cases);
+            if cases.iter().any(|(_, n, o)| *n != "B" && *o != O::Pass) {
+                // The failed job is re-run: the flake passes, the breakage fails again.
+                let again: Vec<_> = cases
+                    .iter()
+                    .map(|&(k, n, o)| (k, n, if n == "C" { O::Pass } else { o }))
+                    .collect();
+                h.run(job, "main", &commit, &id, 2, f64::from(c) + 0.5, &again);
+            }
+        }
+    }
+    let store = h.ingest();
+    let scored = score(&store, &ScoreOptions::default()).unwrap();
+    let b = scored
+        .tests
+        .iter()
+        .find(|t| t.name == "B" && t.job == "linux")
+        .unwrap();
+    b.flaky_posterior
+}
+
+/// A lone failure whose matrix twin passed the same commit looks like a flake (a code bug
+/// breaks every job): the twin's pass counts even where the test never failed in that job.
+#[test]
+fn a_matrix_twin_that_passed_the_same_commit_argues_for_a_flake() {
+    let passed = lone_posterior_with_twin(Some(O::Pass)).unwrap();
+    let unknown = lone_posterior_with_twin(None).unwrap();
+    assert!(
+        passed > unknown,
+        "twin passed {passed} vs no twin {unknown}"
+    );
+}
+
 /// Per-day figures are over the days the history covers. A history that started before
 /// the window covers all of it, even when the window opens on a quiet weekend: its first
 /// run inside the window is no start. A job that started inside the window (asked about on

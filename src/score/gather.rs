@@ -37,7 +37,9 @@ pub(crate) struct History {
     pub accs: FastMap<(i64, u32), Acc>,
     /// (test, job, commit) where the test failed at least once.
     pub cells: FastMap<(i64, u32, u32), Cell>,
-    /// For tests that failed somewhere: each run (position, attempts, failures), in order.
+    /// For tests that failed somewhere (in any job): each run of each job that ran them
+    /// (position, attempts, failures), in order. The other jobs' runs answer whether a
+    /// failure's matrix twin passed without a row lookup each.
     pub series: FastMap<(i64, u32), Vec<(usize, Obs)>>,
     /// Per run: the tests that failed it.
     pub failed_tests: Vec<Vec<i64>>,
@@ -250,6 +252,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     let raw: Vec<usize> = (0..runs.len()).filter(|&p| !on_agg_day(p)).collect();
     let raw_keys: Vec<i64> = raw.iter().map(|&p| keys[p]).collect();
 
+    let failed_somewhere: FastMap<i64, ()> = last_failure.keys().map(|&(t, _)| (t, ())).collect();
     let cell_keys: Vec<(i64, u32, u32)> = cells.keys().copied().collect();
     let new_part = || {
         let mut part = Partial {
@@ -267,25 +270,27 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     let detail = |part: &mut Partial, pos: usize, test: i64, r: &OddRun| {
         let job = job_of[pos];
         let started = runs[pos].started_at;
-        let Some(acc) = part.accs.get_mut(&(test, job)) else {
+        let obs = Obs {
+            attempts: r.attempts,
+            failures: r.failures.min(r.attempts),
+        };
+        let Some(lf) = part
+            .accs
+            .get_mut(&(test, job))
+            .and_then(|acc| acc.last_failure_at.map(|lf| (acc, lf)))
+        else {
+            // Failed in another job only: its run here is a twin's result, nothing more.
+            part.series.entry((test, job)).or_default().push((pos, obs));
             return;
         };
-        let Some(lf) = acc.last_failure_at else {
-            return;
-        };
+        let (acc, lf) = lf;
         if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
             acc.latest = Some((started, pos, r.outcome));
         }
         if started > lf {
             acc.attempts_after_last_failure += r.attempts;
         }
-        part.series.entry((test, job)).or_default().push((
-            pos,
-            Obs {
-                attempts: r.attempts,
-                failures: r.failures.min(r.attempts),
-            },
-        ));
+        part.series.entry((test, job)).or_default().push((pos, obs));
         if let Some(cell) = part.cells.get_mut(&(test, job, commit_of[pos])) {
             cell.runs += 1;
             cell.attempts += r.attempts;
@@ -325,7 +330,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
                 part.failed_tests.push((pos, r.test_id));
             }
             // Only tests that failed somewhere in the window need more than counts.
-            if acc.last_failure_at.is_some() {
+            if failed_somewhere.contains_key(&r.test_id) {
                 let odd = OddRun {
                     run_key: r.run_key,
                     outcome: r.outcome,
@@ -381,7 +386,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
             acc.duration_ms += row.duration_ms;
             acc.in_run_reruns += row.attempts - row.runs;
             acc.last_seen = acc.last_seen.max(row.last_seen);
-            let wants_detail = acc.last_failure_at.is_some();
+            let wants_detail = failed_somewhere.contains_key(&row.test_id);
             if !wants_detail && row.failed_runs == 0 {
                 return;
             }

@@ -458,27 +458,6 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
             .iter()
             .map(|(&id, t)| (id, t.classname.as_str(), t.name.as_str())),
     ));
-    // The twin runs (same commit, other jobs) of every cell whose features are taken,
-    // read in one batch: a read per run is a round trip each on PostgreSQL.
-    let mut twin_pairs: Vec<(i64, i64)> = Vec::new();
-    for ((test_id, job), class, lone) in &classes {
-        let featured = class
-            .kinds
-            .iter()
-            .filter(|(kind, _)| *kind != CellKind::Single)
-            .map(|(_, cell)| *cell)
-            .chain(lone.iter().map(|(i, _)| class.kinds[*i].1));
-        for cell in featured {
-            for &p in &commit_runs[&h.commit_of[cell.failed_runs[0]]] {
-                if h.job_of[p] != *job {
-                    twin_pairs.push((runs[p].run_key, *test_id));
-                }
-            }
-        }
-    }
-    twin_pairs.sort_unstable();
-    twin_pairs.dedup();
-    let twins = store.results_of(&twin_pairs)?;
     // Whether another test failed run `pos` with `test_id`: one not known to flake (on one
     // commit anywhere, or on lone failures in this run's job: `found_flaky`, as it may be
     // broken on another platform), and not a recurring companion of it.
@@ -507,9 +486,15 @@ fn score_in(store: &Store, opts: &ScoreOptions) -> Result<Scored> {
                 if h.job_of[p] == job {
                     continue;
                 }
-                if let Some(r) = twins.get(&(runs[p].run_key, test_id)) {
-                    if r.attempts > 0 {
-                        let passed = r.failures == 0;
+                // The test failed here, so the scan kept its every run in every job.
+                let series = h
+                    .series
+                    .get(&(test_id, h.job_of[p]))
+                    .map_or(&[][..], Vec::as_slice);
+                if let Ok(k) = series.binary_search_by_key(&p, |(pos, _)| *pos) {
+                    let obs = &series[k].1;
+                    if obs.attempts > 0 {
+                        let passed = obs.failures == 0;
                         twin_passed = Some(twin_passed.unwrap_or(false) || passed);
                     }
                 }
