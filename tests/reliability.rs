@@ -667,6 +667,57 @@ fn writers_racing_to_create_a_database_all_succeed() {
     );
 }
 
+/// A first backfill killed while it built the database aside leaves its side file; when
+/// the database is then created another way (here an ingest of one report, which builds no
+/// side file of its own beside a database that exists), `compact` removes what nobody
+/// holds, and leaves the database, a file a builder still holds, and look-alikes alone.
+#[test]
+fn compact_removes_what_a_killed_first_backfill_left_beside_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let path = dir.path().join("r.xml");
+    std::fs::write(&path, common::surefire_xml(&[("A", "t", common::O::Pass)])).unwrap();
+    let dead = "h.db.flakehound-new-4242-0badcafe";
+    let held = "h.db.flakehound-new-1-12345678";
+    let other = "h.db.flakehound-newer";
+    std::fs::write(dir.path().join(dead), b"SQLite format 3\0").unwrap();
+    std::fs::write(dir.path().join(format!("{dead}-wal")), b"").unwrap();
+    std::fs::write(dir.path().join(held), b"").unwrap();
+    std::fs::write(dir.path().join(other), b"").unwrap();
+    let holder = std::fs::File::open(dir.path().join(held)).unwrap();
+    rustix::fs::flock(&holder, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    // The database exists before anything sweeps (as after a `serve` created it).
+    drop(flakehound::store::Store::open(&db).unwrap());
+    let out = ingest(&db, "1", &[&path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("h.db."))
+            .collect();
+        n.sort();
+        n
+    };
+    assert!(names(dir.path()).contains(&dead.to_string()));
+    let out = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .arg("compact")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(dir.path()), [held, other]);
+    assert_eq!(
+        json(&db, &["runs", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // kill -9 during a backfill
 

@@ -1,6 +1,7 @@
 //! `compact`: roll the closed days up into the daily aggregate now. `ingest` and `serve`
 //! do it as days close; this is for a database written by an older version, or after a
-//! backfill of late re-runs into old days.
+//! backfill of late re-runs into old days. It also removes what a killed first backfill
+//! left beside the database (see `Store::sweep_unfinished_builds`).
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +18,7 @@ pub struct CompactArgs {
 
 pub fn run(db: &Path, args: CompactArgs, out: &mut dyn Write) -> Result<u8> {
     let mut store = Store::open(db)?;
+    Store::sweep_unfinished_builds(db);
     let started = std::time::Instant::now();
     let rolled = if args.all {
         store.rollup(i64::MAX)?

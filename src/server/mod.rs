@@ -137,6 +137,7 @@ pub fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()> {
     }
     crate::store::pg::pool::set_size(config.pg_read_pool);
     let store = Store::open(&config.db)?;
+    Store::sweep_unfinished_builds(&config.db);
     let (writer, writer_thread) = writer::spawn(
         store,
         config.max_concurrent_uploads.max(1) * 2,

@@ -98,6 +98,14 @@ impl Store {
         }
     }
 
+    /// Remove what killed builds of a new SQLite database left beside `db` (side files
+    /// nobody holds, see `fresh.rs`); nothing for PostgreSQL.
+    pub fn sweep_unfinished_builds(db: &Path) {
+        if !is_postgres_url(db) {
+            super::fresh::sweep_unfinished_builds(db);
+        }
+    }
+
     /// For an ingest into a SQLite database that does not exist yet: the database, built
     /// beside its path until [`Store::put_in_place`] (see `fresh.rs`). `None`: open `db`
     /// with [`Store::open`] (it exists, is PostgreSQL, or its folder takes no side file).

@@ -204,6 +204,20 @@ fn rename_no_replace(from: &Path, to: &Path) -> bool {
     }
 }
 
+/// Remove side files of `dest` that no builder holds: see [`sweep_stale`]. For the
+/// maintenance paths (`compact`, `serve` starting): a side file left by a killed build
+/// stays when the database was then created another way (a `serve`, an in-place ingest,
+/// the winner of a race), and an ingest into an existing database does not look, so that
+/// a CI post-step does not list the database's folder each time.
+pub(crate) fn sweep_unfinished_builds(dest: &Path) {
+    if dest.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+        return;
+    }
+    if let Some(name) = dest.file_name() {
+        sweep_stale(dest, name);
+    }
+}
+
 /// Remove side files of `dest` that no builder holds (left by a crash, a kill, Ctrl-C),
 /// with any SQLite file beside them.
 fn sweep_stale(dest: &Path, name: &OsStr) {
