@@ -274,7 +274,7 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
             attempts: r.attempts,
             failures: r.failures.min(r.attempts),
         };
-        let Some(lf) = part
+        let Some((acc, lf)) = part
             .accs
             .get_mut(&(test, job))
             .and_then(|acc| acc.last_failure_at.map(|lf| (acc, lf)))
@@ -283,7 +283,6 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
             part.series.entry((test, job)).or_default().push((pos, obs));
             return;
         };
-        let (acc, lf) = lf;
         if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
             acc.latest = Some((started, pos, r.outcome));
         }
