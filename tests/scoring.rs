@@ -630,7 +630,8 @@ fn a_double_flake_is_not_learned_as_a_breakage() {
 /// The posterior that test `B` is flaky from one lone failure on `linux`, in a two-job
 /// matrix whose confirmed flakes passed on the other job and whose confirmed breakage
 /// failed on both. `twin` is how B ended on `macos` on that commit (None: not run there).
-fn lone_posterior_with_twin(twin: Option<O>) -> Option<f64> {
+/// `rolled`: every day rolled up into the daily aggregate first, as `compact --all` does.
+fn lone_posterior_with_twin(twin: Option<O>, rolled: bool) -> Option<f64> {
     let mut h = History::new();
     let fillers: Vec<String> = (0..30).map(|i| format!("t{i}")).collect();
     for c in 0..60 {
@@ -652,9 +653,9 @@ fn lone_posterior_with_twin(twin: Option<O>) -> Option<f64> {
             let e_case = if c == 30 { O::Fail } else { O::Pass };
             let mut cases = vec![("S", "A", O::Pass), ("S", "C", c_case), ("S", "E", e_case)];
             match (c, on_linux, twin) {
-                (52, true, _) => cases.push(("S", "B", O::FailWith("expected 3 but was 4"))),
-                (52, false, Some(o)) => cases.push(("S", "B", o)),
-                (52, false, None) => {}
+                (22, true, _) => cases.push(("S", "B", O::FailWith("expected 3 but was 4"))),
+                (22, false, Some(o)) => cases.push(("S", "B", o)),
+                (22, false, None) => {}
                 _ => cases.push(("S", "B", O::Pass)),
             }
             cases.extend(fillers.iter().map(|t| ("S", t.as_str(), O::Pass)));
@@ -670,7 +671,10 @@ fn lone_posterior_with_twin(twin: Option<O>) -> Option<f64> {
             }
         }
     }
-    let store = h.ingest();
+    let mut store = h.ingest();
+    if rolled {
+        store.rollup(i64::MAX).unwrap();
+    }
     let scored = score(&store, &ScoreOptions::default()).unwrap();
     let b = scored
         .tests
@@ -681,14 +685,20 @@ fn lone_posterior_with_twin(twin: Option<O>) -> Option<f64> {
 }
 
 /// A lone failure whose matrix twin passed the same commit looks like a flake (a code bug
-/// breaks every job): the twin's pass counts even where the test never failed in that job.
+/// breaks every job): the twin's pass counts even where the test never failed in that job,
+/// and whether its day is read raw or from the daily aggregate.
 #[test]
 fn a_matrix_twin_that_passed_the_same_commit_argues_for_a_flake() {
-    let passed = lone_posterior_with_twin(Some(O::Pass)).unwrap();
-    let unknown = lone_posterior_with_twin(None).unwrap();
+    let passed = lone_posterior_with_twin(Some(O::Pass), false).unwrap();
+    let unknown = lone_posterior_with_twin(None, false).unwrap();
     assert!(
         passed > unknown,
         "twin passed {passed} vs no twin {unknown}"
+    );
+    let rolled = lone_posterior_with_twin(Some(O::Pass), true).unwrap();
+    assert!(
+        (rolled - passed).abs() < 1e-12,
+        "rolled up {rolled} vs raw {passed}"
     );
 }
 

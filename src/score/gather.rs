@@ -37,9 +37,9 @@ pub(crate) struct History {
     pub accs: FastMap<(i64, u32), Acc>,
     /// (test, job, commit) where the test failed at least once.
     pub cells: FastMap<(i64, u32, u32), Cell>,
-    /// For tests that failed somewhere (in any job): each run of each job that ran them
-    /// (position, attempts, failures), in order. The other jobs' runs answer whether a
-    /// failure's matrix twin passed without a row lookup each.
+    /// For tests that failed somewhere: each run (position, attempts, failures) of each
+    /// job they failed in, in order; in their other jobs, the runs on commits they failed
+    /// on, which answer whether a failure's matrix twin passed without a row lookup each.
     pub series: FastMap<(i64, u32), Vec<(usize, Obs)>>,
     /// Per run: the tests that failed it.
     pub failed_tests: Vec<Vec<i64>>,
@@ -253,6 +253,13 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
     let raw_keys: Vec<i64> = raw.iter().map(|&p| keys[p]).collect();
 
     let failed_somewhere: FastMap<i64, ()> = last_failure.keys().map(|&(t, _)| (t, ())).collect();
+    // The commits each test failed on, in any job: what its matrix twins are asked about
+    // (one job has no twins).
+    let failed_on: FastMap<(i64, u32), ()> = if jobs.len() > 1 {
+        cells.keys().map(|&(t, _, c)| ((t, c), ())).collect()
+    } else {
+        FastMap::default()
+    };
     let cell_keys: Vec<(i64, u32, u32)> = cells.keys().copied().collect();
     let new_part = || {
         let mut part = Partial {
@@ -279,8 +286,11 @@ pub(crate) fn gather(store: &Store, opts: &ScoreOptions) -> Result<History> {
             .get_mut(&(test, job))
             .and_then(|acc| acc.last_failure_at.map(|lf| (acc, lf)))
         else {
-            // Failed in another job only: its run here is a twin's result, nothing more.
-            part.series.entry((test, job)).or_default().push((pos, obs));
+            // Failed in another job only: its run here is a twin's result, needed only on a
+            // commit it failed on (so a wide matrix keeps little more than before).
+            if failed_on.contains_key(&(test, commit_of[pos])) {
+                part.series.entry((test, job)).or_default().push((pos, obs));
+            }
             return;
         };
         if acc.latest.is_none_or(|(t, p, _)| (started, pos) > (t, p)) {
