@@ -492,6 +492,26 @@ fn refuses_to_listen_openly_without_tokens() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
 }
 
+/// A server starting on a database removes what a killed first backfill left beside it
+/// (a side file nobody holds, with its `-wal`), and says so in its log.
+#[test]
+fn serve_removes_a_killed_first_backfills_side_file_as_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flakes.db");
+    let dead = dir.path().join("flakes.db.flakehound-new-4242-0badcafe");
+    let wal = dir
+        .path()
+        .join("flakes.db.flakehound-new-4242-0badcafe-wal");
+    std::fs::write(&dead, b"SQLite format 3\0").unwrap();
+    std::fs::write(&wal, b"").unwrap();
+    let server = Server::start(&db, &[]);
+    assert!(!dead.exists() && !wal.exists(), "{}", server.log());
+    assert!(server
+        .log()
+        .contains("left by an ingest that did not finish"));
+    assert!(db.exists());
+}
+
 #[test]
 fn a_body_over_max_body_gets_its_413_not_a_reset() {
     // Refused from its Content-Length before it is read: the server must still let the

@@ -246,17 +246,25 @@ fn sweep_stale(dest: &Path, name: &OsStr) {
             }
             continue;
         }
-        let Ok(file) = File::open(&path) else {
+        // Opened for writing: on NFS, Linux emulates `flock` with `fcntl` locks, and an
+        // exclusive one needs a writable descriptor (read-only, every file looks held).
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
             continue;
         };
         if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
             continue; // a builder at work
         }
+        if std::fs::remove_file(&path).is_err() {
+            continue;
+        }
         tracing::info!(
-            "removing {}, left by an ingest that did not finish",
+            "removed {}, left by an ingest that did not finish",
             path.display()
         );
-        let _ = std::fs::remove_file(&path);
         for suffix in COMPANIONS {
             let mut companion = path.clone().into_os_string();
             companion.push(suffix);
